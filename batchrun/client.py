@@ -1,0 +1,186 @@
+"""One HTTP exchange with an OpenAI-compatible API. aiohttp's exceptions end here.
+
+Status classes follow OpenAI's error-code guide
+(https://platform.openai.com/docs/guides/error-codes): 429 and 5xx are worth retrying, 401/403
+mean the key is wrong, 404 that the model is not served, and a 400 whose error code is
+`context_length_exceeded` that the prompt is too long for the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from batchrun.errors import (
+    AuthError,
+    BadRequest,
+    BadResponse,
+    ConnectionLost,
+    ContextTooLong,
+    ModelNotFound,
+    RateLimited,
+    RequestError,
+    ServerError,
+    Timeout,
+)
+from batchrun.retry import parse_retry_after
+
+
+class ApiKey:
+    """The API key. Its repr and str hide it, so it cannot leak through a log or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def reveal(self) -> str | None:
+        """The key itself, for the Authorization header only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "ApiKey(<redacted>)" if self._value else "ApiKey(None)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful exchange."""
+
+    status: int
+    body: dict[str, Any]
+    headers: Any
+    request_id: str | None
+    latency_ms: float
+
+
+@contextmanager
+def map_aiohttp_errors(timeout_s: float) -> Iterator[None]:
+    """Re-raise aiohttp and asyncio transport errors as batchrun RequestErrors."""
+    try:
+        yield
+    except TimeoutError as e:  # asyncio.TimeoutError is TimeoutError since 3.11
+        raise Timeout(f"no answer within {timeout_s:g} s") from e
+    except aiohttp.ClientPayloadError as e:
+        raise ConnectionLost(f"the answer was cut off ({e.__class__.__name__})") from e
+    except aiohttp.ClientResponseError as e:
+        raise BadResponse(f"malformed HTTP answer: {e.message}", status=e.status) from e
+    except aiohttp.ClientError as e:
+        raise ConnectionLost(f"connection failed: {e.__class__.__name__}: {e}") from e
+    except (ConnectionError, OSError) as e:
+        raise ConnectionLost(f"connection failed: {e.__class__.__name__}") from e
+
+
+def make_session(concurrency: int) -> aiohttp.ClientSession:
+    """One session for the job: a connector sized to the concurrency, keep-alive on."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        json_serialize=lambda o: orjson.dumps(o).decode(),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
+class Client:
+    """Sends chat-completion requests to one base URL with one key."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.timeout_s = timeout_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._headers = {"Content-Type": "application/json"}
+        secret = key.reveal()
+        if secret:
+            self._headers["Authorization"] = "Bearer " + secret
+
+    async def send_once(self, body: dict[str, Any]) -> Answer:
+        """POST one request; return the Answer or raise the RequestError that classifies it."""
+        data = orjson.dumps(body)
+        start = time.perf_counter()
+        with map_aiohttp_errors(self.timeout_s):
+            async with self.session.post(
+                self.url, data=data, headers=self._headers, timeout=self._timeout
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+                headers = resp.headers
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        request_id = headers.get("x-request-id")
+        try:
+            parsed: Any = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        if status == 200:
+            if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
+                raise BadResponse(
+                    "the server answered 200 with an empty or invalid body",
+                    status=status,
+                    body=_short(raw) if parsed is None else parsed,
+                    headers=headers,
+                )
+            return Answer(status, parsed, headers, request_id, latency_ms)
+        raise classify(status, parsed if parsed is not None else _short(raw), headers)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """GET {base_url}/models."""
+        with map_aiohttp_errors(self.timeout_s):
+            async with self.session.get(
+                self.base_url + "/models", headers=self._headers, timeout=self._timeout
+            ) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        try:
+            parsed = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        if status != 200:
+            raise classify(status, parsed if parsed is not None else _short(raw), headers)
+        data = parsed.get("data") if isinstance(parsed, dict) else None
+        if not isinstance(data, list):
+            raise BadResponse("the models list is not in the expected shape", status=status)
+        return [m for m in data if isinstance(m, dict)]
+
+
+def _short(raw: bytes) -> str:
+    return raw[:500].decode("utf-8", "replace")
+
+
+def _error_fields(body: Any) -> tuple[str, str]:
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("code") or err.get("type") or ""), str(err.get("message") or "")
+    if isinstance(err, str):
+        return "", err
+    return "", body if isinstance(body, str) else ""
+
+
+def classify(status: int, body: Any, headers: Any) -> RequestError:
+    """The RequestError for a non-200 answer."""
+    code, message = _error_fields(body)
+    text = f"HTTP {status}" + (f": {message}" if message else "")
+    kw: dict[str, Any] = {"status": status, "body": body, "headers": headers}
+    if status == 429:
+        return RateLimited(text, retry_after=parse_retry_after(headers, time.time()), **kw)
+    if status in (401, 403):
+        return AuthError(text, **kw)
+    if code == "context_length_exceeded" or "maximum context length" in message:
+        return ContextTooLong(text, **kw)
+    if status == 404 or code == "model_not_found":
+        return ModelNotFound(text, **kw)
+    if status in (408, 409) or status >= 500:
+        return ServerError(text, **kw)
+    return BadRequest(text, **kw)
+
+
+__all__ = ["Answer", "ApiKey", "Client", "classify", "make_session", "map_aiohttp_errors"]

@@ -1,0 +1,195 @@
+"""Everything a person sees: Rich progress on a terminal, plain timestamped lines for cron,
+and the summary table. The only module that imports Rich. Pure formatters (`format_*`) build
+text; the Display prints it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The running figures the progress display shows."""
+
+    done: int
+    total: int | None
+    elapsed_s: float
+    rps: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_unknown: bool
+    retries: int
+    errors: int
+    in_flight: int
+    limits: tuple[str, ...] = ()
+    wait_s: float = 0.0
+    simulated: bool = False
+
+
+def format_snapshot(s: Snapshot) -> str:
+    """One plain progress line (without timestamp)."""
+    total = f"/{s.total}" if s.total is not None else ""
+    pct = f" ({100.0 * s.done / s.total:.1f}%)" if s.total else ""
+    cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
+    parts = [
+        f"{s.done}{total} done{pct}",
+        f"{s.rps:.1f} req/s",
+        f"tokens {s.input_tokens} in / {s.output_tokens} out",
+        f"cost {cost}",
+        f"retries {s.retries}",
+        f"errors {s.errors}",
+        f"in flight {s.in_flight}",
+    ]
+    if s.limits:
+        parts.append("limits " + "; ".join(s.limits))
+    if s.wait_s >= 0.05:
+        parts.append(f"waited {s.wait_s:.1f}s on limits")
+    return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Display:
+    """Shows progress and messages; mode is 'live' (a TTY), 'plain' (cron) or 'quiet'."""
+
+    def __init__(
+        self,
+        mode: str | None = None,
+        log_file: Path | None = None,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        plain_interval_s: float | None = None,
+    ) -> None:
+        out = out or sys.stdout
+        self.console = Console(file=out, highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:  # cron mail and log files: don't squeeze the table to 80
+            self.console = Console(file=out, highlight=False, soft_wrap=True, width=160)
+        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
+        self.mode = mode or ("live" if self.console.is_terminal else "plain")
+        self.interval_s = 0.25 if self.mode == "live" else (plain_interval_s or 10.0)
+        self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def _to_log(self, text: str) -> None:
+        if self._log is not None:
+            self._log.write(f"{_stamp()} {text}\n")
+            self._log.flush()
+
+    def notice(self, text: str) -> None:
+        """A line for the person running the job (stderr)."""
+        self._to_log(text)
+        if self.mode != "quiet":
+            self.err.print(text, markup=False)
+
+    def warn(self, text: str) -> None:
+        """A warning, shown even with --quiet."""
+        self._to_log("warning: " + text)
+        self.err.print("warning: " + text, markup=False)
+
+    def start(self, total: int | None, simulated: bool) -> None:
+        """Begin showing progress."""
+        if self.mode != "live":
+            return
+        label = "[bold magenta]SIMULATED[/] batchrun" if simulated else "batchrun"
+        self._progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self._task = self._progress.add_task("records", total=total, info="")
+        self._progress.start()
+
+    def update(self, s: Snapshot) -> None:
+        """Show the latest figures."""
+        line = format_snapshot(s)
+        if self.mode == "live" and self._progress is not None:
+            info = line.split(" done", 1)[-1].lstrip(" (0123456789.%)").lstrip(", ")
+            self._progress.update(self._task, completed=s.done, total=s.total, info=info)
+        elif self.mode == "plain":
+            self.console.print(f"{_stamp()} {line}", markup=False)
+        self._to_log(line)
+
+    def stop(self) -> None:
+        """Stop the live display, leaving its last state on screen."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        """The end-of-run table (stdout), shown in every mode."""
+        self.console.print(format_summary_table(summary))
+        for line in format_summary_footer(summary):
+            self.console.print(line, markup=False)
+        self._to_log("summary " + "; ".join(format_summary_footer(summary)))
+
+    def close(self) -> None:
+        """Release the log file."""
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _money(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:.6f}"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def format_summary_table(summary: dict[str, Any], title: str | None = None) -> Table:
+    """The per-model summary as a Rich table."""
+    sim = summary.get("job", {}).get("simulated")
+    t = Table(title=title or ("batchrun summary [SIMULATED]" if sim else "batchrun summary"))
+    for col in ("model", "requests", "ok", "failed", "err %", "attempts", "429s", "fallbacks",
+                "input tok", "output tok", "cached", "cost", "p50 ms", "p95 ms"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in summary.get("models", {}).items():
+        lat = m.get("latency_ms") or {}
+        t.add_row(
+            name, str(m["requests"]), str(m["succeeded"]), str(m["failed"]),
+            f"{100 * m.get('error_rate', 0):.1f}", str(m["attempts"]), str(m["rate_limited"]),
+            str(m["fallbacks"]), str(m["input_tokens"]), str(m["output_tokens"]),
+            str(m["cached_tokens"]), _money(m["cost_usd"]), _ms(lat.get("p50")), _ms(lat.get("p95")),
+        )
+    return t
+
+
+def format_summary_footer(summary: dict[str, Any]) -> list[str]:
+    """The lines under the table: records, cost, job state."""
+    r, job = summary["records"], summary["job"]
+    lines = [
+        f"records: {r['total']} total, {r['succeeded']} succeeded, {r['failed']} failed, "
+        f"{r['invalid']} invalid",
+        f"total cost: ${summary['total_cost_usd']:.6f}"
+        + (f" (unknown for {', '.join(summary['unpriced_models'])})" if summary["unpriced_models"] else ""),
+    ]
+    if job.get("output"):
+        state = "complete" if job.get("complete") else f"stopped ({job.get('stopped')})"
+        lines.append(
+            f"job: {state}, {job.get('runs', 1)} run(s), {job.get('elapsed_s', 0):.1f}s, "
+            f"output {job['output']}"
+        )
+    if job.get("rate_limit_wait_s"):
+        lines.append(f"waited {job['rate_limit_wait_s']:.1f}s on rate limits")
+    if job.get("simulated"):
+        lines.append("SIMULATED: no real API was called")
+    return lines

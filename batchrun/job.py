@@ -1,0 +1,257 @@
+"""One run of a `process` job: take the lock, load or start the checkpoint, run the pipeline,
+save the state and summary, and pick the exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from batchrun.budget import Budget
+from batchrun.checkpoint import (
+    JobLock,
+    JobState,
+    checkpoint_path,
+    fingerprint,
+    load_state,
+    lock_path,
+    now_iso,
+    rebuild_from_output,
+    recover_output,
+    save_atomic,
+)
+from batchrun.client import ApiKey, Client, make_session
+from batchrun.config import RunConfig
+from batchrun.display import Display, Snapshot
+from batchrun.errors import InputError, JobError
+from batchrun.limiter import Limiters
+from batchrun.pool import AUTH, BUDGET, INTERRUPTED, TERMINATED, Pipeline
+from batchrun.pricing import PriceBook
+from batchrun.reader import LineParser, Shaping, raw_lines
+from batchrun.retry import RetryPolicy
+from batchrun.sender import Sender
+from batchrun.simulator import SimConfig, Simulator
+from batchrun.stats import summary
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED = 0, 1, 3
+EXIT_BY_STOP = {INTERRUPTED: 130, TERMINATED: 143, BUDGET: EXIT_STOPPED, AUTH: EXIT_STOPPED}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended."""
+
+    exit_code: int
+    summary: dict[str, Any]
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def prepare_state(cfg: RunConfig, display: Display) -> JobState:
+    """Load the checkpoint and check the job is the same, or start a new one."""
+    if not cfg.input.is_file():
+        raise InputError(f"input file {cfg.input} does not exist or is not a file")
+    try:
+        fp, lines = fingerprint(cfg.input)
+    except OSError as e:
+        raise InputError(f"cannot read input file {cfg.input}: {e.strerror or e}") from None
+    identity = cfg.identity()
+    ck = checkpoint_path(cfg.output)
+    state = None if cfg.fresh else load_state(ck)
+    if cfg.fresh:
+        for p in (cfg.output, ck):
+            if p.exists() and p.stat().st_size > 0:
+                aside = p.with_name(f"{p.name}.{time.strftime('%Y%m%dT%H%M%S')}.old")
+                os.replace(p, aside)
+                display.notice(f"--fresh: moved {p} aside to {aside}")
+            elif p.exists():
+                p.unlink()
+    if state is None:
+        if cfg.output.exists() and cfg.output.stat().st_size > 0:
+            raise JobError(
+                f"output {cfg.output} already exists but has no batchrun checkpoint; "
+                "pass --fresh to move it aside and start over, or -o to write elsewhere"
+            )
+        state = JobState(input_fingerprint=fp, identity=identity)
+    else:
+        if state.input_fingerprint != fp:
+            raise JobError(
+                f"input {cfg.input} changed since this job started; to resume, restore it, "
+                "or pass --fresh to start over (the old output is kept)"
+            )
+        changed = _changed(state.identity, identity)
+        if changed:
+            raise JobError(
+                f"request-shaping option(s) {', '.join(changed)} differ from the run that started "
+                "this job; rerun with the same options, or pass --fresh to start over"
+            )
+        if cfg.retry_failed:
+            dropped = rebuild_from_output(cfg.output, state, drop_failed=True)
+            display.notice(f"--retry-failed: {dropped} failed record(s) will be sent again")
+        else:
+            n = recover_output(cfg.output, state)
+            if n:
+                display.notice(f"resume: {n} result line(s) written after the last checkpoint recovered")
+        display.notice(
+            f"resuming: {state.stats.done} record(s) already done in {state.runs} earlier run(s)"
+        )
+    state.total = lines
+    state.runs += 1
+    state.last_run = {"status": "running", "started": now_iso(), "pid": os.getpid()}
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    cfg.output.touch()
+    save_atomic(ck, state.to_bytes())
+    return state
+
+
+@contextlib.asynccontextmanager
+async def endpoint(cfg: RunConfig) -> AsyncIterator[tuple[str, ApiKey]]:
+    """The base URL and key to use: the real ones, or an in-process simulator's."""
+    if not cfg.simulate:
+        yield cfg.base_url, cfg.api_key
+        return
+    sim = Simulator(SimConfig(latency_ms=20.0, jitter_ms=15.0, seed=7))
+    url = await sim.start()
+    try:
+        yield url, ApiKey("sim-key")
+    finally:
+        await sim.stop()
+
+
+async def run_job(cfg: RunConfig, display: Display) -> Outcome:
+    """Run the job to its end or a clean stop."""
+    lock = JobLock(lock_path(cfg.output))
+    lock.acquire()
+    try:
+        if lock.stale_pid is not None:
+            display.notice(f"took over a stale lock left by PID {lock.stale_pid}, which is not running")
+        state = prepare_state(cfg, display)
+        return await _run(cfg, state, display)
+    finally:
+        lock.release()
+
+
+async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    ck = checkpoint_path(cfg.output)
+    elapsed_before = state.elapsed_s
+    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url)
+
+    async def save() -> None:
+        state.elapsed_s = elapsed_before + time.monotonic() - started
+        data = state.to_bytes()
+        await asyncio.to_thread(save_atomic, ck, data)
+
+    parser = LineParser(
+        Shaping(cfg.model, cfg.template, cfg.system, cfg.max_tokens, cfg.default_max_output,
+                cfg.aliases),
+        cfg.max_line_bytes,
+    )
+    async with endpoint(cfg) as (base_url, key), make_session(cfg.concurrency) as session:
+        client = Client(session, base_url, key, cfg.timeout)
+        limiters = Limiters(base_url, cfg.rpm, cfg.tpm)
+        budget = Budget(cfg.max_cost, spent_usd=state.stats.cost_usd)
+        sender = Sender(client, limiters, prices, budget, RetryPolicy(cfg.max_attempts),
+                        cfg.fallback_models, dict(cfg.context_windows))
+        pipe = Pipeline(raw_lines(cfg.input, cfg.max_line_bytes), parser, sender, state,
+                        cfg.output, cfg.concurrency, save, cfg.drain_timeout)
+        done_before = state.stats.done
+
+        def on_signal(reason: str) -> None:
+            if pipe.stopped in (INTERRUPTED, TERMINATED):
+                display.notice("second signal: stopping now without waiting for in-flight requests")
+                pipe.stop_now()
+                return
+            display.notice(
+                f"stopping: finishing {pipe.in_flight} in-flight request(s) "
+                f"(up to {cfg.drain_timeout:g}s; Ctrl-C again to stop at once)"
+            )
+            pipe.stop(reason)
+
+        loop.add_signal_handler(signal.SIGINT, on_signal, INTERRUPTED)
+        loop.add_signal_handler(signal.SIGTERM, on_signal, TERMINATED)
+
+        def snapshot() -> Snapshot:
+            st = state.stats
+            el = time.monotonic() - started
+            tin, tout = st.tokens
+            lims = tuple(
+                f"{m}: {_rate(lim.controller.rpm)} rpm"
+                f"{' / ' + _rate(lim.controller.tpm) + ' tpm' if lim.controller.tpm else ''}"
+                f" ({lim.controller.rpm_source or lim.controller.tpm_source})"
+                for m, lim in limiters.by_model.items()
+                if not lim.controller.unlimited
+            )
+            return Snapshot(
+                done=st.done, total=state.total, elapsed_s=el,
+                rps=(st.done - done_before - pipe.skipped * 0) / el if el > 0 else 0.0,
+                input_tokens=tin, output_tokens=tout, cost_usd=st.cost_usd,
+                cost_unknown=any(m.unpriced for m in st.models.values()),
+                retries=sender.retries, errors=st.failed + st.invalid, in_flight=pipe.in_flight,
+                limits=lims, wait_s=limiters.waited_s, simulated=cfg.simulate,
+            )
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(display.interval_s)
+                display.update(snapshot())
+
+        display.start(state.total, cfg.simulate)
+        ticker = asyncio.create_task(tick()) if display.mode != "quiet" else None
+        try:
+            await pipe.run()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+            if display.mode != "quiet":
+                display.update(snapshot())
+            display.stop()
+
+    complete = pipe.stopped is None
+    if complete:
+        state.total = state.stats.done
+    state.last_run = {**state.last_run, "status": "complete" if complete else f"stopped: {pipe.stopped}",
+                      "ended": now_iso()}
+    await save()
+    wait_s = limiters.waited_s
+    summ = summary(
+        state.stats, input_path=str(cfg.input), output_path=str(cfg.output),
+        total=state.total or state.stats.done, complete=complete, simulated=cfg.simulate,
+        runs=state.runs, elapsed_s=state.elapsed_s, stopped=pipe.stopped, rate_limit_wait_s=wait_s,
+    )
+    for model in summ["unpriced_models"]:
+        display.warn(f"no price is known for model {model!r}: its cost is shown as unknown "
+                     "(add it with --prices)")
+    if cfg.summary_json is not None:
+        cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
+    display.summary(summ)
+    if pipe.stopped == AUTH:
+        display.warn(f"the API refused the key read from {cfg.api_key_env} ({pipe.stop_message}); "
+                     "fix the key and rerun the same command to resume")
+    elif pipe.stopped == BUDGET:
+        display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
+                     "raise --max-cost and rerun the same command to go on")
+    elif pipe.stopped is not None:
+        display.notice("stopped cleanly; rerun the same command to resume")
+    if pipe.stopped is not None:
+        return Outcome(EXIT_BY_STOP[pipe.stopped], summ)
+    return Outcome(EXIT_OK if state.stats.failed + state.stats.invalid == 0 else EXIT_SOME_FAILED, summ)
+
+
+def _rate(v: float | None) -> str:
+    return "?" if v is None else f"{v:.0f}"

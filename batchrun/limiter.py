@@ -1,0 +1,315 @@
+"""Requests- and tokens-per-minute budgets, learned from the server. Pure: time is passed in.
+
+Where limits come from, in order:
+1. `--rpm` / `--tpm` (fixed; never changed by what the server says).
+2. OpenAI's rate-limit headers, read on every response
+   (https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers):
+   `x-ratelimit-limit-{requests,tokens}`, `x-ratelimit-remaining-{requests,tokens}` and
+   `x-ratelimit-reset-{requests,tokens}` in Go duration form (`6m0s`, `1s`, `120ms`).
+   The limit sets the refill rate; `remaining` pulls our own bucket down when the server has
+   counted more than we thought (other clients on the same key, clock skew, calendar minutes).
+3. Nothing said: additive increase while all is well, multiplicative decrease on a 429 (AIMD).
+
+A 429 pauses every dispatch for this model, not only the worker that got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+# Run a hair under a header-learned limit: both sides refill on their own clocks.
+HEADER_SAFETY = 0.98
+# A bucket holds this many seconds of its rate: a small burst, never the whole minute.
+BURST_SECONDS = 1.0
+# With no retry-after on a 429, pause this long.
+DEFAULT_PAUSE_S = 1.0
+# AIMD: cut to this share of the rate that failed; grow by this share a second while all is well.
+AIMD_DECREASE = 0.8
+AIMD_INCREASE = 0.01
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in an OpenAI reset value: `6m0s`, `1s`, `120ms`, `1h2m3.5s`, or plain seconds."""
+    text = text.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    total, pos = 0.0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            return None
+        value, unit = float(m.group(1)), m.group(2)
+        total += value * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
+        pos = m.end()
+    return total if pos == len(text) and pos > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class RateHeaders:
+    """What one response said about the limits."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens: float | None = None
+
+
+def _num(headers: Mapping[str, str], name: str) -> int | None:
+    v = headers.get(name)
+    if v is None:
+        return None
+    try:
+        return int(float(v))
+    except ValueError:
+        return None
+
+
+def _dur(headers: Mapping[str, str], name: str) -> float | None:
+    v = headers.get(name)
+    return parse_duration(v) if v is not None else None
+
+
+def parse_rate_headers(headers: Mapping[str, str]) -> RateHeaders | None:
+    """The rate-limit headers of a response, or None when it sent none."""
+    if "x-ratelimit-limit-requests" not in headers and "x-ratelimit-limit-tokens" not in headers:
+        if "x-ratelimit-remaining-requests" not in headers:
+            return None
+    return RateHeaders(
+        _num(headers, "x-ratelimit-limit-requests"),
+        _num(headers, "x-ratelimit-remaining-requests"),
+        _dur(headers, "x-ratelimit-reset-requests"),
+        _num(headers, "x-ratelimit-limit-tokens"),
+        _num(headers, "x-ratelimit-remaining-tokens"),
+        _dur(headers, "x-ratelimit-reset-tokens"),
+    )
+
+
+class Bucket:
+    """A token bucket whose level may go below zero (debt) after a reconcile."""
+
+    __slots__ = ("rate", "capacity", "level", "stamp")
+
+    def __init__(self, per_minute: float, now: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * BURST_SECONDS)
+        self.level = self.capacity
+        self.stamp = now
+
+    def set_per_minute(self, per_minute: float, now: float) -> None:
+        """Change the refill rate, keeping what has accrued so far."""
+        self.refill(now)
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * BURST_SECONDS)
+        self.level = min(self.level, self.capacity)
+
+    def refill(self, now: float) -> None:
+        """Add what the rate has earned since the last look."""
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until `amount` may be taken (a request larger than the burst waits for a full bucket)."""
+        self.refill(now)
+        need = min(amount, self.capacity)
+        if self.level >= need:
+            return 0.0
+        return (need - self.level) / self.rate
+
+
+class RateController:
+    """The limits of one (base URL, model): when may the next request go, and what was learned."""
+
+    def __init__(
+        self, rpm: float | None = None, tpm: float | None = None, *, now: float = 0.0
+    ) -> None:
+        self.fixed_rpm = rpm
+        self.fixed_tpm = tpm
+        self.requests = Bucket(rpm, now) if rpm else None
+        self.tokens = Bucket(tpm, now) if tpm else None
+        self.rpm_source = "flag" if rpm else None
+        self.tpm_source = "flag" if tpm else None
+        self.paused_until = 0.0
+        self.inflight_requests = 0
+        self.inflight_tokens = 0
+        self.rate_limited = 0
+        self._sent: deque[float] = deque(maxlen=512)
+        self._last_increase = now
+
+    @property
+    def unlimited(self) -> bool:
+        """Nothing is known yet: send as fast as concurrency allows."""
+        return self.requests is None and self.tokens is None
+
+    @property
+    def rpm(self) -> float | None:
+        """The requests-per-minute rate in force, if any."""
+        return self.requests.rate * 60 if self.requests else None
+
+    @property
+    def tpm(self) -> float | None:
+        """The tokens-per-minute rate in force, if any."""
+        return self.tokens.rate * 60 if self.tokens else None
+
+    def delay(self, tokens: int, now: float) -> float:
+        """Seconds until a request of `tokens` may be sent; 0 means now."""
+        wait = self.paused_until - now
+        if self.requests is not None:
+            wait = max(wait, self.requests.wait_for(1, now))
+        if self.tokens is not None:
+            wait = max(wait, self.tokens.wait_for(tokens, now))
+        return max(0.0, wait)
+
+    def take(self, tokens: int, now: float) -> None:
+        """Account a request as sent."""
+        if self.requests is not None:
+            self.requests.level -= 1
+        if self.tokens is not None:
+            self.tokens.level -= tokens
+        self.inflight_requests += 1
+        self.inflight_tokens += tokens
+        self._sent.append(now)
+
+    def on_answer(
+        self, est_tokens: int, used_tokens: int | None, info: RateHeaders | None, now: float
+    ) -> None:
+        """A request came back (any status but 429): reconcile tokens and learn from headers."""
+        self.inflight_requests -= 1
+        self.inflight_tokens -= est_tokens
+        if used_tokens is not None and self.tokens is not None:
+            self.tokens.level += est_tokens - used_tokens
+        if info is not None:
+            self._learn(info, now)
+        elif self.rpm_source == "probe" and self.requests is not None:
+            if now - self._last_increase >= 1.0:
+                self._last_increase = now
+                self.requests.set_per_minute(self.requests.rate * 60 * (1 + AIMD_INCREASE), now)
+
+    def on_rate_limited(
+        self, est_tokens: int, retry_after: float | None, info: RateHeaders | None, now: float
+    ) -> None:
+        """A 429: pause every dispatch, and send below the rate that failed."""
+        self.inflight_requests -= 1
+        self.inflight_tokens -= est_tokens
+        self.rate_limited += 1
+        first_of_burst = now >= self.paused_until
+        pause = retry_after if retry_after is not None else DEFAULT_PAUSE_S
+        if info is not None:
+            self._learn(info, now)
+            if retry_after is None:
+                resets = [r for r in (info.reset_requests, info.reset_tokens) if r]
+                pause = min(resets) if resets else pause
+        self.paused_until = max(self.paused_until, now + pause)
+        if not first_of_burst:
+            return  # one decrease per burst of 429s, not one per in-flight request
+        if self.requests is not None:
+            self.requests.level = min(self.requests.level, 0.0)
+        if self.tokens is not None:
+            self.tokens.level = min(self.tokens.level, 0.0)
+        if self.rpm_source in (None, "probe") and (info is None or info.limit_requests is None):
+            current = self.rpm if self.rpm_source == "probe" else self._observed_rpm(now)
+            if current:
+                self._set_rpm(current * AIMD_DECREASE, "probe", now)
+                self._last_increase = now + pause
+
+    def _observed_rpm(self, now: float) -> float | None:
+        if len(self._sent) < 2:
+            return None
+        span = max(now - self._sent[0], 1e-3)
+        return len(self._sent) / span * 60.0
+
+    def _set_rpm(self, rpm: float, source: str, now: float) -> None:
+        if self.requests is None:
+            self.requests = Bucket(rpm, now)
+            self.requests.level = 0.0
+        else:
+            self.requests.set_per_minute(rpm, now)
+        self.rpm_source = source
+
+    def _learn(self, info: RateHeaders, now: float) -> None:
+        if self.fixed_rpm is None and info.limit_requests:
+            target = info.limit_requests * HEADER_SAFETY
+            if self.requests is None or abs(self.requests.rate * 60 - target) > 1e-6:
+                self._set_rpm(target, "headers", now)
+        if self.fixed_tpm is None and info.limit_tokens:
+            target = info.limit_tokens * HEADER_SAFETY
+            if self.tokens is None:
+                self.tokens = Bucket(target, now)
+            elif abs(self.tokens.rate * 60 - target) > 1e-6:
+                self.tokens.set_per_minute(target, now)
+            self.tpm_source = "headers"
+        if self.requests is not None and info.remaining_requests is not None:
+            self.requests.refill(now)
+            seen = info.remaining_requests - self.inflight_requests
+            self.requests.level = min(self.requests.level, float(seen))
+        if self.tokens is not None and info.remaining_tokens is not None:
+            self.tokens.refill(now)
+            seen = info.remaining_tokens - self.inflight_tokens
+            self.tokens.level = min(self.tokens.level, float(seen))
+
+
+class Limiter:
+    """The async face of a RateController: workers wait here, in arrival order."""
+
+    def __init__(
+        self,
+        controller: RateController,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.controller = controller
+        self.clock = clock
+        self.waited_s = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait until a request of `tokens` may be sent, then account it as sent."""
+        c = self.controller
+        now = self.clock()
+        if c.unlimited and now >= c.paused_until and not self._lock.locked():
+            c.take(tokens, now)
+            return
+        async with self._lock:
+            while (d := c.delay(tokens, self.clock())) > 0:
+                self.waited_s += d
+                await asyncio.sleep(d)
+            c.take(tokens, self.clock())
+
+
+class Limiters:
+    """One limiter per (base URL, model): models on one gateway have separate limits."""
+
+    def __init__(
+        self,
+        base_url: str,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url
+        self.rpm = rpm
+        self.tpm = tpm
+        self.clock = clock
+        self.by_model: dict[str, Limiter] = {}
+
+    def get(self, model: str) -> Limiter:
+        """The limiter of a model, made on first use."""
+        lim = self.by_model.get(model)
+        if lim is None:
+            ctl = RateController(self.rpm, self.tpm, now=self.clock())
+            lim = self.by_model[model] = Limiter(ctl, self.clock)
+        return lim
+
+    @property
+    def waited_s(self) -> float:
+        """Seconds workers spent waiting on any limiter."""
+        return sum(lim.waited_s for lim in self.by_model.values())

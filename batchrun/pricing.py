@@ -1,0 +1,177 @@
+"""Prices per model and the cost of a usage. Never a guess: unknown means None.
+
+Sources, later ones winning: pydantic's `genai-prices` snapshot bundled with the package (read
+offline, never updated at run time; the provider is matched from the base URL, else from the
+model name alone), then the user's prices file or `[prices]` tables in batchrun.toml.
+Prices are USD per million tokens; `input_tokens` includes cached tokens, which are priced at the
+cached-input rate when one is known.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from batchrun.errors import ConfigError
+from batchrun.records import Usage
+
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """USD per million tokens; with tiers, crossing a tier's input size prices all tokens there."""
+
+    base: Decimal
+    tiers: tuple[tuple[int, Decimal], ...] = ()
+
+    def at(self, total_input: int) -> Decimal:
+        """The rate for a request of `total_input` input tokens."""
+        for start, price in reversed(self.tiers):
+            if total_input > start:
+                return price
+        return self.base
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What one model costs, and where the figures come from."""
+
+    input: Rate
+    output: Rate
+    cached_input: Rate | None
+    source: str
+
+    def cost(self, usage: Usage) -> float:
+        """USD for one usage."""
+        n_in = usage.input_tokens
+        cached = min(usage.cached_tokens, n_in) if self.cached_input is not None else 0
+        total = (
+            (n_in - cached) * self.input.at(n_in)
+            + usage.output_tokens * self.output.at(n_in)
+            + (cached * self.cached_input.at(n_in) if self.cached_input is not None else 0)
+        )
+        return float(total / MILLION)
+
+
+def _rate_from(value: Any, where: str) -> Rate:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where} must be a number of USD per million tokens")
+    try:
+        d = Decimal(str(value))
+    except ArithmeticError:
+        raise ConfigError(f"{where} must be a number of USD per million tokens") from None
+    if not d.is_finite() or d < 0:
+        raise ConfigError(f"{where} must be a non-negative number")
+    return Rate(d)
+
+
+def parse_price_tables(models: Any, source: str) -> dict[str, Price]:
+    """Prices from `[models."NAME"]` tables (`input`, `output`, optional `cached_input`)."""
+    if not isinstance(models, dict):
+        raise ConfigError(f"{source}: expected tables [models.\"NAME\"] with input and output prices")
+    out: dict[str, Price] = {}
+    for name, table in models.items():
+        where = f'{source}: [models."{name}"]'
+        if not isinstance(table, dict) or "input" not in table or "output" not in table:
+            raise ConfigError(f"{where} needs both input and output (USD per million tokens)")
+        cached = table.get("cached_input")
+        out[str(name)] = Price(
+            _rate_from(table["input"], f"{where} input"),
+            _rate_from(table["output"], f"{where} output"),
+            _rate_from(cached, f"{where} cached_input") if cached is not None else None,
+            source,
+        )
+    return out
+
+
+def load_prices_file(path: Path) -> dict[str, Price]:
+    """Read a prices TOML file."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"prices file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read prices file {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"prices file {path} is not valid TOML: {e}") from None
+    return parse_price_tables(doc.get("models", {}), f"prices file {path}")
+
+
+def _genai_rate(value: Any) -> Rate | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return Rate(value)
+    base = getattr(value, "base", None)
+    tiers = getattr(value, "tiers", None)
+    if isinstance(base, Decimal) and tiers is not None:
+        return Rate(base, tuple((int(t.start), Decimal(t.price)) for t in tiers))
+    return None
+
+
+def genai_price(model: str, base_url: str | None) -> Price | None:
+    """The bundled genai-prices snapshot's price of a model, or None."""
+    from genai_prices import data_snapshot  # imported lazily: it takes a quarter second
+
+    snap = data_snapshot.get_snapshot()
+    found = None
+    for url in (base_url, None):
+        try:
+            found = snap.find_provider_model(model, None, None, url)
+            break
+        except LookupError:
+            continue
+    if found is None:
+        return None
+    provider, info = found
+    try:
+        mp = info.get_prices(datetime.now(UTC))
+    except (LookupError, ValueError):
+        return None
+    inp, out = _genai_rate(getattr(mp, "input_mtok", None)), _genai_rate(getattr(mp, "output_mtok", None))
+    if inp is None or out is None:
+        return None
+    cached = _genai_rate(getattr(mp, "cache_read_mtok", None))
+    return Price(inp, out, cached, f"genai-prices ({provider.id})")
+
+
+class PriceBook:
+    """Looks a model's price up once and prices usages."""
+
+    def __init__(
+        self,
+        user_prices: dict[str, Price] | None = None,
+        base_url: str | None = None,
+        use_snapshot: bool = True,
+    ) -> None:
+        self.user = dict(user_prices or {})
+        self.base_url = base_url
+        self.use_snapshot = use_snapshot
+        self._cache: dict[str, Price | None] = {}
+
+    def price(self, model: str) -> Price | None:
+        """The price of a model, or None if no source knows it."""
+        if model in self._cache:
+            return self._cache[model]
+        p = self.user.get(model)
+        if p is None and self.use_snapshot:
+            p = genai_price(model, self.base_url)
+        self._cache[model] = p
+        return p
+
+    def cost(self, model: str, usage: Usage) -> float | None:
+        """USD for a usage on a model, or None when its price is unknown."""
+        p = self.price(model)
+        return None if p is None else p.cost(usage)
+
+    def identity(self) -> list[Any]:
+        """The user's prices, as part of a job's identity."""
+        return sorted(
+            [name, str(p.input.base), str(p.output.base), str(p.cached_input.base if p.cached_input else None)]
+            for name, p in self.user.items()
+        )

@@ -1,0 +1,231 @@
+"""Stream the input file into Records or invalid-line results, in SPEC.md's three shapes.
+
+The file is read in chunks and split on newlines here, so memory stays flat whatever the file's
+size and no line costs a thread hop of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import orjson
+
+from batchrun.errors import InputError
+from batchrun.records import Record, Result, invalid_result
+from batchrun.tokens import DEFAULT_MAX_OUTPUT_TOKENS, max_output_tokens, prompt_tokens
+
+CHUNK = 1 << 20
+DEFAULT_MAX_LINE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Shaping:
+    """The request-shaping options that turn a line into a request."""
+
+    model: str | None = None
+    template: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    default_max_output: int = DEFAULT_MAX_OUTPUT_TOKENS
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One non-blank line as bytes, or the reason it could not be taken whole."""
+
+    number: int
+    data: bytes
+    too_long: bool = False
+
+
+async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:
+    """Yield the non-blank lines of a file with their 1-based numbers, never buffering a long one."""
+    try:
+        f = await aiofiles.open(path, "rb")
+    except OSError as e:
+        raise InputError(f"cannot read input file {path}: {e.strerror or e}") from e
+    number = 0
+    pending = b""
+    skipping = False  # inside a line already known to be too long
+    try:
+        while True:
+            chunk = await f.read(CHUNK)
+            if not chunk:
+                break
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                if nl < 0:
+                    if not skipping:
+                        pending += chunk[start:]
+                        if len(pending) > max_line_bytes:
+                            skipping, pending = True, b""
+                    break
+                piece = chunk[start:nl]
+                start = nl + 1
+                number += 1
+                if skipping:
+                    skipping = False
+                    yield RawLine(number, b"", too_long=True)
+                    continue
+                if pending:
+                    piece, pending = pending + piece, b""
+                if len(piece) > max_line_bytes:
+                    yield RawLine(number, b"", too_long=True)
+                elif piece.strip():
+                    yield RawLine(number, piece)
+        if skipping:
+            yield RawLine(number + 1, b"", too_long=True)
+        elif pending.strip():
+            yield RawLine(number + 1, pending)
+    finally:
+        await f.close()
+
+
+class LineParser:
+    """Turns raw lines into Records; remembers keys so that a duplicate is a bad line."""
+
+    def __init__(self, shaping: Shaping, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self.shaping = shaping
+        self.max_line_bytes = max_line_bytes
+        self.seen: set[str] = set()
+        self._aliases = dict(shaping.aliases)
+
+    def key_only(self, raw: RawLine) -> None:
+        """Register the key of a line already done in an earlier run (fast resume path)."""
+        if raw.too_long:
+            return
+        try:
+            obj = orjson.loads(raw.data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(obj, dict):
+            key = _key(obj, raw.number)
+            self.seen.add(key)
+
+    def parse(self, raw: RawLine) -> Record | Result:
+        """A Record, or the invalid-line Result saying why not."""
+        n = raw.number
+        if raw.too_long:
+            return invalid_result(n, f"longer than --max-line-bytes ({self.max_line_bytes} bytes)")
+        try:
+            obj = orjson.loads(raw.data)
+        except orjson.JSONDecodeError as e:
+            if _bad_utf8(raw.data):
+                return invalid_result(n, "not valid UTF-8")
+            return invalid_result(n, f"invalid JSON ({e.msg})")
+        if not isinstance(obj, dict):
+            return invalid_result(n, f"a JSON {_kind(obj)}, not an object")
+        key = _key(obj, n)
+        if key in self.seen:
+            return invalid_result(n, f"duplicate key {key!r}")
+        self.seen.add(key)
+        try:
+            body = self._body(obj)
+        except _Bad as e:
+            return invalid_result(n, str(e))
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return invalid_result(n, "no model: give the record a model or pass --model")
+        model = self._aliases.get(model, model)
+        body["model"] = model
+        return Record(
+            key=key,
+            line=n,
+            model=model,
+            body=body,
+            est_input_tokens=prompt_tokens(body["messages"]),
+            max_output_tokens=max_output_tokens(body, self.shaping.default_max_output),
+        )
+
+    def _body(self, obj: dict[str, Any]) -> dict[str, Any]:
+        s = self.shaping
+        if isinstance(obj.get("body"), dict) and ("url" in obj or "method" in obj):
+            url = obj.get("url", "/v1/chat/completions")
+            if not str(url).rstrip("/").endswith("/chat/completions"):
+                raise _Bad(f"url {url!r} is not supported (only /v1/chat/completions)")
+            body = dict(obj["body"])
+            _check_messages(body.get("messages"))
+        elif "messages" in obj:
+            body = {k: v for k, v in obj.items() if k not in ("custom_id", "id")}
+            _check_messages(body.get("messages"))
+        else:
+            body = {"messages": self._plain_messages(obj)}
+            if isinstance(obj.get("model"), str):
+                body["model"] = obj["model"]
+        if "model" not in body and s.model:
+            body["model"] = s.model
+        if s.max_tokens is not None and "max_tokens" not in body:
+            body["max_tokens"] = s.max_tokens
+        return body
+
+    def _plain_messages(self, obj: dict[str, Any]) -> list[dict[str, str]]:
+        s = self.shaping
+        if s.template is not None:
+            try:
+                user = s.template.format_map(obj)
+            except KeyError as e:
+                raise _Bad(f"template field {e.args[0]!r} is missing from the record") from None
+            except (IndexError, ValueError, AttributeError) as e:
+                raise _Bad(f"template cannot be filled from the record ({e})") from None
+        elif isinstance(obj.get("text"), str):
+            user = obj["text"]
+        else:
+            raise _Bad("no messages and no text field (pass --template to shape plain records)")
+        messages = [{"role": "user", "content": user}]
+        if s.system:
+            messages.insert(0, {"role": "system", "content": s.system})
+        return messages
+
+
+class _Bad(Exception):
+    pass
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise _Bad("messages must be a non-empty list")
+    for m in messages:
+        if not isinstance(m, dict) or "role" not in m:
+            raise _Bad("every message must be an object with a role")
+
+
+def _key(obj: dict[str, Any], line: int) -> str:
+    for name in ("custom_id", "id"):
+        v = obj.get(name)
+        if v is not None and v != "":
+            return v if isinstance(v, str) else str(v)
+    return f"line-{line}"
+
+
+def _kind(v: Any) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(v), "null"
+    )
+
+
+def _bad_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+async def count_lines(path: Path) -> int:
+    """Non-blank lines in a file: the progress total, counted cheaply up front."""
+    n = 0
+    last = b"\n"
+    async with aiofiles.open(path, "rb") as f:
+        while chunk := await f.read(CHUNK):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+__all__ = ["LineParser", "RawLine", "Shaping", "raw_lines", "count_lines"]

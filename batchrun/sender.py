@@ -1,0 +1,171 @@
+"""send_with_retries: one record to one Result, through the limiter, retries and fallbacks.
+
+Layered as httpx does it: the pool calls `Sender.send`, which loops over models and attempts and
+calls `Client.send_once` for each exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from batchrun.budget import Budget
+from batchrun.client import Client
+from batchrun.errors import (
+    AuthError,
+    BatchrunError,
+    ContextTooLong,
+    ModelNotFound,
+    RateLimited,
+    RequestError,
+    RetryableError,
+)
+from batchrun.limiter import Limiters, parse_rate_headers
+from batchrun.pricing import PriceBook
+from batchrun.records import Fallback, Record, Result, Usage
+from batchrun.retry import RetryPolicy, next_delay
+
+
+class BudgetReached(BatchrunError):
+    """The next request's worst-case cost would cross --max-cost."""
+
+    exit_code = 3
+
+
+class Sender:
+    """Turns a Record into its Result; raises AuthError or BudgetReached to stop the job."""
+
+    def __init__(
+        self,
+        client: Client,
+        limiters: Limiters,
+        prices: PriceBook,
+        budget: Budget,
+        policy: RetryPolicy,
+        fallback_models: Sequence[str] = (),
+        context_windows: dict[str, int] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.limiters = limiters
+        self.prices = prices
+        self.budget = budget
+        self.policy = policy
+        self.fallback_models = tuple(fallback_models)
+        self.context_windows = context_windows or {}
+        self.rng = rng or random.Random()
+        self.retries = 0  # attempts beyond each record's first, for the progress line
+
+    def worst_case_usd(self, model: str, rec: Record) -> float:
+        """The most this record can cost on this model (0 when its price is unknown)."""
+        cost = self.prices.cost(model, Usage(rec.est_input_tokens, rec.max_output_tokens, 0))
+        return cost or 0.0
+
+    async def send(self, rec: Record) -> Result:
+        """The record's final Result after retries and fallbacks."""
+        chain = [rec.model, *(m for m in self.fallback_models if m != rec.model)]
+        fallbacks: list[Fallback] = []
+        attempts = rate_limited = 0
+        result: Result | None = None
+        for i, model in enumerate(chain):
+            window = self.context_windows.get(model)
+            if window is not None and rec.est_input_tokens > window:
+                result = self._failure(rec, model, attempts, rate_limited, fallbacks, None,
+                                       "context_length_exceeded",
+                                       f"prompt of about {rec.est_input_tokens} tokens is over "
+                                       f"{model}'s context window of {window}")
+                if i + 1 < len(chain):
+                    fallbacks.append(Fallback(model, "context_length_exceeded"))
+                continue
+            reserve = self.worst_case_usd(model, rec)
+            if not self.budget.try_reserve(reserve):
+                raise BudgetReached("the next request would cross --max-cost")
+            try:
+                result, err, attempts, rate_limited = await self._attempts(
+                    rec, model, attempts, rate_limited, fallbacks
+                )
+            finally:
+                self.budget.settle(reserve, result.cost_usd if result and result.ok else None)
+            if err is None or i + 1 == len(chain):
+                return result
+            if isinstance(err, ModelNotFound | ContextTooLong | RetryableError):
+                fallbacks.append(Fallback(model, err.code))
+                continue
+            return result
+        assert result is not None
+        return result
+
+    async def _attempts(
+        self, rec: Record, model: str, attempts: int, rate_limited: int, fallbacks: list[Fallback]
+    ) -> tuple[Result, RequestError | None, int, int]:
+        body = rec.body if model == rec.model else {**rec.body, "model": model}
+        limiter = self.limiters.get(model)
+        ctl = limiter.controller
+        clock = limiter.clock
+        est = rec.est_input_tokens + rec.max_output_tokens
+        tries = 0
+        while True:
+            await limiter.acquire(est)
+            attempts += 1
+            tries += 1
+            if attempts > 1:
+                self.retries += 1
+            try:
+                ans = await self.client.send_once(body)
+            except RateLimited as e:
+                rate_limited += 1
+                ctl.on_rate_limited(est, e.retry_after, _headers(e), clock())
+                err: RequestError = e
+            except RequestError as e:
+                ctl.on_answer(est, None, _headers(e), clock())
+                if isinstance(e, AuthError):
+                    raise
+                err = e
+            except BaseException:
+                ctl.on_answer(est, None, None, clock())
+                raise
+            else:
+                usage = Usage.from_body(ans.body)
+                ctl.on_answer(est, usage.input_tokens + usage.output_tokens,
+                              parse_rate_headers(ans.headers), clock())
+                return (
+                    Result(
+                        key=rec.key, line=rec.line, model=model, status_code=ans.status,
+                        request_id=ans.request_id, body=ans.body, attempts=attempts,
+                        latency_ms=ans.latency_ms, usage=usage,
+                        cost_usd=self.prices.cost(model, usage), rate_limited=rate_limited,
+                        fallbacks=tuple(fallbacks),
+                    ),
+                    None, attempts, rate_limited,
+                )
+            delay = next_delay(self.policy, tries, err, self.rng)
+            if delay is None:
+                msg = err.message
+                if isinstance(err, RetryableError) and tries >= self.policy.max_attempts:
+                    msg = f"gave up after {tries} attempts: {msg}"
+                return (
+                    self._failure(rec, model, attempts, rate_limited, fallbacks, err, err.code, msg),
+                    err, attempts, rate_limited,
+                )
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _failure(
+        rec: Record, model: str, attempts: int, rate_limited: int, fallbacks: list[Fallback],
+        err: RequestError | None, code: str, message: str,
+    ) -> Result:
+        return Result(
+            key=rec.key, line=rec.line, model=model,
+            status_code=err.status if err else None,
+            body=err.body if err else None,
+            error_code=code, error_message=message, attempts=attempts,
+            rate_limited=rate_limited, fallbacks=tuple(fallbacks),
+        )
+
+
+def _headers(e: RequestError) -> Any:
+    return parse_rate_headers(e.headers) if e.headers is not None else None
+
+

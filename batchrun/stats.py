@@ -1,0 +1,217 @@
+"""Per-model counters and the summary they make. Pure: no I/O, no printing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchrun.records import Result
+
+# Latency histogram buckets grow by 2 %: percentiles within 1 % in constant memory.
+_RATIO = math.log(1.02)
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Log-bucketed latencies in milliseconds."""
+
+    counts: dict[int, int] = field(default_factory=dict)
+    n: int = 0
+
+    def add(self, ms: float) -> None:
+        """Count one latency."""
+        b = int(math.log(ms) / _RATIO) if ms >= 1.0 else 0
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.n += 1
+
+    def percentile(self, q: float) -> float | None:
+        """The q-quantile (0..1), at the middle of its bucket."""
+        if not self.n:
+            return None
+        rank = q * self.n
+        seen = 0
+        for b in sorted(self.counts):
+            seen += self.counts[b]
+            if seen >= rank:
+                return 0.0 if b == 0 else round(math.exp((b + 0.5) * _RATIO), 1)
+        return None
+
+
+@dataclass(slots=True)
+class ModelStats:
+    """What one model did over the job."""
+
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    attempts: int = 0
+    rate_limited: int = 0
+    fallbacks: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: bool = False
+    latency: Histogram = field(default_factory=Histogram)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary JSON's figures for this model."""
+        return {
+            "requests": self.requests,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "error_rate": round(self.failed / self.requests, 4) if self.requests else 0.0,
+            "attempts": self.attempts,
+            "rate_limited": self.rate_limited,
+            "fallbacks": self.fallbacks,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost_usd": None if self.unpriced else round(self.cost_usd, 8),
+            "latency_ms": {"p50": self.latency.percentile(0.5), "p95": self.latency.percentile(0.95)},
+        }
+
+
+@dataclass(slots=True)
+class JobStats:
+    """Counters for the whole job; every result passes through add() exactly once."""
+
+    succeeded: int = 0
+    failed: int = 0
+    invalid: int = 0
+    models: dict[str, ModelStats] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        """Records with a line in the output."""
+        return self.succeeded + self.failed + self.invalid
+
+    def model(self, name: str) -> ModelStats:
+        """The counters of a model, made on first use."""
+        m = self.models.get(name)
+        if m is None:
+            m = self.models[name] = ModelStats()
+        return m
+
+    def add(self, r: Result) -> None:
+        """Count one result."""
+        if r.invalid:
+            self.invalid += 1
+            return
+        if r.ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        for fb in r.fallbacks:
+            self.model(fb.from_model).fallbacks += 1
+        if r.model is None:
+            return
+        m = self.model(r.model)
+        m.requests += 1
+        m.attempts += r.attempts
+        m.rate_limited += r.rate_limited
+        u = r.usage
+        m.input_tokens += u.input_tokens
+        m.output_tokens += u.output_tokens
+        m.cached_tokens += u.cached_tokens
+        if r.ok:
+            m.succeeded += 1
+            if r.latency_ms > 0:
+                m.latency.add(r.latency_ms)
+        else:
+            m.failed += 1
+        if r.cost_usd is not None:
+            m.cost_usd += r.cost_usd
+        elif u.input_tokens or u.output_tokens:
+            m.unpriced = True
+
+    @property
+    def cost_usd(self) -> float:
+        """Sum over priced models."""
+        return sum(m.cost_usd for m in self.models.values() if not m.unpriced)
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        """Input and output tokens over all models."""
+        return (
+            sum(m.input_tokens for m in self.models.values()),
+            sum(m.output_tokens for m in self.models.values()),
+        )
+
+    @property
+    def attempts(self) -> int:
+        """Attempts over all models."""
+        return sum(m.attempts for m in self.models.values())
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to carry on counting after a resume."""
+        return {
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "models": {
+                name: {
+                    **{k: getattr(m, k) for k in _MODEL_FIELDS},
+                    "latency": [[b, c] for b, c in m.latency.counts.items()],
+                }
+                for name, m in self.models.items()
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> JobStats:
+        """Rebuild counters saved by to_state()."""
+        s = cls(state["succeeded"], state["failed"], state["invalid"])
+        for name, d in state["models"].items():
+            m = s.model(name)
+            for k in _MODEL_FIELDS:
+                setattr(m, k, d[k])
+            for b, c in d["latency"]:
+                m.latency.counts[int(b)] = int(c)
+                m.latency.n += int(c)
+        return s
+
+
+_MODEL_FIELDS = (
+    "requests", "succeeded", "failed", "attempts", "rate_limited", "fallbacks",
+    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced",
+)
+
+
+def summary(
+    stats: JobStats,
+    *,
+    input_path: str,
+    output_path: str,
+    total: int,
+    complete: bool,
+    simulated: bool,
+    runs: int,
+    elapsed_s: float,
+    stopped: str | None,
+    rate_limit_wait_s: float = 0.0,
+) -> dict[str, Any]:
+    """The summary JSON of SPEC.md."""
+    unpriced = sorted(name for name, m in stats.models.items() if m.unpriced)
+    return {
+        "job": {
+            "input": input_path,
+            "output": output_path,
+            "complete": complete,
+            "simulated": simulated,
+            "runs": runs,
+            "elapsed_s": round(elapsed_s, 1),
+            "stopped": stopped,
+            "rate_limit_wait_s": round(rate_limit_wait_s, 1),
+        },
+        "records": {
+            "total": total,
+            "succeeded": stats.succeeded,
+            "failed": stats.failed,
+            "invalid": stats.invalid,
+        },
+        "models": {name: m.to_dict() for name, m in sorted(stats.models.items())},
+        "total_cost_usd": round(stats.cost_usd, 8),
+        "unpriced_models": unpriced,
+    }
