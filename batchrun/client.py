@@ -73,7 +73,7 @@ def map_aiohttp_errors(timeout_s: float) -> Iterator[None]:
     except aiohttp.ClientResponseError as e:
         raise BadResponse(f"malformed HTTP answer: {e.message}", status=e.status) from e
     except aiohttp.ClientError as e:
-        raise ConnectionLost(f"connection failed: {e.__class__.__name__}: {e}") from e
+        raise ConnectionLost(f"connection failed: {_describe(e)}") from e
     except (ConnectionError, OSError) as e:
         raise ConnectionLost(f"connection failed: {e.__class__.__name__}") from e
 
@@ -101,6 +101,7 @@ class Client:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._headers = {"Content-Type": "application/json"}
         secret = key.reveal()
+        self._secret = secret
         if secret:
             self._headers["Authorization"] = "Bearer " + secret
 
@@ -130,7 +131,16 @@ class Client:
                     headers=headers,
                 )
             return Answer(status, parsed, headers, request_id, latency_ms)
-        raise classify(status, parsed if parsed is not None else _short(raw), headers)
+        raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers)
+
+    def _scrub(self, body: Any) -> Any:
+        """Some servers echo the key in an error; it must not reach the output file."""
+        if not self._secret:
+            return body
+        text = orjson.dumps(body).decode()
+        if self._secret not in text:
+            return body
+        return orjson.loads(text.replace(self._secret, "<redacted>"))
 
     async def list_models(self) -> list[dict[str, Any]]:
         """GET {base_url}/models."""
@@ -145,11 +155,19 @@ class Client:
         except orjson.JSONDecodeError:
             parsed = None
         if status != 200:
-            raise classify(status, parsed if parsed is not None else _short(raw), headers)
+            raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers)
         data = parsed.get("data") if isinstance(parsed, dict) else None
         if not isinstance(data, list):
             raise BadResponse("the models list is not in the expected shape", status=status)
         return [m for m in data if isinstance(m, dict)]
+
+
+def _describe(e: BaseException) -> str:
+    try:
+        text = str(e)
+    except Exception:  # some aiohttp errors format from fields that may be unset
+        text = ""
+    return f"{e.__class__.__name__}: {text}" if text else e.__class__.__name__
 
 
 def _short(raw: bytes) -> str:

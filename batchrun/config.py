@@ -45,6 +45,7 @@ class RunConfig:
     tpm: float | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float = 120.0
+    retry_base: float = 0.5
     max_cost: float | None = None
     prices: dict[str, Price] = field(default_factory=dict)
     template: str | None = None
@@ -160,6 +161,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "tpm": (_pos_float, "a positive number of tokens per minute"),
     "max_attempts": (_pos_int, "a whole number of at least 1"),
     "timeout": (_pos_float, "a positive number of seconds"),
+    "retry_base": (_pos_float, "a positive number of seconds"),
     "max_cost": (_nonneg_float, "a number of USD, 0 or more"),
     "prices": (_path, "a path to a TOML prices file"),
     "template": (_text, "a text with {field} placeholders"),

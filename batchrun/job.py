@@ -10,7 +10,6 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -162,7 +161,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         client = Client(session, base_url, key, cfg.timeout)
         limiters = Limiters(base_url, cfg.rpm, cfg.tpm)
         budget = Budget(cfg.max_cost, spent_usd=state.stats.cost_usd)
-        sender = Sender(client, limiters, prices, budget, RetryPolicy(cfg.max_attempts),
+        sender = Sender(client, limiters, prices, budget, RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base),
                         cfg.fallback_models, dict(cfg.context_windows))
         pipe = Pipeline(raw_lines(cfg.input, cfg.max_line_bytes), parser, sender, state,
                         cfg.output, cfg.concurrency, save, cfg.drain_timeout)

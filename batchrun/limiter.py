@@ -22,9 +22,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-# Run a hair under a header-learned limit: both sides refill on their own clocks.
-HEADER_SAFETY = 0.98
-# A bucket holds this many seconds of its rate: a small burst, never the whole minute.
+# A bucket holds this many seconds of its limit: a small burst, never the whole minute. The refill
+# rate is the limit less that burst, so that no 60-second window ever grants more than the limit.
 BURST_SECONDS = 1.0
 # With no retry-after on a 429, pause this long.
 DEFAULT_PAUSE_S = 1.0
@@ -95,21 +94,22 @@ def parse_rate_headers(headers: Mapping[str, str]) -> RateHeaders | None:
 
 
 class Bucket:
-    """A token bucket whose level may go below zero (debt) after a reconcile."""
+    """A token bucket for a per-minute limit; its level may go below zero (debt)."""
 
-    __slots__ = ("rate", "capacity", "level", "stamp")
+    __slots__ = ("per_minute", "rate", "capacity", "level", "stamp")
 
     def __init__(self, per_minute: float, now: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * BURST_SECONDS)
-        self.level = self.capacity
         self.stamp = now
+        self.level = 0.0
+        self.set_per_minute(per_minute, now)
+        self.level = self.capacity
 
     def set_per_minute(self, per_minute: float, now: float) -> None:
-        """Change the refill rate, keeping what has accrued so far."""
+        """Change the limit, keeping what has accrued so far."""
         self.refill(now)
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * BURST_SECONDS)
+        self.per_minute = per_minute
+        self.capacity = max(1.0, per_minute * BURST_SECONDS / 60.0)
+        self.rate = max(per_minute - self.capacity, per_minute / 2) / 60.0
         self.level = min(self.level, self.capacity)
 
     def refill(self, now: float) -> None:
@@ -122,7 +122,7 @@ class Bucket:
         """Seconds until `amount` may be taken (a request larger than the burst waits for a full bucket)."""
         self.refill(now)
         need = min(amount, self.capacity)
-        if self.level >= need:
+        if self.level >= need - 1e-9:  # float crumbs after sleeping exactly the computed delay
             return 0.0
         return (need - self.level) / self.rate
 
@@ -153,13 +153,13 @@ class RateController:
 
     @property
     def rpm(self) -> float | None:
-        """The requests-per-minute rate in force, if any."""
-        return self.requests.rate * 60 if self.requests else None
+        """The requests-per-minute limit in force, if any."""
+        return self.requests.per_minute if self.requests else None
 
     @property
     def tpm(self) -> float | None:
-        """The tokens-per-minute rate in force, if any."""
-        return self.tokens.rate * 60 if self.tokens else None
+        """The tokens-per-minute limit in force, if any."""
+        return self.tokens.per_minute if self.tokens else None
 
     def delay(self, tokens: int, now: float) -> float:
         """Seconds until a request of `tokens` may be sent; 0 means now."""
@@ -193,7 +193,7 @@ class RateController:
         elif self.rpm_source == "probe" and self.requests is not None:
             if now - self._last_increase >= 1.0:
                 self._last_increase = now
-                self.requests.set_per_minute(self.requests.rate * 60 * (1 + AIMD_INCREASE), now)
+                self.requests.set_per_minute(self.requests.per_minute * (1 + AIMD_INCREASE), now)
 
     def on_rate_limited(
         self, est_tokens: int, retry_after: float | None, info: RateHeaders | None, now: float
@@ -238,14 +238,14 @@ class RateController:
 
     def _learn(self, info: RateHeaders, now: float) -> None:
         if self.fixed_rpm is None and info.limit_requests:
-            target = info.limit_requests * HEADER_SAFETY
-            if self.requests is None or abs(self.requests.rate * 60 - target) > 1e-6:
+            target = float(info.limit_requests)
+            if self.requests is None or self.requests.per_minute != target:
                 self._set_rpm(target, "headers", now)
         if self.fixed_tpm is None and info.limit_tokens:
-            target = info.limit_tokens * HEADER_SAFETY
+            target = float(info.limit_tokens)
             if self.tokens is None:
                 self.tokens = Bucket(target, now)
-            elif abs(self.tokens.rate * 60 - target) > 1e-6:
+            elif self.tokens.per_minute != target:
                 self.tokens.set_per_minute(target, now)
             self.tpm_source = "headers"
         if self.requests is not None and info.remaining_requests is not None:

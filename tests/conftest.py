@@ -1,0 +1,82 @@
+"""Shared fixtures: a real simulator on 127.0.0.1 in its own thread, and input-file helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchrun.simulator import SimConfig, Simulator
+
+
+class SimThread:
+    """A Simulator serving from a background thread's event loop."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.sim = Simulator(config)
+        self.loop = asyncio.new_event_loop()
+        self.url = ""
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.url = self.loop.run_until_complete(self.sim.start())
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10), "simulator did not start"
+
+    @property
+    def stats(self) -> Any:
+        return self.sim.stats
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Any]:
+    """Start simulators with a given SimConfig; all are stopped after the test."""
+    started: list[SimThread] = []
+
+    def make(**kw: Any) -> SimThread:
+        s = SimThread(SimConfig(**kw))
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.close()
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    """Write rows (dicts, or raw str/bytes lines) as a JSONL file."""
+    with open(path, "wb") as f:
+        for r in rows:
+            if isinstance(r, bytes):
+                f.write(r + b"\n")
+            elif isinstance(r, str):
+                f.write(r.encode() + b"\n")
+            else:
+                f.write(json.dumps(r, ensure_ascii=False).encode() + b"\n")
+    return path
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The output lines of a results file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def plain_records(n: int, prefix: str = "r") -> list[dict[str, Any]]:
+    """n plain historical records with distinct texts."""
+    return [{"id": f"{prefix}{i}", "text": f"ticket {prefix}{i}: the parcel is late again"} for i in range(n)]

@@ -1,0 +1,156 @@
+"""client: one exchange against a real aiohttp server on 127.0.0.1, each outcome classified."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from batchrun import errors
+from batchrun.client import ApiKey, Client, make_session, map_aiohttp_errors
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Client]]]:
+    servers: list[TestServer] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(handler: Handler, timeout_s: float = 2.0) -> Client:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        app.router.add_get("/v1/models", handler)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        session = make_session(4)
+        sessions.append(session)
+        return Client(session, str(server.make_url("/v1")), ApiKey("sk-test-123"), timeout_s)
+
+    yield start
+    for s in sessions:
+        await s.close()
+    for srv in servers:
+        await srv.close()
+
+
+def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(body, status=status, headers=headers)
+    return handler
+
+
+OK_BODY = {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+
+
+async def test_success_sends_bearer_key_and_returns_answer(serve) -> None:
+    seen = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        seen["auth"] = request.headers.get("Authorization")
+        seen["body"] = await request.json()
+        return web.json_response(OK_BODY, headers={"x-request-id": "req_1"})
+
+    client = await serve(handler)
+    ans = await client.send_once({"model": "m", "messages": []})
+    assert seen == {"auth": "Bearer sk-test-123", "body": {"model": "m", "messages": []}}
+    assert ans.status == 200 and ans.request_id == "req_1" and ans.body == OK_BODY
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "kind"),
+    [
+        (429, {"error": {"code": "rate_limit_exceeded", "message": "slow"}}, {"retry-after-ms": "1500"},
+         errors.RateLimited),
+        (500, {"error": {"message": "boom"}}, None, errors.ServerError),
+        (503, "unavailable", None, errors.ServerError),
+        (408, {}, None, errors.ServerError),
+        (409, {}, None, errors.ServerError),
+        (401, {"error": {"code": "invalid_api_key", "message": "bad key"}}, None, errors.AuthError),
+        (403, {}, None, errors.AuthError),
+        (404, {"error": {"code": "model_not_found", "message": "no"}}, None, errors.ModelNotFound),
+        (400, {"error": {"code": "context_length_exceeded", "message": "too long"}}, None, errors.ContextTooLong),
+        (400, {"error": {"code": "invalid_value", "message": "bad"}}, None, errors.BadRequest),
+        (422, {}, None, errors.BadRequest),
+    ],
+)
+async def test_status_classification(serve, status, body, headers, kind) -> None:
+    client = await serve(json_response(status, body, headers))
+    with pytest.raises(kind) as info:
+        await client.send_once({"model": "m"})
+    assert info.value.status == status
+    if kind is errors.RateLimited:
+        assert info.value.retry_after == 1.5
+    assert isinstance(info.value, errors.RetryableError) == (status in (429, 500, 503, 408, 409))
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b'{"choi', b'{"no_choices": 1}'])
+async def test_200_with_bad_body_is_retryable(serve, payload: bytes) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=payload, content_type="application/json")
+
+    client = await serve(handler)
+    with pytest.raises(errors.BadResponse):
+        await client.send_once({"model": "m"})
+
+
+async def test_connection_reset_is_connection_lost(serve) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+
+    client = await serve(handler)
+    with pytest.raises(errors.ConnectionLost):
+        await client.send_once({"model": "m"})
+
+
+async def test_slow_answer_is_timeout(serve) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response(OK_BODY)
+
+    client = await serve(handler, timeout_s=0.2)
+    with pytest.raises(errors.Timeout):
+        await client.send_once({"model": "m"})
+
+
+async def test_refused_connection_is_connection_lost() -> None:
+    async with make_session(1) as session:
+        client = Client(session, "http://127.0.0.1:9/v1", ApiKey(None), 2.0)
+        with pytest.raises(errors.ConnectionLost):
+            await client.send_once({"model": "m"})
+
+
+def test_mapping_covers_every_aiohttp_client_error() -> None:
+    """Every public aiohttp.ClientError subclass becomes a batchrun RequestError."""
+    classes = [c for _, c in inspect.getmembers(aiohttp, inspect.isclass) if issubclass(c, aiohttp.ClientError)]
+    assert len(classes) > 10
+    for cls in classes:
+        try:
+            exc = cls.__new__(cls)
+            Exception.__init__(exc, "x")
+            if isinstance(exc, aiohttp.ClientResponseError):
+                exc.status, exc.message = 500, "x"
+        except TypeError:  # pragma: no cover
+            continue
+        with pytest.raises(errors.RequestError):
+            with map_aiohttp_errors(1.0):
+                raise exc
+
+
+def test_key_repr_is_redacted() -> None:
+    key = ApiKey("sk-very-secret")
+    assert "sk-very-secret" not in repr(key) and "sk-very-secret" not in str(key)
+    assert key.reveal() == "sk-very-secret"
+
+
+async def test_list_models(serve) -> None:
+    client = await serve(json_response(200, {"data": [{"id": "a"}, {"id": "b"}]}))
+    assert [m["id"] for m in await client.list_models()] == ["a", "b"]
