@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -16,11 +15,11 @@ from batchrun.errors import BatchrunError
 class _Group(TyperGroup):
     """Turns every BatchrunError into one sentence on stderr and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BatchrunError as e:
-            click.echo(f"batchrun: {e.message}", err=True)
+            typer.echo(f"batchrun: {e.message}", err=True)
             raise SystemExit(e.exit_code) from None
 
 
