@@ -173,8 +173,11 @@ def fingerprint(path: Path) -> tuple[dict[str, Any], int]:
     return {"size": size, "blake2b": h.hexdigest()}, lines + (last != b"\n")
 
 
-def recover_output(output: Path, state: JobState) -> int:
-    """Count the lines written after the checkpoint and cut a torn last line. Returns lines read."""
+def recover_output(output: Path, state: JobState, repair: bool = True) -> int:
+    """Count the lines written after the checkpoint and cut a torn last line. Returns lines read.
+
+    With repair=False (for `status`) nothing on disk is changed.
+    """
     try:
         size = output.stat().st_size
     except FileNotFoundError:
@@ -188,7 +191,7 @@ def recover_output(output: Path, state: JobState) -> int:
         return 0
     n = 0
     pos = state.output_offset
-    with open(output, "r+b") as f:
+    with open(output, "r+b" if repair else "rb") as f:
         f.seek(pos)
         torn = False
         for raw in f:
@@ -205,7 +208,7 @@ def recover_output(output: Path, state: JobState) -> int:
             if r.line and r.line not in state.done:
                 state.record(r)
                 n += 1
-        if torn:  # the record of a torn line was in flight: it is sent again
+        if torn and repair:  # the record of a torn line was in flight: it is sent again
             f.truncate(pos)
             f.flush()
             os.fsync(f.fileno())

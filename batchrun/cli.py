@@ -94,6 +94,26 @@ def process(
     raise typer.Exit(outcome.exit_code)
 
 
+@app.command()
+def status(
+    input: Annotated[Path, typer.Argument(help="The job's JSONL input file.", show_default=False)],
+    output: Annotated[Path | None, Opt("-o", "--output", help="The job's results file, if not the default.")] = None,
+    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
+    import orjson
+
+    from batchrun.config import default_output
+    from batchrun.display import Display, format_status
+    from batchrun.job import job_status
+
+    st = job_status(input, output or default_output(input))
+    if json_:
+        typer.echo(orjson.dumps(st, option=orjson.OPT_INDENT_2).decode())
+    else:
+        Display().lines(format_status(st))
+
+
 @app.command("mock-server")
 def mock_server(
     host: Annotated[str, Opt(help="Loopback address to bind.")] = "127.0.0.1",

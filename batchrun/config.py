@@ -255,7 +255,7 @@ def resolve(
         raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
 
     input_path: Path = flags["input"]
-    output = values.pop("output", None) or input_path.with_name(_stem(input_path) + ".results.jsonl")
+    output = values.pop("output", None) or default_output(input_path)
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
@@ -283,9 +283,11 @@ def _string_table(t: Any, where: str) -> dict[str, str]:
     return {str(k): v for k, v in t.items()}
 
 
-def _stem(p: Path) -> str:
-    name = p.name
-    return name[: -len(".jsonl")] if name.endswith(".jsonl") else p.stem
+def default_output(input_path: Path) -> Path:
+    """`<input stem>.results.jsonl` beside the input."""
+    name = input_path.name
+    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else input_path.stem
+    return input_path.with_name(stem + ".results.jsonl")
 
 
 def _read_key(env: Mapping[str, str], key_env: str | None) -> tuple[ApiKey, str]:

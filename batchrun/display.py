@@ -139,6 +139,11 @@ class Display:
             self.console.print(line, markup=False)
         self._to_log("summary " + "; ".join(format_summary_footer(summary)))
 
+    def lines(self, lines: list[str]) -> None:
+        """Plain lines on stdout."""
+        for line in lines:
+            self.console.print(line, markup=False)
+
     def close(self) -> None:
         """Release the log file."""
         self.stop()
@@ -192,4 +197,31 @@ def format_summary_footer(summary: dict[str, Any]) -> list[str]:
         lines.append(f"waited {job['rate_limit_wait_s']:.1f}s on rate limits")
     if job.get("simulated"):
         lines.append("SIMULATED: no real API was called")
+    return lines
+
+
+def format_status(st: dict[str, Any]) -> list[str]:
+    """`batchrun status` as plain lines."""
+    lines = [f"job: {st['input']} -> {st['output']}"]
+    if st["state"] == "not_started":
+        return [*lines, "state: not started (no checkpoint found)"]
+    r = st["records"]
+    total = "?" if r["total"] is None else r["total"]
+    remaining = "?" if r["remaining"] is None else r["remaining"]
+    state = st["state"] + (f" (PID {st['active_pid']})" if st.get("active_pid") else "")
+    last = st["last_run"]
+    lines += [
+        f"state: {state}",
+        f"records: {r['done']} done of {total} ({r['succeeded']} succeeded, {r['failed']} failed, "
+        f"{r['invalid']} invalid), {remaining} remaining",
+        f"tokens: {st['input_tokens']} in / {st['output_tokens']} out; cost so far: ${st['cost_usd']:.6f}"
+        + (f" (unknown for {', '.join(st['unpriced_models'])})" if st["unpriced_models"] else ""),
+        f"runs: {st['runs']}, {st['elapsed_s']:.1f}s in all; last run: {last.get('status', '?')}, "
+        f"started {last.get('started', '?')}" + (f", ended {last['ended']}" if last.get("ended") else ""),
+        "resumable: " + ("yes: run the same process command again" if st["resumable"] else "no"),
+    ]
+    if not st["input_unchanged"]:
+        lines.append("note: the input file changed since the job started (--fresh to start over)")
+    if st.get("problem"):
+        lines.append("problem: " + st["problem"])
     return lines

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +24,7 @@ from batchrun.checkpoint import (
     checkpoint_path,
     fingerprint,
     load_state,
+    lock_holder,
     lock_path,
     now_iso,
     rebuild_from_output,
@@ -246,7 +250,8 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
                      "raise --max-cost and rerun the same command to go on")
     elif pipe.stopped is not None:
-        display.notice("stopped cleanly; rerun the same command to resume")
+        display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run the same "
+                       f"command again: {shlex.join(['batchrun', *sys.argv[1:]])}")
     if pipe.stopped is not None:
         return Outcome(EXIT_BY_STOP[pipe.stopped], summ)
     return Outcome(EXIT_OK if state.stats.failed + state.stats.invalid == 0 else EXIT_SOME_FAILED, summ)
@@ -254,3 +259,57 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
 
 def _rate(v: float | None) -> str:
     return "?" if v is None else f"{v:.0f}"
+
+
+def job_status(input_path: Path, output: Path) -> dict[str, Any]:
+    """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
+    state = load_state(checkpoint_path(output))
+    base: dict[str, Any] = {"input": str(input_path), "output": str(output)}
+    if state is None:
+        return {**base, "state": "not_started", "resumable": False}
+    problem = None
+    try:
+        recover_output(output, state, repair=False)
+    except JobError as e:
+        problem = e.message
+    if not input_path.is_file():
+        input_ok = False
+    else:
+        input_ok = fingerprint(input_path)[0] == state.input_fingerprint
+    holder = lock_holder(lock_path(output))
+    st = state.stats
+    last = dict(state.last_run)
+    status = last.get("status", "unknown")
+    if holder is not None:
+        state_name = "running"
+    elif status == "complete":
+        state_name = "complete"
+    elif status == "running":
+        state_name = "killed"  # no clean stop was recorded: kill -9, crash or power loss
+    else:
+        state_name = "stopped"
+    total = state.total
+    tin, tout = st.tokens
+    return {
+        **base,
+        "state": state_name,
+        "active_pid": holder,
+        "records": {
+            "total": total,
+            "done": st.done,
+            "succeeded": st.succeeded,
+            "failed": st.failed,
+            "invalid": st.invalid,
+            "remaining": None if total is None else max(0, total - st.done),
+        },
+        "input_tokens": tin,
+        "output_tokens": tout,
+        "cost_usd": round(st.cost_usd, 8),
+        "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced),
+        "runs": state.runs,
+        "elapsed_s": round(state.elapsed_s, 1),
+        "last_run": last,
+        "input_unchanged": input_ok,
+        "problem": problem,
+        "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
+    }

@@ -159,7 +159,10 @@ class Pipeline:
                     batch.append(out.get_nowait())
                 data = b"".join(result_line(i.result) for i in batch if i is not None)
                 if data:
-                    await f.write(data)
+                    view = memoryview(data)
+                    while view:  # an unbuffered write may take only part of it
+                        n = await f.write(view)
+                        view = view[n:]
                     state.output_offset += len(data)
                 for i in batch:
                     if i is None:
