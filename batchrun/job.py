@@ -72,13 +72,12 @@ def prepare_state(cfg: RunConfig, display: Display) -> JobState:
     ck = checkpoint_path(cfg.output)
     state = None if cfg.fresh else load_state(ck)
     if cfg.fresh:
-        for p in (cfg.output, ck):
-            if p.exists() and p.stat().st_size > 0:
-                aside = p.with_name(f"{p.name}.{time.strftime('%Y%m%dT%H%M%S')}.old")
-                os.replace(p, aside)
-                display.notice(f"--fresh: moved {p} aside to {aside}")
-            elif p.exists():
-                p.unlink()
+        out = cfg.output
+        if out.exists() and out.stat().st_size > 0:  # results are never deleted silently
+            aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%dT%H%M%S')}.old")
+            os.replace(out, aside)
+            display.notice(f"--fresh: moved the old output {out} aside to {aside}")
+        ck.unlink(missing_ok=True)  # only an index into that output
     if state is None:
         if cfg.output.exists() and cfg.output.stat().st_size > 0:
             raise JobError(
