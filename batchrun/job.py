@@ -150,10 +150,9 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
     elapsed_before = state.elapsed_s
     prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url)
 
-    async def save() -> None:
+    def state_bytes() -> bytes:
         state.elapsed_s = elapsed_before + time.monotonic() - started
-        data = state.to_bytes()
-        await asyncio.to_thread(save_atomic, ck, data)
+        return state.to_bytes()
 
     parser = LineParser(
         Shaping(cfg.model, cfg.template, cfg.system, cfg.max_tokens, cfg.default_max_output,
@@ -167,7 +166,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         sender = Sender(client, limiters, prices, budget, RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base),
                         cfg.fallback_models, dict(cfg.context_windows))
         pipe = Pipeline(raw_lines(cfg.input, cfg.max_line_bytes), parser, sender, state,
-                        cfg.output, cfg.concurrency, save, cfg.drain_timeout)
+                        cfg.output, ck, state_bytes, cfg.concurrency, cfg.drain_timeout)
         done_before = state.stats.done
 
         def on_signal(reason: str) -> None:
@@ -229,7 +228,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         state.total = state.stats.done
     state.last_run = {**state.last_run, "status": "complete" if complete else f"stopped: {pipe.stopped}",
                       "ended": now_iso()}
-    await save()
+    await asyncio.to_thread(save_atomic, ck, state_bytes())  # the output was fsynced by the pipeline
     wait_s = limiters.waited_s
     summ = summary(
         state.stats, input_path=str(cfg.input), output_path=str(cfg.output),

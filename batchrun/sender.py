@@ -79,7 +79,7 @@ class Sender:
                 if i + 1 < len(chain):
                     fallbacks.append(Fallback(model, "context_length_exceeded"))
                 continue
-            reserve = self.worst_case_usd(model, rec)
+            reserve = self.worst_case_usd(model, rec) if self.budget.cap_usd is not None else 0.0
             if not self.budget.try_reserve(reserve):
                 raise BudgetReached("the next request would cross --max-cost")
             try:

@@ -1,0 +1,84 @@
+"""Throughput: batchrun against a bare aiohttp loop, both measured at the server in one run.
+
+    python bench/throughput.py [--records 20000] [--concurrency 50]
+
+Phase 1: zero latency. The bare loop is one ClientSession, a semaphore, nothing else, sending
+the same request bodies at the same concurrency; its rate is taken at the server like
+batchrun's, so interpreter start-up is excluded from both. Prints batchrun / bare.
+Phase 2: 200 ms latency, 1,000 records: batchrun req/s / (concurrency / 0.2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import batchrun, fresh_dir, make_input, rate_at_server, sim_reset, start_sim, stop  # noqa: E402
+
+
+async def bare_loop(url: str, path: Path, concurrency: int) -> None:
+    """The baseline: what a careful one-off script does."""
+    bodies = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        bodies.append({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": rec["text"]}]})
+    sem = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(body: dict) -> None:
+            async with sem:
+                async with session.post(url + "/chat/completions", json=body,
+                                        headers={"Authorization": "Bearer bench-key"}) as r:
+                    await r.read()
+
+        await asyncio.gather(*(one(b) for b in bodies))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=50)
+    a = ap.parse_args()
+    work = fresh_dir("throughput")
+    inp = make_input(work / "in.jsonl", a.records)
+
+    sim, url = start_sim()
+    try:
+        sim_reset(url)
+        asyncio.run(bare_loop(url, inp, a.concurrency))
+        bare, n_bare = rate_at_server(url)
+        sim_reset(url)
+        code, wall, _ = batchrun([str(inp), "--base-url", url, "--model", "gpt-4o-mini", "--quiet",
+                                  "--concurrency", str(a.concurrency)])
+        ours, n_ours = rate_at_server(url)
+        assert code == 0 and n_ours == n_bare == a.records, (code, n_ours, n_bare)
+    finally:
+        stop(sim)
+    print(f"zero latency, {a.records} records, concurrency {a.concurrency}: "
+          f"bare aiohttp {bare:.0f} req/s, batchrun {ours:.0f} req/s (wall {wall:.1f}s with start-up)")
+    print(f"RATIO throughput batchrun/bare = {ours / bare:.2f}  (floor 0.5, aim 0.8)")
+
+    sim, url = start_sim("--latency-ms", "200")
+    try:
+        inp2 = make_input(work / "slow.jsonl", 1000)
+        sim_reset(url)
+        code, wall, _ = batchrun([str(inp2), "--base-url", url, "--model", "gpt-4o-mini", "--quiet",
+                                  "--concurrency", "50"])
+        ours, n = rate_at_server(url)
+        assert code == 0 and n == 1000
+    finally:
+        stop(sim)
+    ideal = 50 / 0.2
+    print(f"200 ms latency, 1000 records, concurrency 50: batchrun {ours:.1f} req/s, ideal {ideal:.0f}")
+    print(f"RATIO latency-bound batchrun/ideal = {ours / ideal:.3f}  (floor 0.9)")
+
+
+if __name__ == "__main__":
+    main()
