@@ -159,6 +159,10 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
                 cfg.aliases),
         cfg.max_line_bytes,
     )
+    # Look prices up before the first request: loading the snapshot takes a moment.
+    for model in (cfg.model, *cfg.fallback_models):
+        if model:
+            await asyncio.to_thread(prices.price, model)
     async with endpoint(cfg) as (base_url, key), make_session(cfg.concurrency) as session:
         client = Client(session, base_url, key, cfg.timeout)
         limiters = Limiters(base_url, cfg.rpm, cfg.tpm)

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +48,24 @@ class Price:
     source: str
 
     def cost(self, usage: Usage) -> float:
-        """USD for one usage."""
+        """USD for one usage, exact to the last bit (integer arithmetic on scaled prices)."""
         n_in = usage.input_tokens
         cached = min(usage.cached_tokens, n_in) if self.cached_input is not None else 0
-        total = (
-            (n_in - cached) * self.input.at(n_in)
-            + usage.output_tokens * self.output.at(n_in)
-            + (cached * self.cached_input.at(n_in) if self.cached_input is not None else 0)
-        )
-        return float(total / MILLION)
+        scaled = _scaled(self.input.at(n_in)) * (n_in - cached) + _scaled(self.output.at(n_in)) * usage.output_tokens
+        if cached:
+            scaled += _scaled(self.cached_input.at(n_in)) * cached  # type: ignore[union-attr]
+        return scaled / _SCALE_PER_MTOK  # int / int is correctly rounded
+
+
+# Prices are kept as integers in units of 1e-12 USD per million tokens: every published price
+# (a few decimals) is then exact, and so is any sum of token counts times them.
+_PRICE_SCALE = 10**12
+_SCALE_PER_MTOK = _PRICE_SCALE * 1_000_000
+
+
+@lru_cache(maxsize=256)
+def _scaled(rate: Decimal) -> int:
+    return int((rate * _PRICE_SCALE).to_integral_value())  # exact for prices of up to 12 decimals
 
 
 def _rate_from(value: Any, where: str) -> Rate:

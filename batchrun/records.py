@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,20 +33,16 @@ class Usage:
     @classmethod
     def from_body(cls, body: Any) -> Usage:
         """Read OpenAI's `usage` object; missing or odd fields count as zero."""
-        usage = body.get("usage") if isinstance(body, dict) else None
-        if not isinstance(usage, dict):
+        usage = body.get("usage") if type(body) is dict else None
+        if type(usage) is not dict:
             return cls()
         details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-        return cls(
-            _int(usage.get("prompt_tokens")),
-            _int(usage.get("completion_tokens")),
-            _int(cached),
-        )
+        cached = details.get("cached_tokens") if type(details) is dict else 0
+        return cls(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached))
 
 
 def _int(v: Any) -> int:
-    return v if isinstance(v, int) and v > 0 else 0
+    return v if type(v) is int and v > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +97,11 @@ def invalid_result(line: int, reason: str) -> Result:
     )
 
 
+# Output line ids: a random prefix per process and a counter; unique without a syscall per line.
+_RUN_ID = os.urandom(8).hex()
+_SEQ = itertools.count()
+
+
 def result_line(r: Result) -> bytes:
     """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`)."""
     response = None
@@ -108,7 +110,7 @@ def result_line(r: Result) -> bytes:
     extra: dict[str, Any] = {
         "model": r.model,
         "attempts": r.attempts,
-        "latency_ms": round(r.latency_ms, 1),
+        "latency_ms": int(r.latency_ms * 10 + 0.5) / 10,
         "input_tokens": r.usage.input_tokens,
         "output_tokens": r.usage.output_tokens,
         "cached_tokens": r.usage.cached_tokens,
@@ -119,7 +121,7 @@ def result_line(r: Result) -> bytes:
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason} for f in r.fallbacks]
     doc = {
-        "id": "batch_req_" + os.urandom(12).hex(),
+        "id": f"batch_req_{_RUN_ID}{next(_SEQ):08x}",
         "custom_id": r.key,
         "response": response,
         "error": None if r.ok else {"code": r.error_code, "message": r.error_message},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.budget import Budget
@@ -65,41 +66,37 @@ class Sender:
 
     async def send(self, rec: Record) -> Result:
         """The record's final Result after retries and fallbacks."""
+        if not self.fallback_models and self.budget.cap_usd is None and not self.context_windows:
+            return (await self._attempts(rec, rec.model, _Tally()))[0]  # the common, fast path
         chain = [rec.model, *(m for m in self.fallback_models if m != rec.model)]
-        fallbacks: list[Fallback] = []
-        attempts = rate_limited = 0
+        tally = _Tally()
         result: Result | None = None
         for i, model in enumerate(chain):
+            last = i + 1 == len(chain)
             window = self.context_windows.get(model)
             if window is not None and rec.est_input_tokens > window:
-                result = self._failure(rec, model, attempts, rate_limited, fallbacks, None,
-                                       "context_length_exceeded",
+                result = self._failure(rec, model, tally, None, "context_length_exceeded",
                                        f"prompt of about {rec.est_input_tokens} tokens is over "
                                        f"{model}'s context window of {window}")
-                if i + 1 < len(chain):
-                    fallbacks.append(Fallback(model, "context_length_exceeded"))
+                if not last:
+                    tally.fallbacks.append(Fallback(model, "context_length_exceeded"))
                 continue
             reserve = self.worst_case_usd(model, rec) if self.budget.cap_usd is not None else 0.0
             if not self.budget.try_reserve(reserve):
                 raise BudgetReached("the next request would cross --max-cost")
+            spent: float | None = None
             try:
-                result, err, attempts, rate_limited = await self._attempts(
-                    rec, model, attempts, rate_limited, fallbacks
-                )
+                result, err = await self._attempts(rec, model, tally)
+                spent = result.cost_usd
             finally:
-                self.budget.settle(reserve, result.cost_usd if result and result.ok else None)
-            if err is None or i + 1 == len(chain):
+                self.budget.settle(reserve, spent)
+            if err is None or last or not isinstance(err, ModelNotFound | ContextTooLong | RetryableError):
                 return result
-            if isinstance(err, ModelNotFound | ContextTooLong | RetryableError):
-                fallbacks.append(Fallback(model, err.code))
-                continue
-            return result
+            tally.fallbacks.append(Fallback(model, err.code))
         assert result is not None
         return result
 
-    async def _attempts(
-        self, rec: Record, model: str, attempts: int, rate_limited: int, fallbacks: list[Fallback]
-    ) -> tuple[Result, RequestError | None, int, int]:
+    async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
         body = rec.body if model == rec.model else {**rec.body, "model": model}
         limiter = self.limiters.get(model)
         ctl = limiter.controller
@@ -108,14 +105,14 @@ class Sender:
         tries = 0
         while True:
             await limiter.acquire(est)
-            attempts += 1
+            tally.attempts += 1
             tries += 1
-            if attempts > 1:
+            if tally.attempts > 1:
                 self.retries += 1
             try:
                 ans = await self.client.send_once(body)
             except RateLimited as e:
-                rate_limited += 1
+                tally.rate_limited += 1
                 ctl.on_rate_limited(est, e.retry_after, _headers(e), clock())
                 err: RequestError = e
             except RequestError as e:
@@ -130,39 +127,41 @@ class Sender:
                 usage = Usage.from_body(ans.body)
                 ctl.on_answer(est, usage.input_tokens + usage.output_tokens,
                               parse_rate_headers(ans.headers), clock())
-                return (
-                    Result(
-                        key=rec.key, line=rec.line, model=model, status_code=ans.status,
-                        request_id=ans.request_id, body=ans.body, attempts=attempts,
-                        latency_ms=ans.latency_ms, usage=usage,
-                        cost_usd=self.prices.cost(model, usage), rate_limited=rate_limited,
-                        fallbacks=tuple(fallbacks),
-                    ),
-                    None, attempts, rate_limited,
-                )
+                return Result(
+                    key=rec.key, line=rec.line, model=model, status_code=ans.status,
+                    request_id=ans.request_id, body=ans.body, attempts=tally.attempts,
+                    latency_ms=ans.latency_ms, usage=usage,
+                    cost_usd=self.prices.cost(model, usage), rate_limited=tally.rate_limited,
+                    fallbacks=tuple(tally.fallbacks),
+                ), None
             delay = next_delay(self.policy, tries, err, self.rng)
             if delay is None:
                 msg = err.message
                 if isinstance(err, RetryableError) and tries >= self.policy.max_attempts:
                     msg = f"gave up after {tries} attempts: {msg}"
-                return (
-                    self._failure(rec, model, attempts, rate_limited, fallbacks, err, err.code, msg),
-                    err, attempts, rate_limited,
-                )
+                return self._failure(rec, model, tally, err, err.code, msg), err
             await asyncio.sleep(delay)
 
     @staticmethod
     def _failure(
-        rec: Record, model: str, attempts: int, rate_limited: int, fallbacks: list[Fallback],
-        err: RequestError | None, code: str, message: str,
+        rec: Record, model: str, tally: _Tally, err: RequestError | None, code: str, message: str
     ) -> Result:
         return Result(
             key=rec.key, line=rec.line, model=model,
             status_code=err.status if err else None,
             body=err.body if err else None,
-            error_code=code, error_message=message, attempts=attempts,
-            rate_limited=rate_limited, fallbacks=tuple(fallbacks),
+            error_code=code, error_message=message, attempts=tally.attempts,
+            rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks),
         )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one record has been through so far, across models."""
+
+    attempts: int = 0
+    rate_limited: int = 0
+    fallbacks: list[Fallback] = field(default_factory=list)
 
 
 def _headers(e: RequestError) -> Any:

@@ -10,6 +10,8 @@ from batchrun.records import Result
 
 # Latency histogram buckets grow by 2 %: percentiles within 1 % in constant memory.
 _RATIO = math.log(1.02)
+_INV_RATIO = 1.0 / _RATIO
+_log = math.log
 
 
 @dataclass(slots=True)
@@ -21,8 +23,9 @@ class Histogram:
 
     def add(self, ms: float) -> None:
         """Count one latency."""
-        b = int(math.log(ms) / _RATIO) if ms >= 1.0 else 0
-        self.counts[b] = self.counts.get(b, 0) + 1
+        b = int(_log(ms) * _INV_RATIO) if ms >= 1.0 else 0
+        counts = self.counts
+        counts[b] = counts.get(b, 0) + 1
         self.n += 1
 
     def percentile(self, q: float) -> float | None:
@@ -107,7 +110,7 @@ class JobStats:
             self.model(fb.from_model).fallbacks += 1
         if r.model is None:
             return
-        m = self.model(r.model)
+        m = self.models.get(r.model) or self.model(r.model)
         m.requests += 1
         m.attempts += r.attempts
         m.rate_limited += r.rate_limited
