@@ -106,3 +106,17 @@ async def test_raw_lines_across_chunk_boundaries(tmp_path: Path, monkeypatch: py
     got = [r async for r in raw_lines(path)]
     assert [r.number for r in got] == list(range(1, 30))
     assert all(not r.too_long for r in got)
+
+
+def test_keyset_matches_a_python_set() -> None:
+    import random
+
+    from batchrun.reader import KeySet
+
+    rng = random.Random(4)
+    ks, ref = KeySet(capacity=8), set()
+    for _ in range(20_000):
+        k = f"k{rng.randrange(12_000)}"
+        assert ks.add(k) == (k not in ref)
+        ref.add(k)
+    assert len(ks) == len(ref) and all(k in ks for k in ref) and "absent" not in ks
