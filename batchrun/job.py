@@ -38,7 +38,7 @@ from batchrun.errors import InputError, JobError
 from batchrun.limiter import Limiters
 from batchrun.pool import AUTH, BUDGET, INTERRUPTED, TERMINATED, Pipeline
 from batchrun.pricing import PriceBook
-from batchrun.reader import LineParser, Shaping, raw_lines
+from batchrun.reader import LineParser, Shaping, line_batches
 from batchrun.retry import RetryPolicy
 from batchrun.sender import Sender
 from batchrun.simulator import SimConfig, Simulator
@@ -169,7 +169,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         budget = Budget(cfg.max_cost, spent_usd=state.stats.cost_usd)
         sender = Sender(client, limiters, prices, budget, RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base),
                         cfg.fallback_models, dict(cfg.context_windows))
-        pipe = Pipeline(raw_lines(cfg.input, cfg.max_line_bytes), parser, sender, state,
+        pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
                         cfg.output, ck, state_bytes, cfg.concurrency, cfg.drain_timeout)
         done_before = state.stats.done
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from batchrun.checkpoint import JobState, save_atomic
 from batchrun.errors import AuthError
-from batchrun.reader import LineParser, RawLine
+from batchrun.reader import LineParser
 from batchrun.records import Record, Result, result_line
 from batchrun.sender import BudgetReached, Sender
 
@@ -78,7 +78,7 @@ class Pipeline:
 
     def __init__(
         self,
-        lines: AsyncIterator[RawLine],
+        batches: AsyncIterator[list[tuple[int, bytes | None]]],
         parser: LineParser,
         sender: Sender,
         state: JobState,
@@ -88,7 +88,7 @@ class Pipeline:
         concurrency: int,
         drain_timeout_s: float = 30.0,
     ) -> None:
-        self.lines = lines
+        self.batches = batches
         self.parser = parser
         self.sender = sender
         self.state = state
@@ -167,22 +167,25 @@ class Pipeline:
         await asyncio.to_thread(persist)
 
     async def _read(self) -> None:
-        done = self.state.done
+        bits = self.state.done.bits
+        nbits = len(bits) * 8
         parser = self.parser
+        parse, key_only = parser.parse_line, parser.key_only
         feed = self._feed
         try:
-            async for raw in self.lines:
+            async for batch in self.batches:
                 if feed.closed:
                     return
-                if raw.number in done:
-                    parser.key_only(raw)
-                    self.skipped += 1
-                    continue
-                item = parser.parse(raw)
-                if isinstance(item, Record):
-                    await feed.put(item)
-                else:
-                    self._write(item)
+                for n, data in batch:
+                    if n < nbits and bits[n >> 3] >> (n & 7) & 1:  # done in an earlier run
+                        key_only(n, data)
+                        self.skipped += 1
+                        continue
+                    item = parse(n, data)
+                    if type(item) is Record:
+                        await feed.put(item)
+                    else:
+                        self._write(item)  # type: ignore[arg-type]
         finally:
             feed.close()
 

@@ -6,9 +6,9 @@ size and no line costs a thread hop of its own.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from array import array
 from pathlib import Path
 from typing import Any
 
@@ -44,48 +44,63 @@ class RawLine:
     too_long: bool = False
 
 
-async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:
-    """Yield the non-blank lines of a file with their 1-based numbers, never buffering a long one."""
+async def line_batches(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+    """Per chunk read, its complete non-blank lines as (1-based number, bytes).
+
+    The bytes are None for a line longer than max_line_bytes, which is never buffered whole.
+    """
     try:
         f = await aiofiles.open(path, "rb")
     except OSError as e:
-        raise InputError(f"cannot read input file {path}: {e.strerror or e}") from e
+        raise InputError(f"cannot read input file {path}: {e.strerror or e}") from None
     number = 0
-    pending = b""
-    skipping = False  # inside a line already known to be too long
+    pending: list[bytes] = []  # the start of a line that continues in the next chunk
+    pending_len = 0
+    too_long = False
     try:
-        while True:
-            chunk = await f.read(CHUNK)
-            if not chunk:
-                break
-            start = 0
-            while True:
-                nl = chunk.find(b"\n", start)
-                if nl < 0:
-                    if not skipping:
-                        pending += chunk[start:]
-                        if len(pending) > max_line_bytes:
-                            skipping, pending = True, b""
-                    break
-                piece = chunk[start:nl]
-                start = nl + 1
+        while chunk := await f.read(CHUNK):
+            pieces = chunk.split(b"\n")
+            tail = pieces.pop()
+            out: list[tuple[int, bytes | None]] = []
+            for piece in pieces:
                 number += 1
-                if skipping:
-                    skipping = False
-                    yield RawLine(number, b"", too_long=True)
-                    continue
-                if pending:
-                    piece, pending = pending + piece, b""
-                if len(piece) > max_line_bytes:
-                    yield RawLine(number, b"", too_long=True)
-                elif piece.strip():
-                    yield RawLine(number, piece)
-        if skipping:
-            yield RawLine(number + 1, b"", too_long=True)
-        elif pending.strip():
-            yield RawLine(number + 1, pending)
+                if pending or too_long:
+                    if too_long or pending_len + len(piece) > max_line_bytes:
+                        out.append((number, None))
+                    else:
+                        line = b"".join(pending) + piece
+                        if not line.isspace():
+                            out.append((number, line))
+                    pending, pending_len, too_long = [], 0, False
+                elif len(piece) > max_line_bytes:
+                    out.append((number, None))
+                elif piece and not piece.isspace():
+                    out.append((number, piece))
+            if tail and not too_long:
+                pending_len += len(tail)
+                if pending_len > max_line_bytes:
+                    pending, too_long = [], True
+                else:
+                    pending.append(tail)
+            if out:
+                yield out
+        if too_long:
+            yield [(number + 1, None)]
+        elif pending:
+            line = b"".join(pending)
+            if not line.isspace():
+                yield [(number + 1, line)]
     finally:
         await f.close()
+
+
+async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:
+    """The non-blank lines of a file one by one (a convenience over line_batches)."""
+    async for batch in line_batches(path, max_line_bytes):
+        for number, data in batch:
+            yield RawLine(number, b"" if data is None else data, too_long=data is None)
 
 
 class KeySet:
@@ -155,27 +170,29 @@ class LineParser:
         self.seen = KeySet()
         self._aliases = dict(shaping.aliases)
 
-    def key_only(self, raw: RawLine) -> None:
-        """Register the key of a line already done in an earlier run (fast resume path)."""
-        if raw.too_long:
+    def key_only(self, n: int, data: bytes | None) -> None:
+        """Register the key of a line done in an earlier run, so later duplicates still show."""
+        if data is None:
             return
         try:
-            obj = orjson.loads(raw.data)
+            obj = orjson.loads(data)
         except orjson.JSONDecodeError:
             return
-        if isinstance(obj, dict):
-            key = _key(obj, raw.number)
-            self.seen.add(key)
+        if type(obj) is dict:
+            self.seen.add(_key(obj, n))
 
     def parse(self, raw: RawLine) -> Record | Result:
         """A Record, or the invalid-line Result saying why not."""
-        n = raw.number
-        if raw.too_long:
+        return self.parse_line(raw.number, None if raw.too_long else raw.data)
+
+    def parse_line(self, n: int, data: bytes | None) -> Record | Result:
+        """A Record, or the invalid-line Result saying why not; data None means too long."""
+        if data is None:
             return invalid_result(n, f"longer than --max-line-bytes ({self.max_line_bytes} bytes)")
         try:
-            obj = orjson.loads(raw.data)
+            obj = orjson.loads(data)
         except orjson.JSONDecodeError as e:
-            if _bad_utf8(raw.data):
+            if _bad_utf8(data):
                 return invalid_result(n, "not valid UTF-8")
             return invalid_result(n, f"invalid JSON ({e.msg})")
         if not isinstance(obj, dict):
@@ -254,11 +271,12 @@ def _check_messages(messages: Any) -> None:
 
 
 def _key(obj: dict[str, Any], line: int) -> str:
-    for name in ("custom_id", "id"):
-        v = obj.get(name)
-        if v is not None and v != "":
-            return v if isinstance(v, str) else str(v)
-    return f"line-{line}"
+    v = obj.get("custom_id")
+    if v is None or v == "":
+        v = obj.get("id")
+        if v is None or v == "":
+            return f"line-{line}"
+    return v if type(v) is str else str(v)
 
 
 def _kind(v: Any) -> str:
@@ -286,4 +304,4 @@ async def count_lines(path: Path) -> int:
     return n + (last != b"\n")
 
 
-__all__ = ["LineParser", "RawLine", "Shaping", "raw_lines", "count_lines"]
+__all__ = ["KeySet", "LineParser", "RawLine", "Shaping", "line_batches", "raw_lines", "count_lines"]
