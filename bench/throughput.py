@@ -2,7 +2,8 @@
 
     python bench/throughput.py [--records 20000] [--concurrency 50]
 
-Phase 1: zero latency, alternating the two sides `--rounds` times and keeping each one's best. The bare loop is one ClientSession, a semaphore, nothing else, sending
+Phase 1: zero latency, alternating the two sides `--rounds` times and keeping each one's best.
+The bare loop is one ClientSession, a semaphore, nothing else, sending
 the same request bodies at the same concurrency; its rate is taken at the server like
 batchrun's, so interpreter start-up is excluded from both. Prints batchrun / bare.
 Phase 2: 200 ms latency, 1,000 records: batchrun req/s / (concurrency / 0.2 s).
@@ -22,12 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import batchrun, fresh_dir, make_input, rate_at_server, sim_reset, start_sim, stop  # noqa: E402
 
 
-async def bare_loop(url: str, path: Path, concurrency: int) -> None:
+def load_bodies(path: Path) -> list[dict]:
+    """The request bodies batchrun builds from the same file."""
+    return [
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": json.loads(line)["text"]}]}
+        for line in path.read_text().splitlines()
+    ]
+
+
+async def bare_loop(url: str, bodies: list[dict], concurrency: int) -> None:
     """The baseline: what a careful one-off script does."""
-    bodies = []
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
-        bodies.append({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": rec["text"]}]})
     sem = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -55,7 +60,7 @@ def main() -> None:
     try:
         for _ in range(a.rounds):  # alternate, keep each side's best: less noise on a shared box
             sim_reset(url)
-            asyncio.run(bare_loop(url, inp, a.concurrency))
+            asyncio.run(bare_loop(url, load_bodies(inp), a.concurrency))
             rate, n_bare = rate_at_server(url)
             bare = max(bare, rate)
             for p in work.glob("in.results.jsonl*"):
