@@ -25,11 +25,14 @@ from dataclasses import dataclass
 # A bucket holds this many seconds of its limit: a small burst, never the whole minute. The refill
 # rate is the limit less that burst, so that no 60-second window ever grants more than the limit.
 BURST_SECONDS = 1.0
-# With no retry-after on a 429, pause this long.
+# With no retry-after on a 429, pause this long, doubling for each silent burst in a row.
 DEFAULT_PAUSE_S = 1.0
-# AIMD: cut to this share of the rate that failed; grow by this share a second while all is well.
-AIMD_DECREASE = 0.8
-AIMD_INCREASE = 0.01
+MAX_SILENT_PAUSE_S = 30.0
+# AIMD with no headers: start at this share of what got through in the last minute, cut to
+# AIMD_DECREASE of the rate that failed, and grow by AIMD_INCREASE of it a second while all is well.
+PROBE_START = 0.9
+AIMD_DECREASE = 0.85
+AIMD_INCREASE = 0.005
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -94,7 +97,8 @@ def parse_rate_headers(headers: Mapping[str, str]) -> RateHeaders | None:
 
 
 class Bucket:
-    """A token bucket for a per-minute limit; its level may go below zero (debt)."""
+    """A token bucket for a per-minute limit; its level may go below zero (debt), and above its
+    capacity when the server's `remaining` says there is more to use."""
 
     __slots__ = ("per_minute", "rate", "capacity", "level", "stamp")
 
@@ -115,7 +119,8 @@ class Bucket:
     def refill(self, now: float) -> None:
         """Add what the rate has earned since the last look."""
         if now > self.stamp:
-            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            if self.level < self.capacity:
+                self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
             self.stamp = now
 
     def wait_for(self, amount: float, now: float) -> float:
@@ -125,6 +130,14 @@ class Bucket:
         if self.level >= need - 1e-9:  # float crumbs after sleeping exactly the computed delay
             return 0.0
         return (need - self.level) / self.rate
+
+    def sync(self, remaining: float, in_flight: float, now: float) -> None:
+        """Follow the server's count: down always; up only while far from its limit, where a
+        stale, out-of-order answer cannot push us over it."""
+        self.refill(now)
+        seen = remaining - in_flight
+        if seen < self.level or seen >= 2 * self.capacity:
+            self.level = seen
 
 
 class RateController:
@@ -143,8 +156,9 @@ class RateController:
         self.inflight_requests = 0
         self.inflight_tokens = 0
         self.rate_limited = 0
-        self._sent: deque[float] = deque(maxlen=512)
+        self._ok_times: deque[float] = deque(maxlen=100_000)
         self._last_increase = now
+        self._silent_bursts = 0  # 429 bursts in a row with no success between them
 
     @property
     def unlimited(self) -> bool:
@@ -178,22 +192,28 @@ class RateController:
             self.tokens.level -= tokens
         self.inflight_requests += 1
         self.inflight_tokens += tokens
-        self._sent.append(now)
 
     def on_answer(
         self, est_tokens: int, used_tokens: int | None, info: RateHeaders | None, now: float
     ) -> None:
-        """A request came back (any status but 429): reconcile tokens and learn from headers."""
+        """A request came back (any status but 429); used_tokens is None unless it succeeded."""
         self.inflight_requests -= 1
         self.inflight_tokens -= est_tokens
-        if used_tokens is not None and self.tokens is not None:
-            self.tokens.level += est_tokens - used_tokens
+        if used_tokens is not None:
+            self._ok_times.append(now)
+            self._silent_bursts = 0
+            if self.tokens is not None:
+                self.tokens.level += est_tokens - used_tokens
         if info is not None:
             self._learn(info, now)
-        elif self.rpm_source == "probe" and self.requests is not None:
-            if now - self._last_increase >= 1.0:
+        elif self.rpm_source == "probe" and self.requests is not None and used_tokens is not None:
+            if now - self._last_increase >= 1.0:  # additive increase, once a second of success
                 self._last_increase = now
-                self.requests.set_per_minute(self.requests.per_minute * (1 + AIMD_INCREASE), now)
+                self.requests.set_per_minute(self.requests.per_minute + self._step(), now)
+
+    def _step(self) -> float:
+        assert self.requests is not None
+        return max(1.0, self.requests.per_minute * AIMD_INCREASE)
 
     def on_rate_limited(
         self, est_tokens: int, retry_after: float | None, info: RateHeaders | None, now: float
@@ -203,30 +223,32 @@ class RateController:
         self.inflight_tokens -= est_tokens
         self.rate_limited += 1
         first_of_burst = now >= self.paused_until
-        pause = retry_after if retry_after is not None else DEFAULT_PAUSE_S
         if info is not None:
             self._learn(info, now)
-            if retry_after is None:
-                resets = [r for r in (info.reset_requests, info.reset_tokens) if r]
-                pause = min(resets) if resets else pause
+        pause = retry_after
+        if pause is None and info is not None:
+            resets = [r for r in (info.reset_requests, info.reset_tokens) if r]
+            pause = min(resets) if resets else None
+        if pause is None:  # the server said nothing: wait longer each silent burst in a row
+            earlier = self._silent_bursts if first_of_burst else max(0, self._silent_bursts - 1)
+            pause = min(MAX_SILENT_PAUSE_S, DEFAULT_PAUSE_S * 2**earlier)
         self.paused_until = max(self.paused_until, now + pause)
         if not first_of_burst:
-            return  # one decrease per burst of 429s, not one per in-flight request
-        if self.requests is not None:
-            self.requests.level = min(self.requests.level, 0.0)
-        if self.tokens is not None:
-            self.tokens.level = min(self.tokens.level, 0.0)
-        if self.rpm_source in (None, "probe") and (info is None or info.limit_requests is None):
-            current = self.rpm if self.rpm_source == "probe" else self._observed_rpm(now)
-            if current:
-                self._set_rpm(current * AIMD_DECREASE, "probe", now)
-                self._last_increase = now + pause
-
-    def _observed_rpm(self, now: float) -> float | None:
-        if len(self._sent) < 2:
-            return None
-        span = max(now - self._sent[0], 1e-3)
-        return len(self._sent) / span * 60.0
+            return  # one decision per burst of 429s, not one per in-flight request
+        for bucket in (self.requests, self.tokens):
+            if bucket is not None:
+                bucket.level = min(bucket.level, 0.0)
+        knows_limit = self.rpm_source in ("flag", "headers") or self.tpm_source in ("flag", "headers")
+        if not knows_limit and self._silent_bursts == 0:
+            if self.rpm_source is None:
+                # First 429: what the server let through in the last minute is the best guess of
+                # its limit, whether it counts in a rolling window, a bucket or calendar minutes.
+                recent = sum(1 for t in self._ok_times if t > now - 60.0)
+                self._set_rpm(max(1.0, recent * PROBE_START), "probe", now)
+            else:
+                self._set_rpm(max(1.0, self.requests.per_minute * AIMD_DECREASE), "probe", now)  # type: ignore[union-attr]
+            self._last_increase = now + pause
+        self._silent_bursts += 1
 
     def _set_rpm(self, rpm: float, source: str, now: float) -> None:
         if self.requests is None:
@@ -241,21 +263,19 @@ class RateController:
             target = float(info.limit_requests)
             if self.requests is None or self.requests.per_minute != target:
                 self._set_rpm(target, "headers", now)
+                self.requests.level = 0.0  # type: ignore[union-attr]
         if self.fixed_tpm is None and info.limit_tokens:
             target = float(info.limit_tokens)
             if self.tokens is None:
                 self.tokens = Bucket(target, now)
+                self.tokens.level = 0.0
             elif self.tokens.per_minute != target:
                 self.tokens.set_per_minute(target, now)
             self.tpm_source = "headers"
         if self.requests is not None and info.remaining_requests is not None:
-            self.requests.refill(now)
-            seen = info.remaining_requests - self.inflight_requests
-            self.requests.level = min(self.requests.level, float(seen))
+            self.requests.sync(info.remaining_requests, self.inflight_requests, now)
         if self.tokens is not None and info.remaining_tokens is not None:
-            self.tokens.refill(now)
-            seen = info.remaining_tokens - self.inflight_tokens
-            self.tokens.level = min(self.tokens.level, float(seen))
+            self.tokens.sync(info.remaining_tokens, self.inflight_tokens, now)
 
 
 class Limiter:

@@ -125,8 +125,11 @@ class Sender:
                 raise
             else:
                 usage = Usage.from_body(ans.body)
-                ctl.on_answer(est, usage.input_tokens + usage.output_tokens,
-                              parse_rate_headers(ans.headers), clock())
+                # what the provider counts against tokens-per-minute: prompt plus max_tokens when
+                # the request caps its output (OpenAI reserves it), else the output it produced
+                capped = "max_tokens" in body or "max_completion_tokens" in body
+                charged = usage.input_tokens + (rec.max_output_tokens if capped else usage.output_tokens)
+                ctl.on_answer(est, charged, parse_rate_headers(ans.headers), clock())
                 return Result(
                     key=rec.key, line=rec.line, model=model, status_code=ans.status,
                     request_id=ans.request_id, body=ans.body, attempts=tally.attempts,

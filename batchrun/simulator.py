@@ -118,6 +118,7 @@ class SimStats:
     first_ok: float | None = None
     last_ok: float | None = None
     ok_times: list[float] = field(default_factory=list)
+    ok_charged: list[int] = field(default_factory=list)  # tokens counted against tpm, per answer
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for GET /_sim/stats."""
@@ -130,6 +131,7 @@ class SimStats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "ok_times": self.ok_times,
+            "ok_charged": self.ok_charged,
         }
 
 
@@ -311,6 +313,7 @@ class Simulator:
         st.completion_tokens += completion
         if len(st.ok_times) < 1_000_000:  # bounded: benchmarks read rates off these
             st.ok_times.append(time.monotonic())
+            st.ok_charged.append(cost)
         return self._count(web.Response(body=orjson.dumps(resp), content_type="application/json",
                                         headers=headers))
 

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from batchrun.limiter import (
     AIMD_DECREASE,
+    DEFAULT_PAUSE_S,
+    PROBE_START,
     Bucket,
     RateController,
     RateHeaders,
@@ -146,20 +148,52 @@ def test_429_without_retry_after_uses_reset_header() -> None:
     assert ctl.paused_until == pytest.approx(2.5)
 
 
-def test_aimd_without_headers_decreases_once_per_burst_then_grows() -> None:
+def test_aimd_without_headers_starts_from_last_minute_then_cuts_and_grows() -> None:
     ctl = RateController()
-    for i in range(100):  # 100 requests over 1 s: 6000 rpm observed
-        ctl.take(1, i * 0.01)
-    for _ in range(5):  # a burst of 429s from the in-flight requests
-        ctl.on_rate_limited(1, 1.0, None, 1.0)
+    for i in range(600):  # 600 successes in the last minute, then 429s
+        ctl.take(1, i * 0.05)
+        ctl.on_answer(1, 1, None, i * 0.05)
+    now = 30.0
+    for _ in range(5):  # a burst of 429s from the in-flight requests: one decision
+        ctl.take(1, now)
+    for _ in range(5):
+        ctl.on_rate_limited(1, None, None, now)
     assert ctl.rpm_source == "probe"
-    first = ctl.rpm
-    assert first is not None and first == pytest.approx(100 / 1.0 * 60 * AIMD_DECREASE, rel=0.01)
-    later = first
-    now = 2.0
-    for _ in range(30):
+    assert ctl.rpm == pytest.approx(600 * PROBE_START)
+    assert ctl.paused_until == pytest.approx(now + DEFAULT_PAUSE_S)
+    now += 2.0
+    for _ in range(30):  # additive increase while all is well
         ctl.take(1, now)
         ctl.on_answer(1, 1, None, now)
         now += 1.0
-    later = ctl.rpm
-    assert later is not None and later > first
+    grown = ctl.rpm
+    assert grown is not None and grown > 600 * PROBE_START
+    ctl.take(1, now)
+    ctl.on_rate_limited(1, None, None, now)
+    assert ctl.rpm == pytest.approx(grown * AIMD_DECREASE)
+
+
+def test_silent_429s_in_a_row_double_the_pause_without_cutting_again() -> None:
+    ctl = RateController()
+    ctl.take(1, 0.0)
+    ctl.on_answer(1, 1, None, 0.0)
+    now = 1.0
+    pauses = []
+    for _ in range(4):
+        ctl.take(1, now)
+        ctl.on_rate_limited(1, None, None, now)
+        pauses.append(ctl.paused_until - now)
+        now = ctl.paused_until
+    assert pauses == [1.0, 2.0, 4.0, 8.0]
+    assert ctl.rpm == 1.0  # cut once, at the first burst; silence after that only waits longer
+
+
+def test_server_remaining_allows_its_burst_but_never_a_stale_raise_near_the_limit() -> None:
+    ctl = RateController()
+    ctl.take(1, 0.0)
+    ctl.on_answer(1, 1, RateHeaders(limit_requests=1200, remaining_requests=1190), 0.0)
+    assert ctl.requests is not None and ctl.requests.level == 1190  # the server's burst is ours
+    ctl.requests.level = 5.0
+    ctl.take(1, 0.0)
+    ctl.on_answer(1, 1, RateHeaders(limit_requests=1200, remaining_requests=30), 0.0)
+    assert ctl.requests.level == 4.0  # 30 is under 2 s of rate: no raise from a maybe-stale answer
