@@ -31,6 +31,7 @@ MAX_SILENT_PAUSE_S = 30.0
 # AIMD with no headers: start at this share of what got through in the last minute, cut to
 # AIMD_DECREASE of the rate that failed, and grow by AIMD_INCREASE of it a second while all is well.
 PROBE_START = 0.9
+MIN_PROBE_SAMPLE = 20
 AIMD_DECREASE = 0.85
 AIMD_INCREASE = 0.005
 
@@ -243,8 +244,10 @@ class RateController:
             if self.rpm_source is None:
                 # First 429: what the server let through in the last minute is the best guess of
                 # its limit, whether it counts in a rolling window, a bucket or calendar minutes.
+                # Too few answers to go by: only pause, and guess at a later 429.
                 recent = sum(1 for t in self._ok_times if t > now - 60.0)
-                self._set_rpm(max(1.0, recent * PROBE_START), "probe", now)
+                if recent >= MIN_PROBE_SAMPLE:
+                    self._set_rpm(recent * PROBE_START, "probe", now)
             else:
                 self._set_rpm(max(1.0, self.requests.per_minute * AIMD_DECREASE), "probe", now)  # type: ignore[union-attr]
             self._last_increase = now + pause

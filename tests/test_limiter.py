@@ -185,7 +185,20 @@ def test_silent_429s_in_a_row_double_the_pause_without_cutting_again() -> None:
         pauses.append(ctl.paused_until - now)
         now = ctl.paused_until
     assert pauses == [1.0, 2.0, 4.0, 8.0]
-    assert ctl.rpm == 1.0  # cut once, at the first burst; silence after that only waits longer
+    assert ctl.rpm is None  # one success is too little to guess a limit from: only waits
+
+
+def test_silent_429s_after_a_probe_cut_once_then_only_wait_longer() -> None:
+    ctl = RateController()
+    for i in range(100):
+        ctl.take(1, i * 0.1)
+        ctl.on_answer(1, 1, None, i * 0.1)
+    now = 10.0
+    for _ in range(3):
+        ctl.take(1, now)
+        ctl.on_rate_limited(1, None, None, now)
+        now = ctl.paused_until
+    assert ctl.rpm == pytest.approx(100 * PROBE_START)
 
 
 def test_server_remaining_allows_its_burst_but_never_a_stale_raise_near_the_limit() -> None:
