@@ -240,7 +240,11 @@ class RateController:
             if bucket is not None:
                 bucket.level = min(bucket.level, 0.0)
         knows_limit = self.rpm_source in ("flag", "headers") or self.tpm_source in ("flag", "headers")
-        if not knows_limit and self._silent_bursts == 0:
+        # A server that says when to come back (retry-after, or LiteLLM's
+        # llm_provider-retry-after) paces us itself: pause, but do not guess a rate, since
+        # occasional overload 429s would otherwise grind the rate down for nothing.
+        said_when = retry_after is not None
+        if not knows_limit and not said_when and self._silent_bursts == 0:
             if self.rpm_source is None:
                 # First 429: what the server let through in the last minute is the best guess of
                 # its limit, whether it counts in a rolling window, a bucket or calendar minutes.
