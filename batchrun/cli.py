@@ -114,6 +114,110 @@ def status(
         Display().lines(format_status(st))
 
 
+def _names(text: str | None) -> list[str]:
+    return [m.strip() for m in (text or "").split(",") if m.strip()]
+
+
+@app.command()
+def estimate(
+    input: Annotated[Path, typer.Argument(help="JSONL input file.", show_default=False)],
+    model: Annotated[str | None, Opt(help="Model for records that name none.")] = None,
+    template: Annotated[str | None, Opt(help="User message for plain records.")] = None,
+    system: Annotated[str | None, Opt(help="System message for plain records.")] = None,
+    max_tokens: Annotated[int | None, Opt(help="max_tokens for requests that set none.")] = None,
+    prices: Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens).")] = None,
+    base_url: Annotated[str | None, Opt(help="API base URL, to match the provider's prices.")] = None,
+    compare: Annotated[str | None, Opt(help="Also price the job on these models: A,B,...")] = None,
+    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
+    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+) -> None:
+    """Count records, estimate tokens and the cost range per model, without sending anything."""
+    import orjson
+
+    from batchrun.config import resolve
+    from batchrun.display import Display, format_estimate
+    from batchrun.estimate import estimate_file, estimate_report
+    from batchrun.pricing import PriceBook
+    from batchrun.reader import LineParser, Shaping
+
+    flags = {"input": input, "model": model, "template": template, "system": system,
+             "max_tokens": max_tokens, "prices": prices, "base_url": base_url}
+    cfg = resolve(flags, config_path=config, need_key=False)
+    if not input.is_file():
+        from batchrun.errors import InputError
+
+        raise InputError(f"input file {input} does not exist or is not a file")
+    parser = LineParser(Shaping(cfg.model, cfg.template, cfg.system, cfg.max_tokens, cfg.default_max_output,
+                                cfg.aliases), cfg.max_line_bytes)
+    book = PriceBook(cfg.prices, cfg.base_url)
+    data = estimate_report(asyncio.run(estimate_file(input, parser)), book, _names(compare),
+                           cfg.default_max_output)
+    if json_:
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        Display().lines(format_estimate(data))
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results JSONL file.", show_default=False)],
+    compare: Annotated[str | None, Opt(help="Also price the usage on these models: A,B,...")] = None,
+    prices: Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens).")] = None,
+    base_url: Annotated[str | None, Opt(help="API base URL, to match the provider's prices.")] = None,
+    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
+    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+) -> None:
+    """The per-model summary table of any results file."""
+    import orjson
+
+    from batchrun.config import resolve
+    from batchrun.display import Display, format_report_compare, format_summary_table
+    from batchrun.pricing import PriceBook
+    from batchrun.report import report as make_report
+
+    cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
+    data = make_report(results, PriceBook(cfg.prices, cfg.base_url), _names(compare))
+    if json_:
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    r = data["records"]
+    lines: list[Any] = [format_summary_table(data, title=f"report: {results}"),
+                        f"records: {r['total']} ({r['succeeded']} succeeded, {r['failed']} failed, "
+                        f"{r['invalid']} invalid); total cost ${data['total_cost_usd']:.6f}"
+                        + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else "")]
+    if data["foreign_lines"]:
+        lines.append(f"{data['foreign_lines']} line(s) were not batchrun results and were skipped")
+    if data["compare"]:
+        lines.append(format_report_compare(data))
+    Display().lines(lines)
+
+
+@app.command()
+def models(
+    base_url: Annotated[str | None, Opt(help="API base URL (env BATCHRUN_BASE_URL, OPENAI_BASE_URL).")] = None,
+    api_key_env: Annotated[str | None, Opt(help="Read the API key from this env variable.")] = None,
+    prices: Annotated[bool, Opt("--prices", help="Show each model's prices, their source and context window.")] = False,
+    prices_file: Annotated[Path | None, Opt(help="TOML prices file on top of the bundled snapshot.")] = None,
+    simulate: Annotated[bool, Opt("--simulate", help="Ask the built-in simulator.")] = False,
+    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
+    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the endpoint's models (GET {base_url}/models), each marked with whether its price is known."""
+    import orjson
+
+    from batchrun.config import resolve
+    from batchrun.display import Display, format_models
+    from batchrun.job import list_models
+
+    cfg = resolve({"base_url": base_url, "api_key_env": api_key_env, "prices": prices_file,
+                   "simulate": simulate}, config_path=config)
+    rows = asyncio.run(list_models(cfg))
+    if json_:
+        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    else:
+        Display().lines([format_models(rows, prices)])
+
+
 @app.command("mock-server")
 def mock_server(
     host: Annotated[str, Opt(help="Loopback address to bind.")] = "127.0.0.1",

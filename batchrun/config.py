@@ -209,8 +209,12 @@ def resolve(
     flags: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     config_path: Path | None = None,
+    need_key: bool = True,
 ) -> RunConfig:
-    """Merge flags, environment and config file into a validated RunConfig."""
+    """Merge flags, environment and config file into a validated RunConfig.
+
+    need_key=False for commands that send nothing (`estimate`) or may go keyless.
+    """
     env = os.environ if env is None else env
     doc, doc_name = read_config_file(config_path)
     file_opts = _norm({k: v for k, v in doc.items() if not isinstance(v, dict)})
@@ -254,12 +258,12 @@ def resolve(
     ):
         raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
 
-    input_path: Path = flags["input"]
+    input_path: Path = flags.get("input") or Path("-")
     output = values.pop("output", None) or default_output(input_path)
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if not simulate and key.reveal() is None and not _is_loopback(base_url):
+    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
     fallback = values.pop("fallback_model", ())
     if simulate and "model" not in values:

@@ -139,8 +139,8 @@ class Display:
             self.console.print(line, markup=False)
         self._to_log("summary " + "; ".join(format_summary_footer(summary)))
 
-    def lines(self, lines: list[str]) -> None:
-        """Plain lines on stdout."""
+    def lines(self, lines: list[Any]) -> None:
+        """Plain lines or Rich renderables on stdout."""
         for line in lines:
             self.console.print(line, markup=False)
 
@@ -225,3 +225,67 @@ def format_status(st: dict[str, Any]) -> list[str]:
     if st.get("problem"):
         lines.append("problem: " + st["problem"])
     return lines
+
+
+def _tok(v: int) -> str:
+    return f"{v:,}"
+
+
+def format_estimate(data: dict[str, Any]) -> list[Any]:
+    """`batchrun estimate` as Rich renderables: per-model table, then the compare table."""
+    out: list[Any] = []
+    t = Table(title="batchrun estimate (no request sent)")
+    for col in ("model", "records", "input tok (est.)", "output tok (max)", "cost min", "cost max",
+                "price source"):
+        t.add_column(col, justify="left" if col in ("model", "price source") else "right")
+    for name, m in data["models"].items():
+        t.add_row(name, str(m["records"]), _tok(m["input_tokens"]), _tok(m["max_output_tokens"]),
+                  _money(m["cost_min_usd"]), _money(m["cost_max_usd"]), m["price_source"] or "unknown")
+    out.append(t)
+    lines = data["lines"]
+    out.append(f"lines: {lines['valid']} valid, {lines['invalid']} invalid; output at most max_tokens "
+               f"per request, or {data['default_max_output_tokens']} where a request sets none")
+    for ex in data["invalid_examples"]:
+        out.append(f"  invalid: {ex}")
+    out.append(f"total: ${data['total_cost_min_usd']:.6f} to ${data['total_cost_max_usd']:.6f}"
+               + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else ""))
+    if data["compare"]:
+        c = Table(title="the same job on other models")
+        for col in ("model", "input $/MTok", "output $/MTok", "cost min", "cost max", "price source"):
+            c.add_column(col, justify="left" if col in ("model", "price source") else "right")
+        for name, m in data["compare"].items():
+            c.add_row(name, _rate_cell(m["input_per_mtok"]), _rate_cell(m["output_per_mtok"]),
+                      _money(m["cost_min_usd"]), _money(m["cost_max_usd"]), m["price_source"] or "unknown")
+        out.append(c)
+    return out
+
+
+def _rate_cell(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+def format_report_compare(data: dict[str, Any]) -> Table:
+    """What a results file's usage would have cost on other models."""
+    c = Table(title="the same usage on other models")
+    for col in ("model", "input tok", "output tok", "cached", "cost", "price source"):
+        c.add_column(col, justify="left" if col in ("model", "price source") else "right")
+    for name, m in data["compare"].items():
+        c.add_row(name, _tok(m["input_tokens"]), _tok(m["output_tokens"]), _tok(m["cached_tokens"]),
+                  _money(m["cost_usd"]), m["price_source"] or "unknown")
+    return c
+
+
+def format_models(rows: list[dict[str, Any]], with_prices: bool) -> Table:
+    """`batchrun models`: the endpoint's models and what is known of their prices."""
+    t = Table(title="models")
+    cols = ["model", "price"] + (["input $/MTok", "output $/MTok", "cached $/MTok", "context"] if with_prices else [])
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("model", "price") else "right")
+    for r in rows:
+        cells = [r["id"], r["price_source"] or "unknown"]
+        if with_prices:
+            cells += [_rate_cell(r["input_per_mtok"]), _rate_cell(r["output_per_mtok"]),
+                      _rate_cell(r["cached_input_per_mtok"]),
+                      "-" if r["context_window"] is None else _tok(r["context_window"])]
+        t.add_row(*cells)
+    return t

@@ -148,7 +148,8 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
     started = time.monotonic()
     ck = checkpoint_path(cfg.output)
     elapsed_before = state.elapsed_s
-    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url)
+    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
+                       context_windows=dict(cfg.context_windows))
 
     def state_bytes() -> bytes:
         state.elapsed_s = elapsed_before + time.monotonic() - started
@@ -163,12 +164,13 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
     for model in (cfg.model, *cfg.fallback_models):
         if model:
             await asyncio.to_thread(prices.price, model)
+            await asyncio.to_thread(prices.context_window, model)
     async with endpoint(cfg) as (base_url, key), make_session(cfg.concurrency) as session:
         client = Client(session, base_url, key, cfg.timeout)
         limiters = Limiters(base_url, cfg.rpm, cfg.tpm)
         budget = Budget(cfg.max_cost, spent_usd=state.stats.cost_usd)
         sender = Sender(client, limiters, prices, budget, RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base),
-                        cfg.fallback_models, dict(cfg.context_windows))
+                        cfg.fallback_models)
         pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
                         cfg.output, ck, state_bytes, cfg.concurrency, cfg.drain_timeout)
         done_before = state.stats.done
@@ -315,3 +317,25 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "problem": problem,
         "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
     }
+
+
+async def list_models(cfg: RunConfig) -> list[dict[str, Any]]:
+    """The endpoint's models with what the price book knows of each."""
+    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
+                       context_windows=dict(cfg.context_windows))
+    async with endpoint(cfg) as (base_url, key), make_session(2) as session:
+        served = await Client(session, base_url, key, cfg.timeout).list_models()
+    rows = []
+    for m in served:
+        name = str(m.get("id"))
+        p = await asyncio.to_thread(prices.price, name)
+        rows.append({
+            "id": name,
+            "owned_by": m.get("owned_by"),
+            "price_source": p.source if p else None,
+            "input_per_mtok": float(p.input.base) if p else None,
+            "output_per_mtok": float(p.output.base) if p else None,
+            "cached_input_per_mtok": float(p.cached_input.base) if p and p.cached_input else None,
+            "context_window": prices.context_window(name),
+        })
+    return rows

@@ -124,18 +124,22 @@ def _genai_rate(value: Any) -> Rate | None:
     return None
 
 
-def genai_price(model: str, base_url: str | None) -> Price | None:
-    """The bundled genai-prices snapshot's price of a model, or None."""
+def _genai_model(model: str, base_url: str | None) -> Any:
+    """(provider, model info) from the bundled genai-prices snapshot, or None."""
     from genai_prices import data_snapshot  # imported lazily: it takes a quarter second
 
     snap = data_snapshot.get_snapshot()
-    found = None
     for url in (base_url, None):
         try:
-            found = snap.find_provider_model(model, None, None, url)
-            break
+            return snap.find_provider_model(model, None, None, url)
         except LookupError:
             continue
+    return None
+
+
+def genai_price(model: str, base_url: str | None) -> Price | None:
+    """The bundled genai-prices snapshot's price of a model, or None."""
+    found = _genai_model(model, base_url)
     if found is None:
         return None
     provider, info = found
@@ -158,11 +162,25 @@ class PriceBook:
         user_prices: dict[str, Price] | None = None,
         base_url: str | None = None,
         use_snapshot: bool = True,
+        context_windows: dict[str, int] | None = None,
     ) -> None:
         self.user = dict(user_prices or {})
         self.base_url = base_url
         self.use_snapshot = use_snapshot
+        self.user_windows = dict(context_windows or {})
         self._cache: dict[str, Price | None] = {}
+        self._windows: dict[str, int | None] = {}
+
+    def context_window(self, model: str) -> int | None:
+        """The model's input window in tokens: the config's, else the snapshot's, else None."""
+        if model in self._windows:
+            return self._windows[model]
+        window = self.user_windows.get(model)
+        if window is None and self.use_snapshot:
+            found = _genai_model(model, self.base_url)
+            window = getattr(found[1], "context_window", None) if found else None
+        self._windows[model] = window
+        return window
 
     def price(self, model: str) -> Price | None:
         """The price of a model, or None if no source knows it."""

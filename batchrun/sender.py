@@ -46,7 +46,6 @@ class Sender:
         budget: Budget,
         policy: RetryPolicy,
         fallback_models: Sequence[str] = (),
-        context_windows: dict[str, int] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -55,7 +54,6 @@ class Sender:
         self.budget = budget
         self.policy = policy
         self.fallback_models = tuple(fallback_models)
-        self.context_windows = context_windows or {}
         self.rng = rng or random.Random()
         self.retries = 0  # attempts beyond each record's first, for the progress line
 
@@ -66,14 +64,16 @@ class Sender:
 
     async def send(self, rec: Record) -> Result:
         """The record's final Result after retries and fallbacks."""
-        if not self.fallback_models and self.budget.cap_usd is None and not self.context_windows:
+        window = self.prices.context_window(rec.model)
+        fits = window is None or rec.est_input_tokens <= window
+        if fits and not self.fallback_models and self.budget.cap_usd is None:
             return (await self._attempts(rec, rec.model, _Tally()))[0]  # the common, fast path
         chain = [rec.model, *(m for m in self.fallback_models if m != rec.model)]
         tally = _Tally()
         result: Result | None = None
         for i, model in enumerate(chain):
             last = i + 1 == len(chain)
-            window = self.context_windows.get(model)
+            window = self.prices.context_window(model)
             if window is not None and rec.est_input_tokens > window:
                 result = self._failure(rec, model, tally, None, "context_length_exceeded",
                                        f"prompt of about {rec.est_input_tokens} tokens is over "

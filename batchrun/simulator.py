@@ -47,6 +47,8 @@ class SimConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     strict_models: bool = False  # unknown model -> 404
     context_window: int | None = None
+    context_windows: dict[str, int] = field(default_factory=dict)  # per model, over the global one
+    failing_models: tuple[str, ...] = ()  # these always answer 503
     seed: int = 0
 
 
@@ -227,9 +229,12 @@ class Simulator:
             return self._count(_error(404, "model_not_found",
                                       f"The model `{model}` does not exist or you do not have access to it."))
         prompt_tokens = 3 + sum(4 + sim_tokens(text) for _, text in msgs)
-        if c.context_window and prompt_tokens > c.context_window:
+        window = c.context_windows.get(model, c.context_window)
+        if window and prompt_tokens > window:
             return self._count(_error(400, "context_length_exceeded",
-                                      f"This model's maximum context length is {c.context_window} tokens."))
+                                      f"This model's maximum context length is {window} tokens."))
+        if model in c.failing_models:
+            return self._count(_error(503, "overloaded", "The model is overloaded."))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         digest = hashlib.blake2b(prompt.encode(), digest_size=8).digest()
         completion = 8 + digest[0] % 40

@@ -1,0 +1,159 @@
+"""Cost control end to end: estimate vs actual, the --max-cost cap across a resume, fallbacks,
+unknown prices, and the models and report commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from batchrun.cli import app
+
+from .conftest import plain_records, read_results, write_jsonl
+
+ENV = {"BATCHRUN_API_KEY": "sk-cost-test", "BATCHRUN_RETRY_BASE": "0.01", "OPENAI_API_KEY": None,
+       "BATCHRUN_BASE_URL": None, "OPENAI_BASE_URL": None}
+
+
+def cli(args: list[str]) -> Any:
+    return CliRunner().invoke(app, args, env=ENV, catch_exceptions=False)
+
+
+def reviews(n: int) -> list[dict[str, Any]]:
+    return [{"id": f"v{i}", "text": f"Review {i}: the blender is loud but it crushes ice well, "
+             f"and the jug cracked after {i % 9 + 1} weeks of daily use."} for i in range(n)]
+
+
+def test_estimate_counts_and_is_close_to_actual_on_the_simulator(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(120) + ["{bad", {"id": "v1", "text": "dup"}])
+    res = cli(["estimate", str(inp), "--model", "gpt-4o-mini", "--json", "--compare", "deepseek-chat,gpt-4.1-mini"])
+    assert res.exit_code == 0, res.output
+    est = json.loads(res.stdout)
+    assert est["lines"] == {"valid": 120, "invalid": 2}
+    m = est["models"]["gpt-4o-mini"]
+    assert m["records"] == 120 and m["max_output_tokens"] == 120 * 512
+    assert m["cost_min_usd"] < m["cost_max_usd"]
+    assert set(est["compare"]) == {"deepseek-chat", "gpt-4.1-mini"}
+    assert est["compare"]["deepseek-chat"]["price_source"].startswith("genai-prices")
+    assert sim.stats.requests == 0  # no network
+    summary = tmp_path / "s.json"
+    res = cli(["process", str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet",
+               "--summary-json", str(summary)])
+    assert res.exit_code == 1
+    actual = json.loads(summary.read_text())["models"]["gpt-4o-mini"]
+    ratio = m["input_tokens"] / actual["input_tokens"]
+    print(f"estimate/actual input tokens on the simulator: {ratio:.3f}")
+    assert 0.7 < ratio < 1.5
+    assert actual["cost_usd"] <= m["cost_max_usd"]
+
+
+def test_max_cost_cap_holds_across_a_resume(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory(latency_ms=20)
+    prices = tmp_path / "p.toml"
+    prices.write_text('[models."m"]\ninput = 1000\noutput = 1000\n')  # $0.001 a token: easy sums
+    rows = [{"id": f"r{i}", "text": "word " * 20, "max_tokens": 10} for i in range(60)]
+    rows = [{"custom_id": r["id"], "max_tokens": 10, "messages": [{"role": "user", "content": r["text"] + str(i)}]}
+            for i, r in enumerate(rows)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    summary = tmp_path / "s.json"
+    base = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--prices", str(prices), "--quiet",
+            "--concurrency", "4", "--summary-json", str(summary)]
+    res = cli([*base, "--max-cost", "1.0"])
+    assert res.exit_code == 3, res.output
+    assert "--max-cost $1 reached: spent $" in res.output and "raise --max-cost" in res.output
+    s = json.loads(summary.read_text())
+    worst = 0.001 * (int(len(rows[0]["messages"][0]["content"]) / 4) + 20 + 10)  # one record's reservation
+    assert 0 < s["total_cost_usd"] <= 1.0 + 4 * worst
+    done_first = len(read_results(tmp_path / "in.results.jsonl"))
+    assert 0 < done_first < 60
+    requests_before = sim.stats.requests
+    res = cli([*base, "--max-cost", "1.0"])  # same cap, whole job counted: nothing more fits
+    assert res.exit_code == 3
+    assert sim.stats.requests - requests_before <= 1
+    res = cli([*base, "--max-cost", "100"])  # raise it and the job goes on
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert len(out) == 60 and len({o["custom_id"] for o in out}) == 60
+    s = json.loads(summary.read_text())
+    assert s["job"]["runs"] == 3
+    assert s["total_cost_usd"] == pytest.approx(sum(o["batchrun"]["cost_usd"] for o in out))
+
+
+def test_fallback_on_404_context_length_and_exhausted_retries(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory(strict_models=True, models=("gpt-4o-mini", "deepseek-chat", "sim-small", "flaky"),
+                      context_windows={"sim-small": 40}, failing_models=("flaky",))
+    cfg = tmp_path / "batchrun.toml"
+    cfg.write_text('[context_windows]\n"tiny-window" = 10\n')
+    long_text = "please summarise this long complaint about a late parcel " * 10
+    rows = [
+        {"id": "gone", "model": "retired-model", "text": "short one"},
+        {"id": "long", "model": "sim-small", "text": long_text},
+        {"id": "precheck", "model": "tiny-window", "text": long_text},
+        {"id": "flaky", "model": "flaky", "text": "hello there"},
+        {"id": "fine", "model": "gpt-4o-mini", "text": "all good"},
+    ]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    summary = tmp_path / "s.json"
+    res = cli(["process", str(inp), "--base-url", sim.url, "--quiet", "--config", str(cfg),
+               "--fallback-model", "deepseek-chat", "--max-attempts", "2", "--summary-json", str(summary)])
+    assert res.exit_code == 0, res.output
+    out = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
+    reasons = {k: [(f["from"], f["reason"]) for f in o["batchrun"].get("fallbacks", [])] for k, o in out.items()}
+    assert all(o["error"] is None for o in out.values())
+    assert all(o["batchrun"]["model"] == "deepseek-chat" for k, o in out.items() if k != "fine")
+    assert reasons["gone"] == [("retired-model", "model_not_found")]
+    assert reasons["long"] == [("sim-small", "context_length_exceeded")]
+    assert reasons["precheck"] == [("tiny-window", "context_length_exceeded")]
+    assert reasons["flaky"] == [("flaky", "server_error")]
+    assert out["flaky"]["batchrun"]["attempts"] == 3  # two on flaky, one on the fallback
+    assert reasons["fine"] == [] and out["fine"]["batchrun"]["model"] == "gpt-4o-mini"
+    assert "tiny-window" not in json.dumps(sim.stats.to_dict())  # pre-check sent nothing
+    s = json.loads(summary.read_text())["models"]
+    assert {k: v["fallbacks"] for k, v in s.items() if v["fallbacks"]} == {
+        "retired-model": 1, "sim-small": 1, "tiny-window": 1, "flaky": 1}
+    assert s["deepseek-chat"]["succeeded"] == 4
+
+
+def test_unknown_model_cost_is_null_with_one_warning(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    summary = tmp_path / "s.json"
+    res = cli(["process", str(inp), "--base-url", sim.url, "--model", "sim-small", "--quiet",
+               "--summary-json", str(summary)])
+    assert res.exit_code == 0
+    assert res.output.count("no price is known for model 'sim-small'") == 1
+    assert all(o["batchrun"]["cost_usd"] is None for o in read_results(tmp_path / "in.results.jsonl"))
+    s = json.loads(summary.read_text())
+    assert s["models"]["sim-small"]["cost_usd"] is None and s["unpriced_models"] == ["sim-small"]
+    assert s["total_cost_usd"] == 0
+
+
+def test_models_command_marks_known_prices(sim_factory) -> None:
+    sim = sim_factory()
+    res = cli(["models", "--base-url", sim.url, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["id"]: r for r in json.loads(res.stdout)}
+    assert rows["gpt-4o-mini"]["price_source"].startswith("genai-prices")
+    assert rows["gpt-4o-mini"]["input_per_mtok"] == 0.15
+    assert rows["sim-small"]["price_source"] is None
+    res = cli(["models", "--base-url", sim.url, "--prices"])
+    assert res.exit_code == 0 and "sim-small" in res.stdout and "unknown" in res.stdout
+
+
+def test_report_of_a_results_file_with_compare(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(20))
+    assert cli(["process", str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet"]).exit_code == 0
+    res = cli(["report", str(tmp_path / "in.results.jsonl"), "--compare", "deepseek-chat", "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    m = r["models"]["gpt-4o-mini"]
+    assert r["records"]["succeeded"] == 20 and m["input_tokens"] == sim.stats.prompt_tokens
+    c = r["compare"]["deepseek-chat"]
+    assert c["cost_usd"] == pytest.approx((m["input_tokens"] * 0.27 + m["output_tokens"] * 1.10) / 1e6)
+    res = cli(["report", str(tmp_path / "nope.jsonl")])
+    assert res.exit_code == 2 and "cannot read results file" in res.output
