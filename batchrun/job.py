@@ -163,7 +163,8 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
     # Look prices up before the first request: loading the snapshot takes a moment.
     for model in (cfg.model, *cfg.fallback_models):
         if model:
-            await asyncio.to_thread(prices.price, model)
+            if await asyncio.to_thread(prices.price, model) is None and cfg.max_cost is not None:
+                display.warn(f"--max-cost cannot cap model {model!r}: its price is unknown (add it with --prices)")
             await asyncio.to_thread(prices.context_window, model)
     async with endpoint(cfg) as (base_url, key), make_session(cfg.concurrency) as session:
         client = Client(session, base_url, key, cfg.timeout)
