@@ -15,7 +15,7 @@ from batchrun.errors import BatchrunError
 class _Group(TyperGroup):
     """Turns every BatchrunError into one sentence on stderr and its exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored click) Context
         try:
             return super().invoke(ctx)
         except BatchrunError as e:

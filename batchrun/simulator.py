@@ -165,8 +165,7 @@ class Simulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        real_port = sockets[0].getsockname()[1] if sockets else port
+        real_port = self._runner.addresses[0][1]
         self.base_url = f"http://{host}:{real_port}/v1"
         return self.base_url
 
