@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,31 @@ def format_snapshot(s: Snapshot) -> str:
     return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
 
 
+def format_status_line(s: Snapshot) -> str:
+    """The line under the live bar: tokens, cost, retries, errors, limits."""
+    cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
+    parts = [f"tokens {s.input_tokens:,} in / {s.output_tokens:,} out", f"cost {cost}",
+             f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
+    if s.limits:
+        parts.append("limits " + "; ".join(s.limits))
+    if s.wait_s >= 0.05:
+        parts.append(f"waited {s.wait_s:.1f}s on limits")
+    return "  ".join(parts)
+
+
 def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _Progress(Progress):
+    """Rich progress with a plain status line under the bar (Rich's documented get_renderables hook)."""
+
+    status = ""
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        if self.status:
+            yield Text(self.status, overflow="fold")
 
 
 class Display:
@@ -80,7 +104,7 @@ class Display:
         self.mode = mode or ("live" if self.console.is_terminal else "plain")
         self.interval_s = 0.25 if self.mode == "live" else (plain_interval_s or 10.0)
         self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
-        self._progress: Progress | None = None
+        self._progress: _Progress | None = None
         self._task: Any = None
 
     def _to_log(self, text: str) -> None:
@@ -104,24 +128,24 @@ class Display:
         if self.mode != "live":
             return
         label = "[bold magenta]SIMULATED[/] batchrun" if simulated else "batchrun"
-        self._progress = Progress(
+        self._progress = _Progress(
             TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[rate]}"),
             console=self.console,
             transient=False,
         )
-        self._task = self._progress.add_task("records", total=total, info="")
+        self._task = self._progress.add_task("records", total=total, rate="")
         self._progress.start()
 
     def update(self, s: Snapshot) -> None:
         """Show the latest figures."""
         line = format_snapshot(s)
         if self.mode == "live" and self._progress is not None:
-            info = line.split(" done", 1)[-1].lstrip(" (0123456789.%)").lstrip(", ")
-            self._progress.update(self._task, completed=s.done, total=s.total, info=info)
+            self._progress.status = format_status_line(s)
+            self._progress.update(self._task, completed=s.done, total=s.total, rate=f"{s.rps:.1f} req/s")
         elif self.mode == "plain":
             self.console.print(f"{_stamp()} {line}", markup=False)
         self._to_log(line)

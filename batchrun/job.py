@@ -182,7 +182,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
                 pipe.stop_now()
                 return
             display.notice(
-                f"stopping: finishing {pipe.in_flight} in-flight request(s) "
+                f"stopping: sending nothing new, finishing the requests in flight "
                 f"(up to {cfg.drain_timeout:g}s; Ctrl-C again to stop at once)"
             )
             pipe.stop(reason)

@@ -16,6 +16,7 @@ A 429 pauses every dispatch for this model, not only the worker that got it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import deque
@@ -298,18 +299,32 @@ class Limiter:
         self.waited_s = 0.0
         self._lock = asyncio.Lock()
 
-    async def acquire(self, tokens: int) -> None:
-        """Wait until a request of `tokens` may be sent, then account it as sent."""
+    async def acquire(self, tokens: int, give_up: asyncio.Event | None = None) -> bool:
+        """Wait until a request of `tokens` may be sent and account it as sent: True.
+
+        False, without taking anything, once `give_up` is set (a clean stop: a request that was
+        never sent is not "in flight" and must not hold the drain up).
+        """
         c = self.controller
         now = self.clock()
         if c.unlimited and now >= c.paused_until and not self._lock.locked():
             c.take(tokens, now)
-            return
+            return True
         async with self._lock:
             while (d := c.delay(tokens, self.clock())) > 0:
-                self.waited_s += d
-                await asyncio.sleep(d)
+                if give_up is not None and give_up.is_set():
+                    return False
+                started = self.clock()
+                if give_up is None:
+                    await asyncio.sleep(d)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(give_up.wait(), d)
+                self.waited_s += self.clock() - started
+            if give_up is not None and give_up.is_set():
+                return False
             c.take(tokens, self.clock())
+            return True
 
 
 class Limiters:

@@ -22,7 +22,7 @@ from batchrun.checkpoint import JobState, save_atomic
 from batchrun.errors import AuthError
 from batchrun.reader import LineParser
 from batchrun.records import Record, Result, result_line
-from batchrun.sender import BudgetReached, Sender
+from batchrun.sender import BudgetReached, NotSent, Sender
 
 CHECKPOINT_EVERY_S = 2.0
 
@@ -113,6 +113,7 @@ class Pipeline:
             self.stopped = reason
             self.stop_message = message
         self._feed.close(discard=True)
+        self.sender.stopping.set()
         self._stopping.set()
 
     def stop_now(self) -> None:
@@ -211,6 +212,8 @@ class Pipeline:
                 return
             except BudgetReached as e:
                 self.stop(BUDGET, e.message)
+                return
+            except NotSent:  # stopped while waiting on the limiter: the next run sends it
                 return
             finally:
                 self.in_flight -= 1

@@ -35,6 +35,10 @@ class BudgetReached(BatchrunError):
     exit_code = 3
 
 
+class NotSent(Exception):
+    """A clean stop came while the record was still waiting for its first send."""
+
+
 class Sender:
     """Turns a Record into its Result; raises AuthError or BudgetReached to stop the job."""
 
@@ -56,6 +60,7 @@ class Sender:
         self.fallback_models = tuple(fallback_models)
         self.rng = rng or random.Random()
         self.retries = 0  # attempts beyond each record's first, for the progress line
+        self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
 
     def worst_case_usd(self, model: str, rec: Record) -> float:
         """The most this record can cost on this model (0 when its price is unknown)."""
@@ -104,7 +109,8 @@ class Sender:
         est = rec.est_input_tokens + rec.max_output_tokens
         tries = 0
         while True:
-            await limiter.acquire(est)
+            if not await limiter.acquire(est, self.stopping if tally.attempts == 0 else None):
+                raise NotSent
             tally.attempts += 1
             tries += 1
             if tally.attempts > 1:

@@ -223,3 +223,20 @@ def test_retry_failed_resends_only_error_lines(tmp_path: Path, sim_factory) -> N
     st = json.loads(run(["status", str(inp), "--json"]).stdout)
     assert st["records"] | {} == {"total": 7, "done": 7, "succeeded": 6, "failed": 0, "invalid": 1,
                                   "remaining": 0}
+
+
+def test_stop_lets_go_of_records_waiting_on_the_rate_limit(tmp_path: Path, sim_factory) -> None:
+    """A clean stop must not wait for records that were never sent (held by the limiter)."""
+    sim = sim_factory(rpm=60, latency_ms=20)  # a burst of 60, then one a second
+    rows = plain_records(200)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "in.results.jsonl"
+    args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "16"]
+    proc = start(args)
+    wait_for_lines(out, 62, proc)  # past the burst: workers now wait on the limiter
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 143
+    assert time.monotonic() - t < 3  # not 16 records at one a second
+    assert sim.stats.ok == len(read_results(out))  # everything sent was written
