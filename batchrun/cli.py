@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,9 @@ class _Group(TyperGroup):
         except BatchrunError as e:
             typer.echo(f"batchrun: {e.message}", err=True)
             raise SystemExit(e.exit_code) from None
+        except KeyboardInterrupt:  # before the job's own handlers were in place: nothing was sent
+            typer.echo("batchrun: interrupted before any request was sent", err=True)
+            raise SystemExit(130) from None
 
 
 app = typer.Typer(
@@ -87,6 +91,9 @@ def process(
     cfg = resolve(flags, config_path=config_path)
     display = Display("quiet" if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
+    # Until the pipeline installs its own handlers (a clean drain), SIGTERM ends us quietly:
+    # nothing has been sent yet.
+    signal.signal(signal.SIGTERM, _early_sigterm)
     try:
         outcome = asyncio.run(run_job(cfg, display))
     finally:
@@ -112,6 +119,11 @@ def status(
         typer.echo(orjson.dumps(st, option=orjson.OPT_INDENT_2).decode())
     else:
         Display().lines(format_status(st))
+
+
+def _early_sigterm(signum: int, frame: Any) -> None:
+    typer.echo("batchrun: terminated before any request was sent", err=True)
+    raise SystemExit(143)
 
 
 def _names(text: str | None) -> list[str]:

@@ -110,9 +110,12 @@ def prepare_state(cfg: RunConfig, display: Display) -> JobState:
     state.total = lines
     state.runs += 1
     state.last_run = {"status": "running", "started": now_iso(), "pid": os.getpid()}
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.touch()
-    save_atomic(ck, state.to_bytes())
+    try:
+        cfg.output.parent.mkdir(parents=True, exist_ok=True)
+        cfg.output.touch()
+        save_atomic(ck, state.to_bytes())
+    except OSError as e:
+        raise JobError(f"cannot write the output {cfg.output} or its checkpoint: {e.strerror or e}") from None
     return state
 
 
@@ -246,7 +249,10 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         display.warn(f"no price is known for model {model!r}: its cost is shown as unknown "
                      "(add it with --prices)")
     if cfg.summary_json is not None:
-        cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
+        try:
+            cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
+        except OSError as e:
+            display.warn(f"cannot write --summary-json {cfg.summary_json}: {e.strerror or e}")
     display.summary(summ)
     if pipe.stopped == AUTH:
         display.warn(f"the API refused the key read from {cfg.api_key_env} ({pipe.stop_message}); "

@@ -93,3 +93,12 @@ def test_cli_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     res = runner.invoke(app, ["process", str(inp), "--simulate", "--prices", str(tmp_path / "nope.toml")])
     assert res.exit_code == 2 and "prices file" in res.output
     assert not (tmp_path / "in.results.jsonl").exists()
+
+
+def test_unwritable_output_is_one_sentence(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(2))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = CliRunner().invoke(app, ["process", str(inp), "--simulate", "-o", str(blocker / "out.jsonl")])
+    assert res.exit_code == 2 and "cannot create the job's lock file" in res.output
+    assert "Traceback" not in res.output
