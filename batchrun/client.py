@@ -56,6 +56,7 @@ class Answer:
 
     status: int
     body: dict[str, Any]
+    raw: bytes  # the body as received, for the output line
     headers: Any
     request_id: str | None
     latency_ms: float
@@ -130,7 +131,7 @@ class Client:
                     body=_short(raw) if parsed is None else parsed,
                     headers=headers,
                 )
-            return Answer(status, parsed, headers, request_id, latency_ms)
+            return Answer(status, parsed, raw, headers, request_id, latency_ms)
         raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers)
 
     def _scrub(self, body: Any) -> Any:

@@ -63,6 +63,7 @@ class Result:
     status_code: int | None = None
     request_id: str | None = None
     body: Any = None
+    raw_body: bytes | None = None  # a JSON body as received; written as is instead of `body`
     error_code: str | None = None
     error_message: str | None = None
     attempts: int = 0
@@ -106,7 +107,13 @@ def result_line(r: Result) -> bytes:
     """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`)."""
     response = None
     if r.status_code is not None:
-        response = {"status_code": r.status_code, "request_id": r.request_id, "body": r.body}
+        body = r.body
+        if r.raw_body is not None:
+            raw = r.raw_body
+            if b"\n" in raw or b"\r" in raw:  # only whitespace there (it parsed): keep one line
+                raw = raw.replace(b"\n", b" ").replace(b"\r", b" ")
+            body = orjson.Fragment(raw)
+        response = {"status_code": r.status_code, "request_id": r.request_id, "body": body}
     extra: dict[str, Any] = {
         "model": r.model,
         "attempts": r.attempts,

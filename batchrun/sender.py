@@ -138,7 +138,7 @@ class Sender:
                 ctl.on_answer(est, charged, parse_rate_headers(ans.headers), clock())
                 return Result(
                     key=rec.key, line=rec.line, model=model, status_code=ans.status,
-                    request_id=ans.request_id, body=ans.body, attempts=tally.attempts,
+                    request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
                     latency_ms=ans.latency_ms, usage=usage,
                     cost_usd=self.prices.cost(model, usage), rate_limited=tally.rate_limited,
                     fallbacks=tuple(tally.fallbacks),
