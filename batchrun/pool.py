@@ -192,9 +192,11 @@ class Pipeline:
 
     def _write(self, result: Result) -> None:
         data = result_line(result)
-        view = memoryview(data)
-        while view:  # a write may take only part of it
-            view = view[os.write(self._fd, view):]
+        written = os.write(self._fd, data)
+        if written != len(data):  # a write may take only part of it
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view):]
         self.state.output_offset += len(data)
         self.state.record(result)
 

@@ -10,7 +10,7 @@ cached-input rate when one is known.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -46,9 +46,26 @@ class Price:
     output: Rate
     cached_input: Rate | None
     source: str
+    _flat: tuple[int, int, int | None] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        flat = not (self.input.tiers or self.output.tiers or (self.cached_input and self.cached_input.tiers))
+        # The common untiered case, scaled once: cost() is on every record's path.
+        object.__setattr__(self, "_flat", (
+            _scaled(self.input.base), _scaled(self.output.base),
+            _scaled(self.cached_input.base) if self.cached_input is not None else None,
+        ) if flat else None)
 
     def cost(self, usage: Usage) -> float:
         """USD for one usage, exact to the last bit (integer arithmetic on scaled prices)."""
+        flat = self._flat
+        if flat is not None:
+            rin, rout, rcached = flat
+            if rcached is None:
+                return (usage.input_tokens * rin + usage.output_tokens * rout) / _SCALE_PER_MTOK
+            cached = min(usage.cached_tokens, usage.input_tokens)
+            return ((usage.input_tokens - cached) * rin + usage.output_tokens * rout
+                    + cached * rcached) / _SCALE_PER_MTOK
         n_in = usage.input_tokens
         cached = min(usage.cached_tokens, n_in) if self.cached_input is not None else 0
         scaled = _scaled(self.input.at(n_in)) * (n_in - cached) + _scaled(self.output.at(n_in)) * usage.output_tokens
