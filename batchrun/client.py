@@ -90,7 +90,7 @@ def map_aiohttp_errors(timeout_s: float) -> Iterator[None]:
 
 def make_session(concurrency: int) -> aiohttp.ClientSession:
     """One session for the job: a connector sized to the concurrency, keep-alive on."""
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
         json_serialize=lambda o: orjson.dumps(o).decode(),
