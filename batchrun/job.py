@@ -206,7 +206,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
             )
             return Snapshot(
                 done=st.done, total=state.total, elapsed_s=el,
-                rps=(st.done - done_before - pipe.skipped * 0) / el if el > 0 else 0.0,
+                rps=(st.done - done_before) / el if el > 0 else 0.0,
                 input_tokens=tin, output_tokens=tout, cost_usd=st.cost_usd,
                 cost_unknown=any(m.unpriced for m in st.models.values()),
                 retries=sender.retries, errors=st.failed + st.invalid, in_flight=pipe.in_flight,

@@ -158,7 +158,7 @@ class RateController:
         self.inflight_requests = 0
         self.inflight_tokens = 0
         self.rate_limited = 0
-        self._ok_times: deque[float] = deque(maxlen=100_000)
+        self._ok_per_second: deque[list[int]] = deque()  # [second, answers]: the last minute only
         self._last_increase = now
         self._silent_bursts = 0  # 429 bursts in a row with no success between them
 
@@ -202,7 +202,7 @@ class RateController:
         self.inflight_requests -= 1
         self.inflight_tokens -= est_tokens
         if used_tokens is not None:
-            self._ok_times.append(now)
+            self._count_ok(now)
             self._silent_bursts = 0
             if self.tokens is not None:
                 self.tokens.level += est_tokens - used_tokens
@@ -212,6 +212,19 @@ class RateController:
             if now - self._last_increase >= 1.0:  # additive increase, once a second of success
                 self._last_increase = now
                 self.requests.set_per_minute(self.requests.per_minute + self._step(), now)
+
+    def _count_ok(self, now: float) -> None:
+        second = int(now)
+        window = self._ok_per_second
+        if window and window[-1][0] == second:
+            window[-1][1] += 1
+        else:
+            window.append([second, 1])
+            while window[0][0] < second - 60:
+                window.popleft()
+
+    def _oks_in_last_minute(self, now: float) -> int:
+        return sum(n for second, n in self._ok_per_second if second >= now - 60.0)
 
     def _step(self) -> float:
         assert self.requests is not None
@@ -250,7 +263,7 @@ class RateController:
                 # First 429: what the server let through in the last minute is the best guess of
                 # its limit, whether it counts in a rolling window, a bucket or calendar minutes.
                 # Too few answers to go by: only pause, and guess at a later 429.
-                recent = sum(1 for t in self._ok_times if t > now - 60.0)
+                recent = self._oks_in_last_minute(now)
                 if recent >= MIN_PROBE_SAMPLE:
                     self._set_rpm(recent * PROBE_START, "probe", now)
             else:

@@ -100,7 +100,6 @@ class Pipeline:
         self.stopped: str | None = None
         self.stop_message: str | None = None
         self.in_flight = 0
-        self.skipped = 0  # lines done in an earlier run
         self._feed = Feed(max(64, 2 * concurrency))
         self._fd = -1
         self._workers: list[asyncio.Task[None]] = []
@@ -180,7 +179,6 @@ class Pipeline:
                 for n, data in batch:
                     if n < nbits and bits[n >> 3] >> (n & 7) & 1:  # done in an earlier run
                         key_only(n, data)
-                        self.skipped += 1
                         continue
                     item = parse(n, data)
                     if type(item) is Record:
