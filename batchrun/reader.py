@@ -59,8 +59,13 @@ async def line_batches(
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
+    first = True
     try:
         while chunk := await f.read(CHUNK):
+            if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
+                first = False
+                if chunk.startswith(b"\xef\xbb\xbf"):
+                    chunk = chunk[3:]
             pieces = chunk.split(b"\n")
             tail = pieces.pop()
             out: list[tuple[int, bytes | None]] = []

@@ -120,3 +120,11 @@ def test_keyset_matches_a_python_set() -> None:
         assert ks.add(k) == (k not in ref)
         ref.add(k)
     assert len(ks) == len(ref) and all(k in ks for k in ref) and "absent" not in ks
+
+
+async def test_utf8_byte_order_mark_is_not_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n')
+    parser = LineParser(Shaping(model="m"))
+    got = [parser.parse(r) async for r in raw_lines(path)]
+    assert [type(g).__name__ for g in got] == ["Record", "Record"]
