@@ -52,12 +52,6 @@ class Done:
             self.bits.extend(bytes(i + 1 - len(self.bits) + 4096))
         self.bits[i] |= 1 << (line & 7)
 
-    def discard(self, line: int) -> None:
-        """Mark a line not done."""
-        i = line >> 3
-        if i < len(self.bits):
-            self.bits[i] &= ~(1 << (line & 7)) & 0xFF
-
     def __contains__(self, line: int) -> bool:
         i = line >> 3
         return i < len(self.bits) and bool(self.bits[i] & (1 << (line & 7)))

@@ -20,8 +20,6 @@ from typing import Any
 from batchrun.errors import ConfigError
 from batchrun.records import Usage
 
-MILLION = Decimal(1_000_000)
-
 
 @dataclass(frozen=True, slots=True)
 class Rate:
@@ -214,9 +212,3 @@ class PriceBook:
         p = self.price(model)
         return None if p is None else p.cost(usage)
 
-    def identity(self) -> list[Any]:
-        """The user's prices, as part of a job's identity."""
-        return sorted(
-            [name, str(p.input.base), str(p.output.base), str(p.cached_input.base if p.cached_input else None)]
-            for name, p in self.user.items()
-        )

@@ -298,15 +298,4 @@ def _bad_utf8(data: bytes) -> bool:
     return False
 
 
-async def count_lines(path: Path) -> int:
-    """Non-blank lines in a file: the progress total, counted cheaply up front."""
-    n = 0
-    last = b"\n"
-    async with aiofiles.open(path, "rb") as f:
-        while chunk := await f.read(CHUNK):
-            n += chunk.count(b"\n")
-            last = chunk[-1:]
-    return n + (last != b"\n")
-
-
-__all__ = ["KeySet", "LineParser", "RawLine", "Shaping", "line_batches", "raw_lines", "count_lines"]
+__all__ = ["KeySet", "LineParser", "RawLine", "Shaping", "line_batches", "raw_lines"]

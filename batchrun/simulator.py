@@ -23,7 +23,6 @@ import orjson
 from aiohttp import web
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small")
-FAIL_KINDS = ("429", "500", "reset", "bad_body", "timeout")
 _WORD = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 LABELS = ("positive", "negative", "neutral", "billing", "shipping", "technical")
 
@@ -117,8 +116,6 @@ class SimStats:
     ok_by_prompt: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    first_ok: float | None = None
-    last_ok: float | None = None
     ok_times: list[float] = field(default_factory=list)
     ok_charged: list[int] = field(default_factory=list)  # tokens counted against tpm, per answer
 

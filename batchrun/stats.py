@@ -142,11 +142,6 @@ class JobStats:
             sum(m.output_tokens for m in self.models.values()),
         )
 
-    @property
-    def attempts(self) -> int:
-        """Attempts over all models."""
-        return sum(m.attempts for m in self.models.values())
-
     def to_state(self) -> dict[str, Any]:
         """Everything needed to carry on counting after a resume."""
         return {
