@@ -117,3 +117,58 @@ def test_lock_refuses_second_holder_and_takes_over_stale(tmp_path: Path) -> None
     b.acquire()
     assert b.stale_pid == int(dead)
     b.release()
+
+
+results_strategy = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 5000), st.integers(0, 500), st.sampled_from(["a", "b"])),
+    min_size=1, max_size=40,
+)
+
+
+@given(results_strategy, st.integers(0, 10_000), st.integers(0, 39))
+def test_recovery_after_a_crash_anywhere_is_exact_and_idempotent(
+    tmp_path_factory: pytest.TempPathFactory, rows: list, cut: int, saved_after: int
+) -> None:
+    """Write lines, 'crash' at any byte, recover twice: every complete line counted exactly once."""
+    out = tmp_path_factory.mktemp("ck") / "o.jsonl"
+    results = [
+        Result(key=f"k{i}", line=i + 1, model=m, status_code=200 if ok else 500, attempts=1,
+               usage=Usage(tin, tout) if ok else Usage(), cost_usd=(tin + tout) * 1e-6 if ok else None,
+               error_code=None if ok else "server_error", error_message=None if ok else "x")
+        for i, (ok, tin, tout, m) in enumerate(rows)
+    ]
+    lines = [result_line(r) for r in results]
+    data = b"".join(lines)
+    cut = min(cut, len(data))
+    out.write_bytes(data[:cut])
+    # a checkpoint saved after some prefix of whole lines, never past what is on disk
+    k = min(saved_after, len(lines))
+    while sum(map(len, lines[:k])) > cut:
+        k -= 1
+    state = JobState({}, {})
+    for r in results[:k]:
+        state.record(r)
+    state.output_offset = sum(map(len, lines[:k]))
+    recover_output(out, state)
+    whole = data[:cut].count(b"\n")
+    assert state.stats.done == whole
+    assert all(r.line in state.done for r in results[:whole])
+    assert not any(r.line in state.done for r in results[whole:])
+    assert out.read_bytes() == b"".join(lines[:whole])  # torn tail cut, nothing else touched
+    again = JobState.from_bytes(state.to_bytes())
+    recover_output(out, again)  # idempotent: a second recovery adds nothing
+    assert again.stats.to_state() == state.stats.to_state()
+    # cost sums match the lines
+    expected = sum(r.cost_usd or 0.0 for r in results[:whole])
+    assert state.stats.cost_usd == pytest.approx(expected, abs=1e-12)
+
+
+def test_crash_between_retry_failed_steps_loses_nothing(tmp_path: Path) -> None:
+    """Step 1 of --retry-failed saved (a checkpoint claiming nothing), then a crash: the next run
+    recounts the old output whole."""
+    out = tmp_path / "o.jsonl"
+    write_lines(out, [ok(1), failed(2), ok(3)])
+    state = JobState({}, {}, output_offset=0)  # what step 1 leaves behind
+    recover_output(out, state)
+    assert (state.stats.succeeded, state.stats.failed) == (2, 1)
+    assert all(n in state.done for n in (1, 2, 3))
