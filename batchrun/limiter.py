@@ -251,8 +251,10 @@ class RateController:
         if not first_of_burst:
             return  # one decision per burst of 429s, not one per in-flight request
         for bucket in (self.requests, self.tokens):
-            if bucket is not None:
+            if bucket is not None:  # empty, and nothing accrues while paused: one probe after it
+                bucket.refill(now)
                 bucket.level = min(bucket.level, 0.0)
+                bucket.stamp = max(bucket.stamp, self.paused_until)
         knows_limit = self.rpm_source in ("flag", "headers") or self.tpm_source in ("flag", "headers")
         # A server that says when to come back (retry-after, or LiteLLM's
         # llm_provider-retry-after) paces us itself: pause, but do not guess a rate, since
