@@ -73,3 +73,12 @@ def test_budget_reserves_worst_case_and_settles_actual() -> None:
     assert b.spent_usd == pytest.approx(0.6) and b.reserved_usd == 0
     assert b.try_reserve(0.3)
     assert Budget(None).try_reserve(1e9)
+
+
+def test_tiered_price_applies_the_crossed_tier_to_all_tokens() -> None:
+    from batchrun.pricing import Price
+
+    tiered = Price(Rate(Decimal("1"), ((200_000, Decimal("2")),)),
+                   Rate(Decimal("4"), ((200_000, Decimal("6")),)), None, "test")
+    assert tiered.cost(Usage(200_000, 1_000)) == pytest.approx((200_000 * 1 + 1_000 * 4) / 1e6)
+    assert tiered.cost(Usage(300_000, 1_000)) == pytest.approx((300_000 * 2 + 1_000 * 6) / 1e6)
