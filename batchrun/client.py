@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from batchrun import __version__
 from batchrun.errors import (
     AuthError,
     BadRequest,
@@ -95,6 +96,7 @@ def make_session(concurrency: int) -> aiohttp.ClientSession:
         connector=connector,
         json_serialize=lambda o: orjson.dumps(o).decode(),
         timeout=aiohttp.ClientTimeout(total=None),
+        headers={"User-Agent": f"batchrun/{__version__}"},
     )
 
 
