@@ -63,7 +63,7 @@ def check_exactly_once(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, 
 
 def test_kill_9_at_random_moments_leaves_every_line_exactly_once(tmp_path: Path, sim_factory) -> None:
     sim = sim_factory(latency_ms=40, jitter_ms=30, seed=5)
-    rows = plain_records(400)
+    rows = plain_records(600)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "in.results.jsonl"
     args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "8"]
@@ -86,7 +86,7 @@ def test_kill_9_at_random_moments_leaves_every_line_exactly_once(tmp_path: Path,
     resent = sum(sim.stats.by_prompt.values()) - len(rows)
     assert 0 <= resent <= kills * 8  # at most the concurrency per kill
     st = json.loads(run(["status", str(inp), "--json"]).stdout)
-    assert st["state"] == "complete" and st["records"]["done"] == 400 and st["runs"] == starts + 1
+    assert st["state"] == "complete" and st["records"]["done"] == 600 and st["runs"] == starts + 1
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
