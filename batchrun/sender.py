@@ -28,6 +28,10 @@ from batchrun.pricing import PriceBook
 from batchrun.records import Fallback, Record, Result, Usage
 from batchrun.retry import RetryPolicy, next_delay
 
+# The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
+# assumes it may be this much short.
+INPUT_MARGIN = 1.25
+
 
 class BudgetReached(BatchrunError):
     """The next request's worst-case cost would cross --max-cost."""
@@ -63,8 +67,12 @@ class Sender:
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
 
     def worst_case_usd(self, model: str, rec: Record) -> float:
-        """The most this record can cost on this model (0 when its price is unknown)."""
-        cost = self.prices.cost(model, Usage(rec.est_input_tokens, rec.max_output_tokens, 0))
+        """The most this record can cost on this model (0 when its price is unknown).
+
+        Output is bounded by max_tokens; input is only an estimate, so it gets a margin.
+        """
+        est_input = int(rec.est_input_tokens * INPUT_MARGIN) + 1
+        cost = self.prices.cost(model, Usage(est_input, rec.max_output_tokens, 0))
         return cost or 0.0
 
     async def send(self, rec: Record) -> Result:

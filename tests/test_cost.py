@@ -66,8 +66,9 @@ def test_max_cost_cap_holds_across_a_resume(tmp_path: Path, sim_factory) -> None
     assert res.exit_code == 3, res.output
     assert "--max-cost $1 reached: spent $" in res.output and "raise --max-cost" in res.output
     s = json.loads(summary.read_text())
-    worst = 0.001 * (int(len(rows[0]["messages"][0]["content"]) / 4) + 20 + 10)  # one record's reservation
-    assert 0 < s["total_cost_usd"] <= 1.0 + 4 * worst
+    # every reservation covers its request here (the margin on the prompt estimate), so the cap
+    # holds outright; the documented bound is the cap plus the reservations in flight
+    assert 0.75 < s["total_cost_usd"] <= 1.0
     done_first = len(read_results(tmp_path / "in.results.jsonl"))
     assert 0 < done_first < 60
     requests_before = sim.stats.requests
