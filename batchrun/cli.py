@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,22 +109,28 @@ def status(
     json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
-    import orjson
-
     from batchrun.config import default_output
-    from batchrun.display import Display, format_status
+    from batchrun.display import format_status
     from batchrun.job import job_status
 
-    st = job_status(input, output or default_output(input))
-    if json_:
-        typer.echo(orjson.dumps(st, option=orjson.OPT_INDENT_2).decode())
-    else:
-        Display().lines(format_status(st))
+    _show(job_status(input, output or default_output(input)), json_, format_status)
 
 
 def _early_sigterm(signum: int, frame: Any) -> None:
     typer.echo("batchrun: terminated before any request was sent", err=True)
     raise SystemExit(143)
+
+
+def _show(data: Any, as_json: bool, render: Callable[[Any], list[Any]]) -> None:
+    """Print a command's data as JSON, or rendered for a person."""
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        from batchrun.display import Display
+
+        Display().lines(render(data))
 
 
 def _names(text: str | None) -> list[str]:
@@ -144,30 +151,18 @@ def estimate(
     json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
-    import orjson
-
     from batchrun.config import resolve
-    from batchrun.display import Display, format_estimate
+    from batchrun.display import format_estimate
     from batchrun.estimate import estimate_file, estimate_report
     from batchrun.pricing import PriceBook
-    from batchrun.reader import LineParser, Shaping
 
     flags = {"input": input, "model": model, "template": template, "system": system,
              "max_tokens": max_tokens, "prices": prices, "base_url": base_url}
     cfg = resolve(flags, config_path=config, need_key=False)
-    if not input.is_file():
-        from batchrun.errors import InputError
-
-        raise InputError(f"input file {input} does not exist or is not a file")
-    parser = LineParser(Shaping(cfg.model, cfg.template, cfg.system, cfg.max_tokens, cfg.default_max_output,
-                                cfg.aliases), cfg.max_line_bytes)
     book = PriceBook(cfg.prices, cfg.base_url)
-    data = estimate_report(asyncio.run(estimate_file(input, parser)), book, _names(compare),
+    data = estimate_report(asyncio.run(estimate_file(input, cfg.parser())), book, _names(compare),
                            cfg.default_max_output)
-    if json_:
-        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-    else:
-        Display().lines(format_estimate(data))
+    _show(data, json_, format_estimate)
 
 
 @app.command()
@@ -180,28 +175,14 @@ def report(
     json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
 ) -> None:
     """The per-model summary table of any results file."""
-    import orjson
-
     from batchrun.config import resolve
-    from batchrun.display import Display, format_report_compare, format_summary_table
+    from batchrun.display import format_report
     from batchrun.pricing import PriceBook
     from batchrun.report import report as make_report
 
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
     data = make_report(results, PriceBook(cfg.prices, cfg.base_url), _names(compare))
-    if json_:
-        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-        return
-    r = data["records"]
-    lines: list[Any] = [format_summary_table(data, title=f"report: {results}"),
-                        f"records: {r['total']} ({r['succeeded']} succeeded, {r['failed']} failed, "
-                        f"{r['invalid']} invalid); total cost ${data['total_cost_usd']:.6f}"
-                        + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else "")]
-    if data["foreign_lines"]:
-        lines.append(f"{data['foreign_lines']} line(s) were not batchrun results and were skipped")
-    if data["compare"]:
-        lines.append(format_report_compare(data))
-    Display().lines(lines)
+    _show(data, json_, format_report)
 
 
 @app.command()
@@ -215,19 +196,14 @@ def models(
     json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the endpoint's models (GET {base_url}/models), each marked with whether its price is known."""
-    import orjson
-
     from batchrun.config import resolve
-    from batchrun.display import Display, format_models
+    from batchrun.display import format_models
     from batchrun.job import list_models
 
     cfg = resolve({"base_url": base_url, "api_key_env": api_key_env, "prices": prices_file,
                    "simulate": simulate}, config_path=config)
     rows = asyncio.run(list_models(cfg))
-    if json_:
-        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
-    else:
-        Display().lines([format_models(rows, prices)])
+    _show(rows, json_, lambda r: [format_models(r, prices)])
 
 
 @app.command("mock-server")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from batchrun.client import ApiKey
 from batchrun.errors import ConfigError
 from batchrun.pricing import Price, load_prices_file, parse_price_tables
-from batchrun.reader import DEFAULT_MAX_LINE_BYTES
+from batchrun.reader import DEFAULT_MAX_LINE_BYTES, LineParser, Shaping
 from batchrun.retry import DEFAULT_MAX_ATTEMPTS
 from batchrun.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 
@@ -64,6 +64,13 @@ class RunConfig:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     log_file: Path | None = None
     progress_interval: float | None = None
+
+    def parser(self) -> LineParser:
+        """The line parser these options shape requests with."""
+        return LineParser(
+            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases),
+            self.max_line_bytes,
+        )
 
     def identity(self) -> dict[str, Any]:
         """The request-shaping options: changing one makes it another job."""

@@ -6,7 +6,6 @@ text; the Display prints it.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -15,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+from batchrun.checkpoint import now_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,41 +38,29 @@ class Snapshot:
     simulated: bool = False
 
 
-def format_snapshot(s: Snapshot) -> str:
-    """One plain progress line (without timestamp)."""
-    total = f"/{s.total}" if s.total is not None else ""
-    pct = f" ({100.0 * s.done / s.total:.1f}%)" if s.total else ""
+def _figures(s: Snapshot) -> list[str]:
+    """The running figures shown both on plain lines and under the live bar."""
     cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
-    parts = [
-        f"{s.done}{total} done{pct}",
-        f"{s.rps:.1f} req/s",
-        f"tokens {s.input_tokens} in / {s.output_tokens} out",
-        f"cost {cost}",
-        f"retries {s.retries}",
-        f"errors {s.errors}",
-        f"in flight {s.in_flight}",
-    ]
-    if s.limits:
-        parts.append("limits " + "; ".join(s.limits))
-    if s.wait_s >= 0.05:
-        parts.append(f"waited {s.wait_s:.1f}s on limits")
-    return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
-
-
-def format_status_line(s: Snapshot) -> str:
-    """The line under the live bar: tokens, cost, retries, errors, limits."""
-    cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
-    parts = [f"tokens {s.input_tokens:,} in / {s.output_tokens:,} out", f"cost {cost}",
+    parts = [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
              f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
     if s.limits:
         parts.append("limits " + "; ".join(s.limits))
     if s.wait_s >= 0.05:
         parts.append(f"waited {s.wait_s:.1f}s on limits")
-    return "  ".join(parts)
+    return parts
 
 
-def _stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def format_snapshot(s: Snapshot) -> str:
+    """One plain progress line (without timestamp)."""
+    total = f"/{s.total}" if s.total is not None else ""
+    pct = f" ({100.0 * s.done / s.total:.1f}%)" if s.total else ""
+    parts = [f"{s.done}{total} done{pct}", f"{s.rps:.1f} req/s", *_figures(s)]
+    return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
+
+
+def format_status_line(s: Snapshot) -> str:
+    """The line under the live bar (the bar itself shows done, total and rate)."""
+    return "  ".join(_figures(s))
 
 
 class _Progress(Progress):
@@ -109,7 +98,7 @@ class Display:
 
     def _to_log(self, text: str) -> None:
         if self._log is not None:
-            self._log.write(f"{_stamp()} {text}\n")
+            self._log.write(f"{now_iso()} {text}\n")
             self._log.flush()
 
     def notice(self, text: str) -> None:
@@ -147,7 +136,7 @@ class Display:
             self._progress.status = format_status_line(s)
             self._progress.update(self._task, completed=s.done, total=s.total, rate=f"{s.rps:.1f} req/s")
         elif self.mode == "plain":
-            self.console.print(f"{_stamp()} {line}", markup=False)
+            self.console.print(f"{now_iso()} {line}", markup=False)
         self._to_log(line)
 
     def stop(self) -> None:
@@ -286,6 +275,22 @@ def format_estimate(data: dict[str, Any]) -> list[Any]:
 
 def _rate_cell(v: float | None) -> str:
     return "-" if v is None else f"{v:g}"
+
+
+def format_report(data: dict[str, Any]) -> list[Any]:
+    """`batchrun report`: the summary table, its footer, and the compare table if asked for."""
+    r = data["records"]
+    out: list[Any] = [
+        format_summary_table(data, title=f"report: {data['job']['output']}"),
+        f"records: {r['total']} ({r['succeeded']} succeeded, {r['failed']} failed, {r['invalid']} invalid); "
+        f"total cost ${data['total_cost_usd']:.6f}"
+        + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else ""),
+    ]
+    if data["foreign_lines"]:
+        out.append(f"{data['foreign_lines']} line(s) were not batchrun results and were skipped")
+    if data["compare"]:
+        out.append(format_report_compare(data))
+    return out
 
 
 def format_report_compare(data: dict[str, Any]) -> Table:

@@ -67,15 +67,10 @@ async def estimate_file(path: Path, parser: LineParser) -> Estimate:
 def cost_range(prices: PriceBook, model: str, input_tokens: int, max_output: int) -> dict[str, Any]:
     """Least and most a model can cost for these tokens, and where its price comes from."""
     p = prices.price(model)
-    if p is None:
-        return {"price_source": None, "cost_min_usd": None, "cost_max_usd": None,
-                "input_per_mtok": None, "output_per_mtok": None}
     return {
-        "price_source": p.source,
-        "input_per_mtok": float(p.input.base),
-        "output_per_mtok": float(p.output.base),
-        "cost_min_usd": round(p.cost(Usage(input_tokens, 0)), 8),
-        "cost_max_usd": round(p.cost(Usage(input_tokens, max_output)), 8),
+        **prices.describe(model),
+        "cost_min_usd": round(p.cost(Usage(input_tokens, 0)), 8) if p else None,
+        "cost_max_usd": round(p.cost(Usage(input_tokens, max_output)), 8) if p else None,
     }
 
 

@@ -38,7 +38,7 @@ from batchrun.errors import InputError, JobError
 from batchrun.limiter import Limiters
 from batchrun.pool import AUTH, BUDGET, INTERRUPTED, TERMINATED, Pipeline
 from batchrun.pricing import PriceBook
-from batchrun.reader import LineParser, Shaping, line_batches
+from batchrun.reader import line_batches
 from batchrun.retry import RetryPolicy
 from batchrun.sender import Sender
 from batchrun.simulator import SimConfig, Simulator
@@ -158,11 +158,7 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         state.elapsed_s = elapsed_before + time.monotonic() - started
         return state.to_bytes()
 
-    parser = LineParser(
-        Shaping(cfg.model, cfg.template, cfg.system, cfg.max_tokens, cfg.default_max_output,
-                cfg.aliases),
-        cfg.max_line_bytes,
-    )
+    parser = cfg.parser()
     # Look prices up before the first request: loading the snapshot takes a moment.
     for model in (cfg.model, *cfg.fallback_models):
         if model:
@@ -335,14 +331,7 @@ async def list_models(cfg: RunConfig) -> list[dict[str, Any]]:
     rows = []
     for m in served:
         name = str(m.get("id"))
-        p = await asyncio.to_thread(prices.price, name)
-        rows.append({
-            "id": name,
-            "owned_by": m.get("owned_by"),
-            "price_source": p.source if p else None,
-            "input_per_mtok": float(p.input.base) if p else None,
-            "output_per_mtok": float(p.output.base) if p else None,
-            "cached_input_per_mtok": float(p.cached_input.base) if p and p.cached_input else None,
-            "context_window": prices.context_window(name),
-        })
+        described = await asyncio.to_thread(prices.describe, name)
+        rows.append({"id": name, "owned_by": m.get("owned_by"), **described,
+                     "context_window": prices.context_window(name)})
     return rows

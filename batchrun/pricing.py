@@ -152,21 +152,22 @@ def _genai_model(model: str, base_url: str | None) -> Any:
     return None
 
 
-def genai_price(model: str, base_url: str | None) -> Price | None:
-    """The bundled genai-prices snapshot's price of a model, or None."""
+def _snapshot_entry(model: str, base_url: str | None) -> tuple[Price | None, int | None]:
+    """The bundled genai-prices snapshot's price and context window of a model (None if unknown)."""
     found = _genai_model(model, base_url)
     if found is None:
-        return None
+        return None, None
     provider, info = found
+    window = getattr(info, "context_window", None)
     try:
         mp = info.get_prices(datetime.now(UTC))
     except (LookupError, ValueError):
-        return None
+        return None, window
     inp, out = _genai_rate(getattr(mp, "input_mtok", None)), _genai_rate(getattr(mp, "output_mtok", None))
     if inp is None or out is None:
-        return None
+        return None, window
     cached = _genai_rate(getattr(mp, "cache_read_mtok", None))
-    return Price(inp, out, cached, f"genai-prices ({provider.id})")
+    return Price(inp, out, cached, f"genai-prices ({provider.id})"), window
 
 
 class PriceBook:
@@ -183,29 +184,34 @@ class PriceBook:
         self.base_url = base_url
         self.use_snapshot = use_snapshot
         self.user_windows = dict(context_windows or {})
-        self._cache: dict[str, Price | None] = {}
-        self._windows: dict[str, int | None] = {}
+        self._snapshot: dict[str, tuple[Price | None, int | None]] = {}
+
+    def _from_snapshot(self, model: str) -> tuple[Price | None, int | None]:
+        entry = self._snapshot.get(model)
+        if entry is None:
+            entry = _snapshot_entry(model, self.base_url) if self.use_snapshot else (None, None)
+            self._snapshot[model] = entry
+        return entry
 
     def context_window(self, model: str) -> int | None:
         """The model's input window in tokens: the config's, else the snapshot's, else None."""
-        if model in self._windows:
-            return self._windows[model]
         window = self.user_windows.get(model)
-        if window is None and self.use_snapshot:
-            found = _genai_model(model, self.base_url)
-            window = getattr(found[1], "context_window", None) if found else None
-        self._windows[model] = window
-        return window
+        return window if window is not None else self._from_snapshot(model)[1]
 
     def price(self, model: str) -> Price | None:
         """The price of a model, or None if no source knows it."""
-        if model in self._cache:
-            return self._cache[model]
         p = self.user.get(model)
-        if p is None and self.use_snapshot:
-            p = genai_price(model, self.base_url)
-        self._cache[model] = p
-        return p
+        return p if p is not None else self._from_snapshot(model)[0]
+
+    def describe(self, model: str) -> dict[str, Any]:
+        """Where a model's price comes from and its rates (USD per million tokens), for tables."""
+        p = self.price(model)
+        return {
+            "price_source": p.source if p else None,
+            "input_per_mtok": float(p.input.base) if p else None,
+            "output_per_mtok": float(p.output.base) if p else None,
+            "cached_input_per_mtok": float(p.cached_input.base) if p and p.cached_input else None,
+        }
 
     def cost(self, model: str, usage: Usage) -> float | None:
         """USD for a usage on a model, or None when its price is unknown."""

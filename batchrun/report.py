@@ -43,7 +43,7 @@ def report(path: Path, prices: PriceBook, compare: list[str]) -> dict[str, Any]:
     for name in compare:
         p = prices.price(name)
         out["compare"][name] = {
-            "price_source": p.source if p else None,
+            **prices.describe(name),
             "cost_usd": round(p.cost(usage), 8) if p else None,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,

@@ -158,3 +158,8 @@ def test_report_of_a_results_file_with_compare(tmp_path: Path, sim_factory) -> N
     assert c["cost_usd"] == pytest.approx((m["input_tokens"] * 0.27 + m["output_tokens"] * 1.10) / 1e6)
     res = cli(["report", str(tmp_path / "nope.jsonl")])
     assert res.exit_code == 2 and "cannot read results file" in res.output
+
+
+def test_estimate_of_a_missing_file_is_one_sentence(tmp_path: Path) -> None:
+    res = cli(["estimate", str(tmp_path / "missing.jsonl"), "--model", "m"])
+    assert res.exit_code == 2 and "cannot read input file" in res.output and "Traceback" not in res.output
