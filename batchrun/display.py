@@ -19,6 +19,16 @@ from batchrun.checkpoint import now_iso
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """A model's rate limits in force and where they came from."""
+
+    model: str
+    rpm: float | None
+    tpm: float | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The running figures the progress display shows."""
 
@@ -33,7 +43,7 @@ class Snapshot:
     retries: int
     errors: int
     in_flight: int
-    limits: tuple[str, ...] = ()
+    limits: tuple[Limit, ...] = ()
     wait_s: float = 0.0
     simulated: bool = False
 
@@ -44,10 +54,16 @@ def _figures(s: Snapshot) -> list[str]:
     parts = [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
              f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
     if s.limits:
-        parts.append("limits " + "; ".join(s.limits))
+        parts.append("limits " + "; ".join(
+            f"{lim.model}: {_per_min(lim.rpm)} rpm" + (f" / {_per_min(lim.tpm)} tpm" if lim.tpm else "")
+            + f" ({lim.source})" for lim in s.limits))
     if s.wait_s >= 0.05:
         parts.append(f"waited {s.wait_s:.1f}s on limits")
     return parts
+
+
+def _per_min(v: float | None) -> str:
+    return "?" if v is None else f"{v:.0f}"
 
 
 def format_snapshot(s: Snapshot) -> str:

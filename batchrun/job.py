@@ -33,7 +33,7 @@ from batchrun.checkpoint import (
 )
 from batchrun.client import ApiKey, Client, make_session
 from batchrun.config import RunConfig
-from batchrun.display import Display, Snapshot
+from batchrun.display import Display, Limit, Snapshot
 from batchrun.errors import InputError, JobError
 from batchrun.limiter import Limiters
 from batchrun.pool import AUTH, BUDGET, INTERRUPTED, TERMINATED, Pipeline
@@ -194,11 +194,9 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
             el = time.monotonic() - started
             tin, tout = st.tokens
             lims = tuple(
-                f"{m}: {_rate(lim.controller.rpm)} rpm"
-                f"{' / ' + _rate(lim.controller.tpm) + ' tpm' if lim.controller.tpm else ''}"
-                f" ({lim.controller.rpm_source or lim.controller.tpm_source})"
-                for m, lim in limiters.by_model.items()
-                if not lim.controller.unlimited
+                Limit(m, c.rpm, c.tpm, c.rpm_source or c.tpm_source or "")
+                for m, c in ((m, lim.controller) for m, lim in limiters.by_model.items())
+                if not c.unlimited
             )
             return Snapshot(
                 done=st.done, total=state.total, elapsed_s=el,
@@ -262,10 +260,6 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
     if pipe.stopped is not None:
         return Outcome(EXIT_BY_STOP[pipe.stopped], summ)
     return Outcome(EXIT_OK if state.stats.failed + state.stats.invalid == 0 else EXIT_SOME_FAILED, summ)
-
-
-def _rate(v: float | None) -> str:
-    return "?" if v is None else f"{v:.0f}"
 
 
 def job_status(input_path: Path, output: Path) -> dict[str, Any]:
