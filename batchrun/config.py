@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchrun.client import ApiKey
+from batchrun.account.pricing import Price, load_prices_file, parse_price_tables
 from batchrun.errors import ConfigError
-from batchrun.pricing import Price, load_prices_file, parse_price_tables
-from batchrun.reader import DEFAULT_MAX_LINE_BYTES, LineParser, Shaping
-from batchrun.retry import DEFAULT_MAX_ATTEMPTS
-from batchrun.tokens import DEFAULT_MAX_OUTPUT_TOKENS
+from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
+from batchrun.input.shapes import LineParser, Shaping
+from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
+from batchrun.secret import ApiKey
+from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONFIG = "batchrun.toml"
@@ -156,7 +157,6 @@ def _models(v: Any) -> tuple[str, ...]:
 
 def _path(v: Any) -> Path:
     return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
-
 
 # name: (parser, what a good value is)
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {

@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from batchrun.checkpoint import JobState, checkpoint_path, fingerprint, save_atomic  # noqa: E402
 from batchrun.config import resolve  # noqa: E402
-from batchrun.records import Result, Usage, result_line  # noqa: E402
+from batchrun.records import Result, Usage
+from batchrun.store.identity import fingerprint  # noqa: E402
+from batchrun.store.state import JobState, checkpoint_path, save_atomic
+from batchrun.store.wire import result_line  # noqa: E402
 from bench.common import fresh_dir, make_input, sim_reset, sim_stats, start_sim, stop  # noqa: E402
 
 BODY = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "billing"}}],

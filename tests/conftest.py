@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from batchrun.simulator import SimConfig, Simulator
+from batchrun.sim.server import SimConfig, Simulator
 
 
 class SimThread:

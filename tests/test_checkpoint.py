@@ -11,17 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchrun.checkpoint import (
-    Done,
-    JobLock,
-    JobState,
-    lock_holder,
-    rebuild_from_output,
-    recover_output,
-)
+from batchrun.account.stats import Histogram, JobStats
 from batchrun.errors import JobError
-from batchrun.records import Result, Usage, invalid_result, result_line
-from batchrun.stats import Histogram, JobStats
+from batchrun.records import Result, Usage, invalid_result
+from batchrun.store.lock import JobLock, lock_holder
+from batchrun.store.recovery import rebuild_from_output, recover_output
+from batchrun.store.state import Done, JobState
+from batchrun.store.wire import result_line
 
 
 def ok(line: int, model: str = "m") -> Result:
@@ -103,7 +99,7 @@ def test_lock_refuses_second_holder_and_takes_over_stale(tmp_path: Path) -> None
     a.acquire()
     assert lock_holder(path) == os.getpid()
     # another process cannot take it
-    code = ("import sys; from pathlib import Path; from batchrun.checkpoint import JobLock\n"
+    code = ("import sys; from pathlib import Path; from batchrun.store.lock import JobLock\n"
             "try:\n JobLock(Path(sys.argv[1])).acquire()\nexcept Exception as e:\n print(e); sys.exit(7)\n")
     res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
     assert res.returncode == 7 and f"PID {os.getpid()}" in res.stdout

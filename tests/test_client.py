@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from batchrun import errors
-from batchrun.client import ApiKey, Client, make_session, map_aiohttp_errors
+from batchrun.secret import ApiKey
+from batchrun.send.client import Client, make_session, map_aiohttp_errors
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -8,16 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchrun.limiter import (
-    AIMD_DECREASE,
-    DEFAULT_PAUSE_S,
-    PROBE_START,
-    Bucket,
-    RateController,
-    RateHeaders,
-    parse_duration,
-    parse_rate_headers,
-)
+from batchrun.limit.controller import AIMD_DECREASE, DEFAULT_PAUSE_S, PROBE_START, Bucket, RateController
+from batchrun.limit.headers import RateHeaders, parse_duration, parse_rate_headers
 
 
 @pytest.mark.parametrize(

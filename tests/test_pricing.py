@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.budget import Budget
+from batchrun.account.pricing import PriceBook, Rate, load_prices_file
 from batchrun.errors import ConfigError
-from batchrun.pricing import PriceBook, Rate, load_prices_file
+from batchrun.limit.budget import Budget
 from batchrun.records import Usage
 
 
@@ -76,7 +76,7 @@ def test_budget_reserves_worst_case_and_settles_actual() -> None:
 
 
 def test_tiered_price_applies_the_crossed_tier_to_all_tokens() -> None:
-    from batchrun.pricing import Price
+    from batchrun.account.pricing import Price
 
     tiered = Price(Rate(Decimal("1"), ((200_000, Decimal("2")),)),
                    Rate(Decimal("4"), ((200_000, Decimal("6")),)), None, "test")

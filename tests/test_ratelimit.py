@@ -11,13 +11,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchrun.budget import Budget
-from batchrun.client import ApiKey, Client, make_session
-from batchrun.limiter import Limiters
-from batchrun.pricing import PriceBook
+from batchrun.account.pricing import PriceBook
+from batchrun.limit.budget import Budget
+from batchrun.limit.limiter import Limiters
 from batchrun.records import Record
-from batchrun.retry import RetryPolicy
-from batchrun.sender import Sender
+from batchrun.secret import ApiKey
+from batchrun.send.client import Client, make_session
+from batchrun.send.retry import RetryPolicy
+from batchrun.send.sender import Sender
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 OK = {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}

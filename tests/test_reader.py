@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.reader import LineParser, RawLine, Shaping, raw_lines
+from batchrun.input.lines import RawLine, raw_lines
+from batchrun.input.shapes import LineParser, Shaping
 from batchrun.records import Record, Result
 
 from .conftest import write_jsonl
@@ -100,7 +101,7 @@ async def test_raw_lines_numbers_skip_blanks_and_cut_long_lines(tmp_path: Path) 
 
 
 async def test_raw_lines_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("batchrun.reader.CHUNK", 7)
+    monkeypatch.setattr("batchrun.input.lines.CHUNK", 7)
     rows = [{"id": i, "text": "y" * (i * 3)} for i in range(1, 30)]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
     got = [r async for r in raw_lines(path)]
@@ -111,7 +112,7 @@ async def test_raw_lines_across_chunk_boundaries(tmp_path: Path, monkeypatch: py
 def test_keyset_matches_a_python_set() -> None:
     import random
 
-    from batchrun.reader import KeySet
+    from batchrun.input.keys import KeySet
 
     rng = random.Random(4)
     ks, ref = KeySet(capacity=8), set()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from batchrun.errors import AuthError, BadRequest, RateLimited, ServerError, Timeout
-from batchrun.retry import RetryPolicy, next_delay, parse_retry_after
+from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
 
 
 def test_full_jitter_stays_within_exponential_cap() -> None:

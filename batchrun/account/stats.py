@@ -10,7 +10,9 @@ from batchrun.records import Result
 
 # Latency histogram buckets grow by 2 %: percentiles within 1 % in constant memory.
 _RATIO = math.log(1.02)
+
 _INV_RATIO = 1.0 / _RATIO
+
 _log = math.log
 
 
@@ -170,7 +172,6 @@ class JobStats:
                 m.latency.n += int(c)
         return s
 
-
 _MODEL_FIELDS = (
     "requests", "succeeded", "failed", "attempts", "rate_limited", "fallbacks",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced",
@@ -213,3 +214,4 @@ def summary(
         "total_cost_usd": round(stats.cost_usd, 8),
         "unpriced_models": unpriced,
     }
+

@@ -10,41 +10,33 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from batchrun.budget import Budget
-from batchrun.checkpoint import (
-    JobLock,
-    JobState,
-    checkpoint_path,
-    fingerprint,
-    load_state,
-    lock_holder,
-    lock_path,
-    now_iso,
-    rebuild_from_output,
-    recover_output,
-    save_atomic,
-)
-from batchrun.client import ApiKey, Client, make_session
+from batchrun.account.pricing import PriceBook
+from batchrun.account.stats import summary
+from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.display import Display, Limit, Snapshot
 from batchrun.errors import InputError, JobError
-from batchrun.limiter import Limiters
-from batchrun.pool import AUTH, BUDGET, INTERRUPTED, TERMINATED, Pipeline
-from batchrun.pricing import PriceBook
-from batchrun.reader import line_batches
-from batchrun.retry import RetryPolicy
-from batchrun.sender import Sender
-from batchrun.simulator import SimConfig, Simulator
-from batchrun.stats import summary
+from batchrun.input.lines import line_batches
+from batchrun.limit.budget import Budget
+from batchrun.limit.limiter import Limiters
+from batchrun.run.connect import endpoint
+from batchrun.run.pipeline import AUTH, BUDGET, INTERRUPTED, TERMINATED, Pipeline
+from batchrun.send.client import Client, make_session
+from batchrun.send.retry import RetryPolicy
+from batchrun.send.sender import Sender
+from batchrun.show.console import Display
+from batchrun.show.progress import Limit, Snapshot
+from batchrun.store.identity import fingerprint
+from batchrun.store.lock import JobLock, lock_path
+from batchrun.store.recovery import rebuild_from_output, recover_output
+from batchrun.store.state import JobState, checkpoint_path, load_state, save_atomic
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED = 0, 1, 3
+
 EXIT_BY_STOP = {INTERRUPTED: 130, TERMINATED: 143, BUDGET: EXIT_STOPPED, AUTH: EXIT_STOPPED}
 
 
@@ -117,20 +109,6 @@ def prepare_state(cfg: RunConfig, display: Display) -> JobState:
     except OSError as e:
         raise JobError(f"cannot write the output {cfg.output} or its checkpoint: {e.strerror or e}") from None
     return state
-
-
-@contextlib.asynccontextmanager
-async def endpoint(cfg: RunConfig) -> AsyncIterator[tuple[str, ApiKey]]:
-    """The base URL and key to use: the real ones, or an in-process simulator's."""
-    if not cfg.simulate:
-        yield cfg.base_url, cfg.api_key
-        return
-    sim = Simulator(SimConfig(latency_ms=20.0, jitter_ms=15.0, seed=7))
-    url = await sim.start()
-    try:
-        yield url, ApiKey("sim-key")
-    finally:
-        await sim.stop()
 
 
 async def run_job(cfg: RunConfig, display: Display) -> Outcome:
@@ -261,71 +239,3 @@ async def _run(cfg: RunConfig, state: JobState, display: Display) -> Outcome:
         return Outcome(EXIT_BY_STOP[pipe.stopped], summ)
     return Outcome(EXIT_OK if state.stats.failed + state.stats.invalid == 0 else EXIT_SOME_FAILED, summ)
 
-
-def job_status(input_path: Path, output: Path) -> dict[str, Any]:
-    """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
-    state = load_state(checkpoint_path(output))
-    base: dict[str, Any] = {"input": str(input_path), "output": str(output)}
-    if state is None:
-        return {**base, "state": "not_started", "resumable": False}
-    problem = None
-    try:
-        recover_output(output, state, repair=False)
-    except JobError as e:
-        problem = e.message
-    if not input_path.is_file():
-        input_ok = False
-    else:
-        input_ok = fingerprint(input_path)[0] == state.input_fingerprint
-    holder = lock_holder(lock_path(output))
-    st = state.stats
-    last = dict(state.last_run)
-    status = last.get("status", "unknown")
-    if holder is not None:
-        state_name = "running"
-    elif status == "complete":
-        state_name = "complete"
-    elif status == "running":
-        state_name = "killed"  # no clean stop was recorded: kill -9, crash or power loss
-    else:
-        state_name = "stopped"
-    total = state.total
-    tin, tout = st.tokens
-    return {
-        **base,
-        "state": state_name,
-        "active_pid": holder,
-        "records": {
-            "total": total,
-            "done": st.done,
-            "succeeded": st.succeeded,
-            "failed": st.failed,
-            "invalid": st.invalid,
-            "remaining": None if total is None else max(0, total - st.done),
-        },
-        "input_tokens": tin,
-        "output_tokens": tout,
-        "cost_usd": round(st.cost_usd, 8),
-        "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced),
-        "runs": state.runs,
-        "elapsed_s": round(state.elapsed_s, 1),
-        "last_run": last,
-        "input_unchanged": input_ok,
-        "problem": problem,
-        "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
-    }
-
-
-async def list_models(cfg: RunConfig) -> list[dict[str, Any]]:
-    """The endpoint's models with what the price book knows of each."""
-    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
-                       context_windows=dict(cfg.context_windows))
-    async with endpoint(cfg) as (base_url, key), make_session(2) as session:
-        served = await Client(session, base_url, key, cfg.timeout).list_models()
-    rows = []
-    for m in served:
-        name = str(m.get("id"))
-        described = await asyncio.to_thread(prices.describe, name)
-        rows.append({"id": name, "owned_by": m.get("owned_by"), **described,
-                     "context_window": prices.context_window(name)})
-    return rows

@@ -23,7 +23,9 @@ import orjson
 from aiohttp import web
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small")
+
 _WORD = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
+
 LABELS = ("positive", "negative", "neutral", "billing", "shipping", "technical")
 
 
@@ -339,3 +341,4 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
                       "code": code}}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
                         headers=headers)
+

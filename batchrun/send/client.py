@@ -30,25 +30,8 @@ from batchrun.errors import (
     ServerError,
     Timeout,
 )
-from batchrun.retry import parse_retry_after
-
-
-class ApiKey:
-    """The API key. Its repr and str hide it, so it cannot leak through a log or a traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | None) -> None:
-        self._value = value or None
-
-    def reveal(self) -> str | None:
-        """The key itself, for the Authorization header only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "ApiKey(<redacted>)" if self._value else "ApiKey(None)"
-
-    __str__ = __repr__
+from batchrun.secret import ApiKey
+from batchrun.send.retry import parse_retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +44,6 @@ class Answer:
     headers: Any
     request_id: str | None
     latency_ms: float
-
 
 # What a transport failure looks like from aiohttp and asyncio; mapped by transport_error().
 TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
@@ -214,5 +196,3 @@ def classify(status: int, body: Any, headers: Any) -> RequestError:
         return ServerError(text, **kw)
     return BadRequest(text, **kw)
 
-
-__all__ = ["Answer", "ApiKey", "Client", "classify", "make_session", "map_aiohttp_errors", "transport_error"]

@@ -71,10 +71,10 @@ class Price:
             scaled += _scaled(self.cached_input.at(n_in)) * cached  # type: ignore[union-attr]
         return scaled / _SCALE_PER_MTOK  # int / int is correctly rounded
 
-
 # Prices are kept as integers in units of 1e-12 USD per million tokens: every published price
 # (a few decimals) is then exact, and so is any sum of token counts times them.
 _PRICE_SCALE = 10**12
+
 _SCALE_PER_MTOK = _PRICE_SCALE * 1_000_000
 
 

@@ -28,3 +28,4 @@ class Budget:
             return
         self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
         self.spent_usd += actual_usd or 0.0
+

@@ -12,7 +12,9 @@ from typing import Any
 
 # Chat formatting overhead per message and per request (OpenAI's cookbook figures).
 PER_MESSAGE = 4
+
 PER_REQUEST = 3
+
 # Worst-case output when a request does not set max_tokens (stated in the README).
 DEFAULT_MAX_OUTPUT_TOKENS = 512
 
@@ -53,3 +55,4 @@ def max_output_tokens(body: dict[str, Any], default: int = DEFAULT_MAX_OUTPUT_TO
         if isinstance(v, int) and v > 0:
             return v
     return default
+

@@ -18,11 +18,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from batchrun.checkpoint import JobState, save_atomic
 from batchrun.errors import AuthError
-from batchrun.reader import LineParser
-from batchrun.records import Record, Result, result_line
-from batchrun.sender import BudgetReached, NotSent, Sender
+from batchrun.input.shapes import LineParser
+from batchrun.records import Record, Result
+from batchrun.send.sender import BudgetReached, NotSent, Sender
+from batchrun.store.state import JobState, save_atomic
+from batchrun.store.wire import result_line
 
 CHECKPOINT_EVERY_S = 2.0
 
@@ -218,3 +219,4 @@ class Pipeline:
             finally:
                 self.in_flight -= 1
             self._write(result)
+

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from batchrun.account.pricing import PriceBook
+from batchrun.account.stats import JobStats, summary
 from batchrun.errors import InputError
-from batchrun.pricing import PriceBook
-from batchrun.records import Usage, parse_result_line
-from batchrun.stats import JobStats, summary
+from batchrun.records import Usage
+from batchrun.store.wire import parse_result_line
 
 
 def read_results(path: Path) -> tuple[JobStats, int]:
@@ -50,3 +51,4 @@ def report(path: Path, prices: PriceBook, compare: list[str]) -> dict[str, Any]:
             "cached_tokens": usage.cached_tokens,
         }
     return out
+

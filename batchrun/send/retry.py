@@ -69,3 +69,4 @@ def parse_retry_after(headers: Mapping[str, str], now_epoch: float) -> float | N
             continue
         return max(0.0, when.timestamp() - now_epoch)
     return None
+

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchrun.budget import Budget
-from batchrun.client import Client
+from batchrun.account.pricing import PriceBook
 from batchrun.errors import (
     AuthError,
     BatchrunError,
@@ -23,10 +22,12 @@ from batchrun.errors import (
     RequestError,
     RetryableError,
 )
-from batchrun.limiter import Limiters, parse_rate_headers
-from batchrun.pricing import PriceBook
+from batchrun.limit.budget import Budget
+from batchrun.limit.headers import parse_rate_headers
+from batchrun.limit.limiter import Limiters
 from batchrun.records import Fallback, Record, Result, Usage
-from batchrun.retry import RetryPolicy, next_delay
+from batchrun.send.client import Client
+from batchrun.send.retry import RetryPolicy, next_delay
 
 # The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
 # assumes it may be this much short.
@@ -183,5 +184,4 @@ class _Tally:
 
 def _headers(e: RequestError) -> Any:
     return parse_rate_headers(e.headers) if e.headers is not None else None
-
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchrun.pricing import PriceBook
-from batchrun.reader import LineParser, line_batches
+from batchrun.account.pricing import PriceBook
+from batchrun.input.lines import line_batches
+from batchrun.input.shapes import LineParser
 from batchrun.records import Record, Usage
 
 
@@ -94,3 +95,4 @@ def estimate_report(est: Estimate, prices: PriceBook, compare: list[str], defaul
             name: cost_range(prices, name, est.input_tokens, est.max_output_tokens) for name in compare
         },
     }
+

@@ -15,87 +15,28 @@ A 429 pauses every dispatch for this model, not only the worker that got it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import re
-import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from batchrun.limit.headers import RateHeaders
 
 # A bucket holds this many seconds of its limit: a small burst, never the whole minute. The refill
 # rate is the limit less that burst, so that no 60-second window ever grants more than the limit.
 BURST_SECONDS = 1.0
+
 # With no retry-after on a 429, pause this long, doubling for each silent burst in a row.
 DEFAULT_PAUSE_S = 1.0
+
 MAX_SILENT_PAUSE_S = 30.0
+
 # AIMD with no headers: start at this share of what got through in the last minute, cut to
 # AIMD_DECREASE of the rate that failed, and grow by AIMD_INCREASE of it a second while all is well.
 PROBE_START = 0.9
+
 MIN_PROBE_SAMPLE = 20
+
 AIMD_DECREASE = 0.85
+
 AIMD_INCREASE = 0.005
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in an OpenAI reset value: `6m0s`, `1s`, `120ms`, `1h2m3.5s`, or plain seconds."""
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    total, pos = 0.0, 0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            return None
-        value, unit = float(m.group(1)), m.group(2)
-        total += value * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
-        pos = m.end()
-    return total if pos == len(text) and pos > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class RateHeaders:
-    """What one response said about the limits."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens: float | None = None
-
-
-def _num(headers: Mapping[str, str], name: str) -> int | None:
-    v = headers.get(name)
-    if v is None:
-        return None
-    try:
-        return int(float(v))
-    except ValueError:
-        return None
-
-
-def _dur(headers: Mapping[str, str], name: str) -> float | None:
-    v = headers.get(name)
-    return parse_duration(v) if v is not None else None
-
-
-def parse_rate_headers(headers: Mapping[str, str]) -> RateHeaders | None:
-    """The rate-limit headers of a response, or None when it sent none."""
-    if "x-ratelimit-limit-requests" not in headers and "x-ratelimit-limit-tokens" not in headers:
-        if "x-ratelimit-remaining-requests" not in headers:
-            return None
-    return RateHeaders(
-        _num(headers, "x-ratelimit-limit-requests"),
-        _num(headers, "x-ratelimit-remaining-requests"),
-        _dur(headers, "x-ratelimit-reset-requests"),
-        _num(headers, "x-ratelimit-limit-tokens"),
-        _num(headers, "x-ratelimit-remaining-tokens"),
-        _dur(headers, "x-ratelimit-reset-tokens"),
-    )
 
 
 class Bucket:
@@ -300,73 +241,3 @@ class RateController:
         if self.tokens is not None and info.remaining_tokens is not None:
             self.tokens.sync(info.remaining_tokens, self.inflight_tokens, now)
 
-
-class Limiter:
-    """The async face of a RateController: workers wait here, in arrival order."""
-
-    def __init__(
-        self,
-        controller: RateController,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.controller = controller
-        self.clock = clock
-        self.waited_s = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, tokens: int, give_up: asyncio.Event | None = None) -> bool:
-        """Wait until a request of `tokens` may be sent and account it as sent: True.
-
-        False, without taking anything, once `give_up` is set (a clean stop: a request that was
-        never sent is not "in flight" and must not hold the drain up).
-        """
-        c = self.controller
-        now = self.clock()
-        if c.unlimited and now >= c.paused_until and not self._lock.locked():
-            c.take(tokens, now)
-            return True
-        async with self._lock:
-            while (d := c.delay(tokens, self.clock())) > 0:
-                if give_up is not None and give_up.is_set():
-                    return False
-                started = self.clock()
-                if give_up is None:
-                    await asyncio.sleep(d)
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(give_up.wait(), d)
-                self.waited_s += self.clock() - started
-            if give_up is not None and give_up.is_set():
-                return False
-            c.take(tokens, self.clock())
-            return True
-
-
-class Limiters:
-    """One limiter per (base URL, model): models on one gateway have separate limits."""
-
-    def __init__(
-        self,
-        base_url: str,
-        rpm: float | None = None,
-        tpm: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.base_url = base_url
-        self.rpm = rpm
-        self.tpm = tpm
-        self.clock = clock
-        self.by_model: dict[str, Limiter] = {}
-
-    def get(self, model: str) -> Limiter:
-        """The limiter of a model, made on first use."""
-        lim = self.by_model.get(model)
-        if lim is None:
-            ctl = RateController(self.rpm, self.tpm, now=self.clock())
-            lim = self.by_model[model] = Limiter(ctl, self.clock)
-        return lim
-
-    @property
-    def waited_s(self) -> float:
-        """Seconds workers spent waiting on any limiter."""
-        return sum(lim.waited_s for lim in self.by_model.values())

@@ -1,0 +1,62 @@
+"""The Typer app: the one place errors become a sentence and an exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from batchrun.errors import BatchrunError
+
+
+class _Group(TyperGroup):
+    """Turns every BatchrunError into one sentence on stderr and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored click) Context
+        try:
+            return super().invoke(ctx)
+        except BatchrunError as e:
+            typer.echo(f"batchrun: {e.message}", err=True)
+            raise SystemExit(e.exit_code) from None
+        except KeyboardInterrupt:  # before the job's own handlers were in place: nothing was sent
+            typer.echo("batchrun: interrupted before any request was sent", err=True)
+            raise SystemExit(130) from None
+
+app = typer.Typer(
+    cls=_Group,
+    help="Push a JSONL file of LLM work through an OpenAI-compatible API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Opt = typer.Option
+
+
+def _early_sigterm(signum: int, frame: Any) -> None:
+    typer.echo("batchrun: terminated before any request was sent", err=True)
+    raise SystemExit(143)
+
+
+def _show(data: Any, as_json: bool, render: Callable[[Any], list[Any]]) -> None:
+    """Print a command's data as JSON, or rendered for a person."""
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        from batchrun.show.console import Display
+
+        Display().lines(render(data))
+
+
+def _names(text: str | None) -> list[str]:
+    return [m.strip() for m in (text or "").split(",") if m.strip()]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+

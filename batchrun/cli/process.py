@@ -1,0 +1,76 @@
+"""`batchrun process`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchrun.cli.app import Opt, _early_sigterm, app
+
+
+@app.command()
+def process(
+    input: Annotated[Path, typer.Argument(help="JSONL input file.", show_default=False)],
+    output: Annotated[
+        Path | None, Opt("-o", "--output", help="Results file (default: INPUT stem + .results.jsonl).")
+    ] = None,
+    model: Annotated[str | None, Opt(help="Model for records that name none.")] = None,
+    base_url: Annotated[
+        str | None, Opt(help="API base URL (env BATCHRUN_BASE_URL, OPENAI_BASE_URL; default OpenAI).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        Opt(help="Read the API key from this env variable (default: BATCHRUN_API_KEY, else OPENAI_API_KEY)."),
+    ] = None,
+    concurrency: Annotated[int | None, Opt(help="Requests in flight at most (default: 16).")] = None,
+    rpm: Annotated[float | None, Opt(help="Requests per minute (default: learned).")] = None,
+    tpm: Annotated[float | None, Opt(help="Tokens per minute (default: learned).")] = None,
+    max_attempts: Annotated[int | None, Opt(help="Attempts per record (default: 6).")] = None,
+    timeout: Annotated[float | None, Opt(help="Seconds per attempt (default: 120).")] = None,
+    max_cost: Annotated[float | None, Opt(help="Hard cap in USD for the whole job.")] = None,
+    prices: Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens).")] = None,
+    template: Annotated[str | None, Opt(help='User message for plain records, e.g. "Classify: {text}".')] = None,
+    system: Annotated[str | None, Opt(help="System message for plain records.")] = None,
+    max_tokens: Annotated[int | None, Opt(help="max_tokens for requests that set none.")] = None,
+    fallback_model: Annotated[list[str] | None, Opt(help="Model to fall back to (repeatable).")] = None,
+    simulate: Annotated[bool, Opt("--simulate", help="Run against the built-in simulator.")] = False,
+    summary_json: Annotated[Path | None, Opt(help="Write the summary JSON here.")] = None,
+    fresh: Annotated[bool, Opt("--fresh", help="Start the job over (old output moved aside).")] = False,
+    retry_failed: Annotated[
+        bool, Opt("--retry-failed", help="Send again the records whose lines are errors.")
+    ] = False,
+    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="Summary only.")] = False,
+    drain_timeout: Annotated[
+        float | None, Opt(help="Seconds to let in-flight requests finish on a stop (default: 30).")
+    ] = None,
+    max_line_bytes: Annotated[int | None, Opt(help="Longer lines are bad lines (default: 16 MiB).")] = None,
+    log_file: Annotated[Path | None, Opt(help="Append progress and messages to this file.")] = None,
+    progress_interval: Annotated[
+        float | None, Opt(help="Seconds between plain progress lines off a terminal (default: 10).")
+    ] = None,
+) -> None:
+    """Send every record of INPUT to the API and write one result line per record."""
+    from batchrun.config import resolve
+    from batchrun.run.job import run_job
+    from batchrun.show.console import Display
+
+    flags = dict(locals())
+    config_path = flags.pop("config")
+    flags["fallback_model"] = tuple(fallback_model or ())
+    cfg = resolve(flags, config_path=config_path)
+    display = Display("quiet" if cfg.quiet else None, cfg.log_file,
+                      plain_interval_s=cfg.progress_interval)
+    # Until the pipeline installs its own handlers (a clean drain), SIGTERM ends us quietly:
+    # nothing has been sent yet.
+    signal.signal(signal.SIGTERM, _early_sigterm)
+    try:
+        outcome = asyncio.run(run_job(cfg, display))
+    finally:
+        display.close()
+    raise typer.Exit(outcome.exit_code)
+

@@ -1,0 +1,92 @@
+"""Stream the input file as numbered lines.
+
+The file is read in chunks and split on newlines here, so memory stays flat whatever the file's
+size and no line costs a thread hop of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+
+from batchrun.errors import InputError
+
+CHUNK = 1 << 20
+
+DEFAULT_MAX_LINE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One non-blank line as bytes, or the reason it could not be taken whole."""
+
+    number: int
+    data: bytes
+    too_long: bool = False
+
+
+async def line_batches(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+    """Per chunk read, its complete non-blank lines as (1-based number, bytes).
+
+    The bytes are None for a line longer than max_line_bytes, which is never buffered whole.
+    """
+    try:
+        f = await aiofiles.open(path, "rb")
+    except OSError as e:
+        raise InputError(f"cannot read input file {path}: {e.strerror or e}") from None
+    number = 0
+    pending: list[bytes] = []  # the start of a line that continues in the next chunk
+    pending_len = 0
+    too_long = False
+    first = True
+    try:
+        while chunk := await f.read(CHUNK):
+            if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
+                first = False
+                if chunk.startswith(b"\xef\xbb\xbf"):
+                    chunk = chunk[3:]
+            pieces = chunk.split(b"\n")
+            tail = pieces.pop()
+            out: list[tuple[int, bytes | None]] = []
+            for piece in pieces:
+                number += 1
+                if pending or too_long:
+                    if too_long or pending_len + len(piece) > max_line_bytes:
+                        out.append((number, None))
+                    else:
+                        line = b"".join(pending) + piece
+                        if not line.isspace():
+                            out.append((number, line))
+                    pending, pending_len, too_long = [], 0, False
+                elif len(piece) > max_line_bytes:
+                    out.append((number, None))
+                elif piece and not piece.isspace():
+                    out.append((number, piece))
+            if tail and not too_long:
+                pending_len += len(tail)
+                if pending_len > max_line_bytes:
+                    pending, too_long = [], True
+                else:
+                    pending.append(tail)
+            if out:
+                yield out
+        if too_long:
+            yield [(number + 1, None)]
+        elif pending:
+            line = b"".join(pending)
+            if not line.isspace():
+                yield [(number + 1, line)]
+    finally:
+        await f.close()
+
+
+async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:
+    """The non-blank lines of a file one by one (a convenience over line_batches)."""
+    async for batch in line_batches(path, max_line_bytes):
+        for number, data in batch:
+            yield RawLine(number, b"" if data is None else data, too_long=data is None)
+

@@ -1,0 +1,121 @@
+"""The Display: Rich progress on a terminal, plain timestamped lines for cron, messages and the
+log file. `show/` is the only package that imports Rich; the formatters in `tables` and
+`progress` build text, the Display prints it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from batchrun.clock import now_iso
+from batchrun.show.progress import Snapshot, format_snapshot, format_status_line
+from batchrun.show.tables import format_summary_footer, format_summary_table
+
+
+class _Progress(Progress):
+    """Rich progress with a plain status line under the bar (Rich's documented get_renderables hook)."""
+
+    status = ""
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        if self.status:
+            yield Text(self.status, overflow="fold")
+
+
+class Display:
+    """Shows progress and messages; mode is 'live' (a TTY), 'plain' (cron) or 'quiet'."""
+
+    def __init__(
+        self,
+        mode: str | None = None,
+        log_file: Path | None = None,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        plain_interval_s: float | None = None,
+    ) -> None:
+        out = out or sys.stdout
+        self.console = Console(file=out, highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:  # cron mail and log files: don't squeeze the table to 80
+            self.console = Console(file=out, highlight=False, soft_wrap=True, width=160)
+        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
+        self.mode = mode or ("live" if self.console.is_terminal else "plain")
+        self.interval_s = 0.25 if self.mode == "live" else (plain_interval_s or 10.0)
+        self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+        self._progress: _Progress | None = None
+        self._task: Any = None
+
+    def _to_log(self, text: str) -> None:
+        if self._log is not None:
+            self._log.write(f"{now_iso()} {text}\n")
+            self._log.flush()
+
+    def notice(self, text: str) -> None:
+        """A line for the person running the job (stderr)."""
+        self._to_log(text)
+        if self.mode != "quiet":
+            self.err.print(text, markup=False)
+
+    def warn(self, text: str) -> None:
+        """A warning, shown even with --quiet."""
+        self._to_log("warning: " + text)
+        self.err.print("warning: " + text, markup=False)
+
+    def start(self, total: int | None, simulated: bool) -> None:
+        """Begin showing progress."""
+        if self.mode != "live":
+            return
+        label = "[bold magenta]SIMULATED[/] batchrun" if simulated else "batchrun"
+        self._progress = _Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]}"),
+            console=self.console,
+            transient=False,
+        )
+        self._task = self._progress.add_task("records", total=total, rate="")
+        self._progress.start()
+
+    def update(self, s: Snapshot) -> None:
+        """Show the latest figures."""
+        line = format_snapshot(s)
+        if self.mode == "live" and self._progress is not None:
+            self._progress.status = format_status_line(s)
+            self._progress.update(self._task, completed=s.done, total=s.total, rate=f"{s.rps:.1f} req/s")
+        elif self.mode == "plain":
+            self.console.print(f"{now_iso()} {line}", markup=False)
+        self._to_log(line)
+
+    def stop(self) -> None:
+        """Stop the live display, leaving its last state on screen."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        """The end-of-run table (stdout), shown in every mode."""
+        self.console.print(format_summary_table(summary))
+        for line in format_summary_footer(summary):
+            self.console.print(line, markup=False)
+        self._to_log("summary " + "; ".join(format_summary_footer(summary)))
+
+    def lines(self, lines: list[Any]) -> None:
+        """Plain lines or Rich renderables on stdout."""
+        for line in lines:
+            self.console.print(line, markup=False)
+
+    def close(self) -> None:
+        """Release the log file."""
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+

@@ -1,0 +1,67 @@
+"""The running figures and how they read, on one line or under the live bar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A model's rate limits in force and where they came from."""
+
+    model: str
+    rpm: float | None
+    tpm: float | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The running figures the progress display shows."""
+
+    done: int
+    total: int | None
+    elapsed_s: float
+    rps: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_unknown: bool
+    retries: int
+    errors: int
+    in_flight: int
+    limits: tuple[Limit, ...] = ()
+    wait_s: float = 0.0
+    simulated: bool = False
+
+
+def _figures(s: Snapshot) -> list[str]:
+    """The running figures shown both on plain lines and under the live bar."""
+    cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
+    parts = [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
+             f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
+    if s.limits:
+        parts.append("limits " + "; ".join(
+            f"{lim.model}: {_per_min(lim.rpm)} rpm" + (f" / {_per_min(lim.tpm)} tpm" if lim.tpm else "")
+            + f" ({lim.source})" for lim in s.limits))
+    if s.wait_s >= 0.05:
+        parts.append(f"waited {s.wait_s:.1f}s on limits")
+    return parts
+
+
+def _per_min(v: float | None) -> str:
+    return "?" if v is None else f"{v:.0f}"
+
+
+def format_snapshot(s: Snapshot) -> str:
+    """One plain progress line (without timestamp)."""
+    total = f"/{s.total}" if s.total is not None else ""
+    pct = f" ({100.0 * s.done / s.total:.1f}%)" if s.total else ""
+    parts = [f"{s.done}{total} done{pct}", f"{s.rps:.1f} req/s", *_figures(s)]
+    return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
+
+
+def format_status_line(s: Snapshot) -> str:
+    """The line under the live bar (the bar itself shows done, total and rate)."""
+    return "  ".join(_figures(s))
+

@@ -1,0 +1,88 @@
+"""Bring the checkpoint up to what the output really holds after any interruption."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from batchrun.account.stats import JobStats
+from batchrun.errors import JobError
+from batchrun.store.state import Done, JobState, checkpoint_path, save_atomic
+from batchrun.store.wire import parse_result_line
+
+
+def recover_output(output: Path, state: JobState, repair: bool = True) -> int:
+    """Count the lines written after the checkpoint and cut a torn last line. Returns lines read.
+
+    With repair=False (for `status`) nothing on disk is changed.
+    """
+    try:
+        size = output.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    if size < state.output_offset:
+        raise JobError(
+            f"output {output} is shorter than its checkpoint says; it was changed outside "
+            "batchrun. Run with --fresh to start over (the old output is kept)"
+        )
+    if size == state.output_offset:
+        return 0
+    n = 0
+    pos = state.output_offset
+    with open(output, "r+b" if repair else "rb") as f:
+        f.seek(pos)
+        torn = False
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                torn = True
+                break
+            pos += len(raw)
+            if not raw.strip():
+                continue
+            try:
+                r = parse_result_line(raw)
+            except ValueError:
+                continue  # not one of ours: leave it, count nothing
+            if r.line and r.line not in state.done:
+                state.record(r)
+                n += 1
+        if torn and repair:  # the record of a torn line was in flight: it is sent again
+            f.truncate(pos)
+            f.flush()
+            os.fsync(f.fileno())
+    state.output_offset = pos
+    return n
+
+
+def rebuild_from_output(output: Path, state: JobState, drop_failed: bool) -> int:
+    """Recount the whole output; with drop_failed, rewrite it without request-failure lines.
+
+    Crash-safe in two steps: first a checkpoint that claims nothing (valid for the old and new
+    output alike), then the atomic swap of the output, then the recount.
+    Returns how many lines were dropped.
+    """
+    state.output_offset = 0
+    state.done = Done()
+    state.stats = JobStats()
+    save_atomic(checkpoint_path(output), state.to_bytes())
+    dropped = 0
+    if drop_failed and output.exists():
+        tmp = output.with_name(output.name + ".rewrite")
+        with open(output, "rb") as src, open(tmp, "wb") as dst:
+            for raw in src:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    r = parse_result_line(raw)
+                except ValueError:
+                    continue
+                if not r.ok and not r.invalid:
+                    dropped += 1
+                    continue
+                dst.write(raw)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, output)
+    recover_output(output, state)
+    return dropped
+

@@ -1,0 +1,83 @@
+"""The result line: the one place its JSONL wire form is written and read back."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import orjson
+
+from batchrun.records import Fallback, Result, Usage, _int
+
+# Output line ids: a random prefix per process and a counter; unique without a syscall per line.
+_RUN_ID = os.urandom(8).hex()
+
+_SEQ = itertools.count()
+
+
+def result_line(r: Result) -> bytes:
+    """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`)."""
+    response = None
+    if r.status_code is not None:
+        body = r.body
+        if r.raw_body is not None:
+            raw = r.raw_body
+            if b"\n" in raw or b"\r" in raw:  # only whitespace there (it parsed): keep one line
+                raw = raw.replace(b"\n", b" ").replace(b"\r", b" ")
+            body = orjson.Fragment(raw)
+        response = {"status_code": r.status_code, "request_id": r.request_id, "body": body}
+    extra: dict[str, Any] = {
+        "model": r.model,
+        "attempts": r.attempts,
+        "latency_ms": int(r.latency_ms * 10 + 0.5) / 10,
+        "input_tokens": r.usage.input_tokens,
+        "output_tokens": r.usage.output_tokens,
+        "cached_tokens": r.usage.cached_tokens,
+        "cost_usd": r.cost_usd,
+        "line": r.line,
+        "rate_limited": r.rate_limited,
+    }
+    if r.fallbacks:
+        extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason} for f in r.fallbacks]
+    doc = {
+        "id": f"batch_req_{_RUN_ID}{next(_SEQ):08x}",
+        "custom_id": r.key,
+        "response": response,
+        "error": None if r.ok else {"code": r.error_code, "message": r.error_message},
+        "batchrun": extra,
+    }
+    return orjson.dumps(doc) + b"\n"
+
+
+def parse_result_line(raw: bytes) -> Result:
+    """Rebuild a Result from one output line (resume, `report`). Raises ValueError if foreign."""
+    doc = orjson.loads(raw)
+    if not isinstance(doc, dict) or not isinstance(doc.get("batchrun"), dict):
+        raise ValueError("not a batchrun result line")
+    ex = doc["batchrun"]
+    err = doc.get("error") or {}
+    resp = doc.get("response") or {}
+    return Result(
+        key=str(doc.get("custom_id")),
+        line=int(ex.get("line") or 0),
+        model=ex.get("model"),
+        status_code=resp.get("status_code"),
+        request_id=resp.get("request_id"),
+        body=None,  # not needed for accounting; keeps resume memory flat
+        error_code=err.get("code") if err else None,
+        error_message=err.get("message") if err else None,
+        attempts=int(ex.get("attempts") or 0),
+        latency_ms=float(ex.get("latency_ms") or 0.0),
+        usage=Usage(
+            _int(ex.get("input_tokens")),
+            _int(ex.get("output_tokens")),
+            _int(ex.get("cached_tokens")),
+        ),
+        cost_usd=ex.get("cost_usd"),
+        rate_limited=int(ex.get("rate_limited") or 0),
+        fallbacks=tuple(
+            Fallback(str(f.get("from")), str(f.get("reason"))) for f in ex.get("fallbacks") or ()
+        ),
+    )
+
