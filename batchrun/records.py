@@ -68,6 +68,7 @@ class Result:
     cost_usd: float | None = None
     rate_limited: int = 0
     fallbacks: tuple[Fallback, ...] = ()
+    started_at: float | None = None  # epoch seconds: the first attempt's start
 
     @property
     def ok(self) -> bool:

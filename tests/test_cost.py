@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from batchrun.cli import app
 
 from .conftest import plain_records, read_results, write_jsonl
+from .test_pricing import AT_03, AT_20
 
 ENV = {"BATCHRUN_API_KEY": "sk-cost-test", "BATCHRUN_RETRY_BASE": "0.01", "OPENAI_API_KEY": None,
        "BATCHRUN_BASE_URL": None, "OPENAI_BASE_URL": None}
@@ -47,7 +48,7 @@ def test_estimate_counts_and_is_close_to_actual_on_the_simulator(tmp_path: Path,
     actual = json.loads(summary.read_text())["models"]["gpt-4o-mini"]
     ratio = m["input_tokens"] / actual["input_tokens"]
     print(f"estimate/actual input tokens on the simulator: {ratio:.3f}")
-    assert 0.7 < ratio < 1.5
+    assert 0.95 <= ratio <= 0.99  # the README states 0.97
     assert actual["cost_usd"] <= m["cost_max_usd"]
 
 
@@ -154,8 +155,20 @@ def test_report_of_a_results_file_with_compare(tmp_path: Path, sim_factory) -> N
     r = json.loads(res.stdout)
     m = r["models"]["gpt-4o-mini"]
     assert r["records"]["succeeded"] == 20 and m["input_tokens"] == sim.stats.prompt_tokens
-    c = r["compare"]["deepseek-chat"]
-    assert c["cost_usd"] == pytest.approx((m["input_tokens"] * 0.27 + m["output_tokens"] * 1.10) / 1e6)
+    # each line is priced at the hour its request was sent: move half of them to 03:00 UTC (list
+    # price, $0.27 / $1.10 per MTok) and half to 20:00 UTC (DeepSeek's off-peak half price)
+    results = tmp_path / "in.results.jsonl"
+    lines = [json.loads(x) for x in results.read_text().splitlines()]
+    expected = 0.0
+    for i, o in enumerate(lines):
+        peak = i % 2 == 0
+        o["batchrun"]["started_at"] = AT_03 if peak else AT_20
+        rate_in, rate_out = (0.27, 1.10) if peak else (0.135, 0.55)
+        expected += (o["batchrun"]["input_tokens"] * rate_in + o["batchrun"]["output_tokens"] * rate_out) / 1e6
+    results.write_text("".join(json.dumps(o) + "\n" for o in lines))
+    res = cli(["report", str(results), "--compare", "deepseek-chat", "--json"])
+    c = json.loads(res.stdout)["compare"]["deepseek-chat"]
+    assert c["cost_usd"] == pytest.approx(expected, rel=1e-9)
     res = cli(["report", str(tmp_path / "nope.jsonl")])
     assert res.exit_code == 2 and "cannot read results file" in res.output
 

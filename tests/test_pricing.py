@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,25 +13,43 @@ from batchrun.errors import ConfigError
 from batchrun.limit.budget import Budget
 from batchrun.records import Usage
 
+# DeepSeek's published list price (genai-prices data): $0.27 in, $1.10 out, $0.07 cached input per
+# MTok from 00:30 to 16:30 UTC, and half that in the other hours.
+AT_03 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC).timestamp()
+AT_20 = datetime(2026, 3, 2, 20, 0, tzinfo=UTC).timestamp()
 
-def test_snapshot_price_matches_published_per_token_prices_exactly() -> None:
-    book = PriceBook(base_url="https://api.deepseek.com/v1")
+
+@pytest.mark.parametrize(("at", "expected"), [(AT_03, 0.00078), (AT_20, 0.00039)])
+def test_snapshot_price_matches_published_per_token_prices_exactly(at: float, expected: float) -> None:
+    book = PriceBook(base_url="https://api.deepseek.com/v1", clock=lambda: at)
     p = book.price("deepseek-chat")
     assert p is not None and p.source.startswith("genai-prices")
-    # DeepSeek's published list price: $0.27 in, $1.10 out, $0.07 cached input per MTok
     u = Usage(input_tokens=1_000, output_tokens=500, cached_tokens=200)
-    expected = (Decimal(800) * p.input.base + Decimal(500) * p.output.base
-                + Decimal(200) * p.cached_input.base) / Decimal(1_000_000)  # type: ignore[union-attr]
-    assert book.cost("deepseek-chat", u) == float(expected)
-    assert book.cost("deepseek-chat", u) == pytest.approx(0.00078, abs=1e-15)
-    # and it agrees with genai-prices' own calculator
+    exact = (Decimal(800) * p.input.base + Decimal(500) * p.output.base
+             + Decimal(200) * p.cached_input.base) / Decimal(1_000_000)  # type: ignore[union-attr]
+    assert book.cost("deepseek-chat", u) == float(exact)
+    assert book.cost("deepseek-chat", u) == pytest.approx(expected, abs=1e-15)
+    # and it agrees with genai-prices' own calculator at the same moment
     import genai_prices
 
     theirs = genai_prices.calc_price(
         genai_prices.Usage(input_tokens=1_000, output_tokens=500, cache_read_tokens=200),
         "deepseek-chat", provider_api_url="https://api.deepseek.com/v1",
+        genai_request_timestamp=datetime.fromtimestamp(at, UTC),
     )
     assert book.cost("deepseek-chat", u) == float(theirs.total_price)
+
+
+def test_the_same_usage_is_priced_at_the_hour_its_request_was_sent() -> None:
+    book = PriceBook(base_url="https://api.deepseek.com/v1", clock=lambda: AT_20)
+    u = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert book.cost("deepseek-chat", u, at=AT_03) == pytest.approx(0.27 + 1.10)
+    assert book.cost("deepseek-chat", u, at=AT_20) == pytest.approx(0.135 + 0.55)
+    assert book.cost("deepseek-chat", u) == pytest.approx(0.135 + 0.55)  # no time given: the clock's
+    assert book.period("deepseek-chat", AT_03) == "00:30-16:30 UTC"
+    assert book.period("deepseek-chat", AT_20) == "outside 00:30-16:30 UTC"
+    assert book.most("deepseek-chat", u) == pytest.approx(0.27 + 1.10)  # a reservation holds at any hour
+    assert book.period("gpt-4o-mini") is None  # one price at every hour
 
 
 def test_user_prices_override_and_cached_tokens_priced_as_cached(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ cached-input rate when one is known.
 
 from __future__ import annotations
 
+import time
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -152,26 +154,79 @@ def _genai_model(model: str, base_url: str | None) -> Any:
     return None
 
 
-def _snapshot_entry(model: str, base_url: str | None) -> tuple[Price | None, int | None]:
-    """The bundled genai-prices snapshot's price and context window of a model (None if unknown)."""
-    found = _genai_model(model, base_url)
-    if found is None:
-        return None, None
-    provider, info = found
-    window = getattr(info, "context_window", None)
-    try:
-        mp = info.get_prices(datetime.now(UTC))
-    except (LookupError, ValueError):
-        return None, window
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One of a model's prices and when it applies; `active` None means at every other time."""
+
+    price: Price
+    active: Callable[[datetime], bool] | None
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What the snapshot knows of one model: its prices over time and its context window."""
+
+    periods: tuple[Period, ...]  # the last active one applies, as in genai-prices
+    window: int | None
+
+    def at(self, when: datetime) -> Period | None:
+        for period in reversed(self.periods):
+            if period.active is None or period.active(when):
+                return period
+        return None
+
+
+_UNKNOWN = _Entry((), None)
+
+
+def _price_of(mp: Any, source: str) -> Price | None:
     inp, out = _genai_rate(getattr(mp, "input_mtok", None)), _genai_rate(getattr(mp, "output_mtok", None))
     if inp is None or out is None:
-        return None, window
-    cached = _genai_rate(getattr(mp, "cache_read_mtok", None))
-    return Price(inp, out, cached, f"genai-prices ({provider.id})"), window
+        return None
+    return Price(inp, out, _genai_rate(getattr(mp, "cache_read_mtok", None)), source)
+
+
+def _label(constraint: Any) -> str:
+    start, end = getattr(constraint, "start_time", None), getattr(constraint, "end_time", None)
+    if start is not None and end is not None:
+        return f"{start:%H:%M}-{end:%H:%M} UTC"
+    since = getattr(constraint, "start_date", None)
+    return f"from {since:%Y-%m-%d}" if since is not None else str(constraint)
+
+
+def _snapshot_entry(model: str, base_url: str | None) -> _Entry:
+    """The bundled genai-prices snapshot's prices and context window of a model."""
+    found = _genai_model(model, base_url)
+    if found is None:
+        return _UNKNOWN
+    provider, info = found
+    window = getattr(info, "context_window", None)
+    source = f"genai-prices ({provider.id})"
+    raw = info.prices if isinstance(info.prices, list) else [None]
+    periods: list[Period] = []
+    for cp in raw:
+        mp = info.prices if cp is None else cp.prices
+        price = _price_of(mp, source)
+        if price is None:
+            continue
+        constraint = None if cp is None else cp.constraint
+        periods.append(Period(price, None if constraint is None else constraint.active,
+                              "standard" if constraint is None else _label(constraint)))
+    if len(periods) > 1 and periods[0].active is None:
+        others = ", ".join(p.label for p in periods[1:])
+        periods[0] = Period(periods[0].price, None, f"outside {others}")
+    return _Entry(tuple(periods), window)
 
 
 class PriceBook:
-    """Looks a model's price up once and prices usages."""
+    """Looks each model's prices up once and prices usages at the time their request was sent.
+
+    Time is read only through `clock` (epoch seconds), and only where the caller gives no time:
+    a provider bills a request at the price in force when it was sent, and some prices depend on
+    the hour (DeepSeek's off-peak discount). Prices are kept per provider and model: one model
+    name can cost differently at two providers.
+    """
 
     def __init__(
         self,
@@ -179,42 +234,74 @@ class PriceBook:
         base_url: str | None = None,
         use_snapshot: bool = True,
         context_windows: dict[str, int] | None = None,
+        clock: Callable[[], float] = time.time,
+        provider_urls: Mapping[str, str | None] | None = None,
     ) -> None:
         self.user = dict(user_prices or {})
         self.base_url = base_url
+        self.provider_urls = dict(provider_urls or {})
         self.use_snapshot = use_snapshot
         self.user_windows = dict(context_windows or {})
-        self._snapshot: dict[str, tuple[Price | None, int | None]] = {}
+        self.clock = clock
+        self._snapshot: dict[tuple[str | None, str], _Entry] = {}
 
-    def _from_snapshot(self, model: str) -> tuple[Price | None, int | None]:
-        entry = self._snapshot.get(model)
+    def _entry(self, model: str, provider: str | None) -> _Entry:
+        entry = self._snapshot.get((provider, model))
         if entry is None:
-            entry = _snapshot_entry(model, self.base_url) if self.use_snapshot else (None, None)
-            self._snapshot[model] = entry
+            url = self.base_url if provider is None else self.provider_urls.get(provider, self.base_url)
+            entry = _snapshot_entry(model, url) if self.use_snapshot else _UNKNOWN
+            self._snapshot[(provider, model)] = entry
         return entry
 
-    def context_window(self, model: str) -> int | None:
+    def _period(self, model: str, at: float | None, provider: str | None) -> Period | None:
+        periods = self._entry(model, provider).periods
+        if len(periods) == 1:
+            return periods[0]
+        if not periods:
+            return None
+        return self._entry(model, provider).at(datetime.fromtimestamp(self.clock() if at is None else at, UTC))
+
+    def context_window(self, model: str, provider: str | None = None) -> int | None:
         """The model's input window in tokens: the config's, else the snapshot's, else None."""
         window = self.user_windows.get(model)
-        return window if window is not None else self._from_snapshot(model)[1]
+        return window if window is not None else self._entry(model, provider).window
 
-    def price(self, model: str) -> Price | None:
-        """The price of a model, or None if no source knows it."""
+    def price(self, model: str, at: float | None = None, provider: str | None = None) -> Price | None:
+        """The price of a model for a request sent at `at` (epoch seconds; default: now), or None."""
         p = self.user.get(model)
-        return p if p is not None else self._from_snapshot(model)[0]
+        if p is not None:
+            return p
+        period = self._period(model, at, provider)
+        return None if period is None else period.price
 
-    def describe(self, model: str) -> dict[str, Any]:
+    def period(self, model: str, at: float | None = None, provider: str | None = None) -> str | None:
+        """Which price period applies at `at`, where a model's price depends on the time; else None."""
+        if model in self.user or len(self._entry(model, provider).periods) < 2:
+            return None
+        period = self._period(model, at, provider)
+        return None if period is None else period.label
+
+    def describe(self, model: str, at: float | None = None, provider: str | None = None) -> dict[str, Any]:
         """Where a model's price comes from and its rates (USD per million tokens), for tables."""
-        p = self.price(model)
+        p = self.price(model, at, provider)
         return {
             "price_source": p.source if p else None,
+            "price_period": self.period(model, at, provider),
             "input_per_mtok": float(p.input.base) if p else None,
             "output_per_mtok": float(p.output.base) if p else None,
             "cached_input_per_mtok": float(p.cached_input.base) if p and p.cached_input else None,
         }
 
-    def cost(self, model: str, usage: Usage) -> float | None:
-        """USD for a usage on a model, or None when its price is unknown."""
-        p = self.price(model)
+    def cost(self, model: str, usage: Usage, at: float | None = None, provider: str | None = None) -> float | None:
+        """USD for a usage on a model, for a request sent at `at`; None when its price is unknown."""
+        p = self.price(model, at, provider)
         return None if p is None else p.cost(usage)
 
+    def most(self, model: str, usage: Usage, provider: str | None = None) -> float | None:
+        """The highest a usage can cost on a model at any time: a reservation must hold even if
+        the request waits into a dearer period."""
+        p = self.user.get(model)
+        if p is not None:
+            return p.cost(usage)
+        costs = [period.price.cost(usage) for period in self._entry(model, provider).periods]
+        return max(costs) if costs else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -190,7 +191,7 @@ class Pipeline:
             feed.close()
 
     def _write(self, result: Result) -> None:
-        data = result_line(result)
+        data = result_line(result, time.time())
         written = os.write(self._fd, data)
         if written != len(data):  # a write may take only part of it
             view = memoryview(data)[written:]

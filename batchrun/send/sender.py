@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ class Sender:
         policy: RetryPolicy,
         fallback_models: Sequence[str] = (),
         rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.limiters = limiters
@@ -64,6 +66,7 @@ class Sender:
         self.policy = policy
         self.fallback_models = tuple(fallback_models)
         self.rng = rng or random.Random()
+        self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
 
@@ -73,7 +76,7 @@ class Sender:
         Output is bounded by max_tokens; input is only an estimate, so it gets a margin.
         """
         est_input = int(rec.est_input_tokens * INPUT_MARGIN) + 1
-        cost = self.prices.cost(model, Usage(est_input, rec.max_output_tokens, 0))
+        cost = self.prices.most(model, Usage(est_input, rec.max_output_tokens, 0))
         return cost or 0.0
 
     async def send(self, rec: Record) -> Result:
@@ -124,6 +127,9 @@ class Sender:
             tries += 1
             if tally.attempts > 1:
                 self.retries += 1
+            sent_at = self.wall_clock()
+            if tally.started_at is None:
+                tally.started_at = sent_at
             try:
                 ans = await self.client.send_once(body)
             except RateLimited as e:
@@ -149,8 +155,8 @@ class Sender:
                     key=rec.key, line=rec.line, model=model, status_code=ans.status,
                     request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
                     latency_ms=ans.latency_ms, usage=usage,
-                    cost_usd=self.prices.cost(model, usage), rate_limited=tally.rate_limited,
-                    fallbacks=tuple(tally.fallbacks),
+                    cost_usd=self.prices.cost(model, usage, sent_at), rate_limited=tally.rate_limited,
+                    fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
                 ), None
             delay = next_delay(self.policy, tries, err, self.rng)
             if delay is None:
@@ -170,6 +176,7 @@ class Sender:
             body=err.body if err else None,
             error_code=code, error_message=message, attempts=tally.attempts,
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks),
+            started_at=tally.started_at,
         )
 
 
@@ -180,6 +187,7 @@ class _Tally:
     attempts: int = 0
     rate_limited: int = 0
     fallbacks: list[Fallback] = field(default_factory=list)
+    started_at: float | None = None
 
 
 def _headers(e: RequestError) -> Any:

@@ -102,6 +102,10 @@ def format_estimate(data: dict[str, Any]) -> list[Any]:
                f"per request, or {data['default_max_output_tokens']} where a request sets none")
     for ex in data["invalid_examples"]:
         out.append(f"  invalid: {ex}")
+    for name, m in {**data["models"], **data["compare"]}.items():
+        if m.get("price_period"):
+            out.append(f"the price of {name} depends on the hour: estimated at the rate in force now "
+                       f"({m['price_period']}); each request is billed at the rate of the hour it is sent")
     out.append(f"total: ${data['total_cost_min_usd']:.6f} to ${data['total_cost_max_usd']:.6f}"
                + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else ""))
     if data["compare"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from batchrun.account.stats import JobStats
 from batchrun.errors import JobError
 from batchrun.store.state import Done, JobState, checkpoint_path, save_atomic
-from batchrun.store.wire import parse_result_line
+from batchrun.store.wire import read_result_lines
 
 
 def recover_output(output: Path, state: JobState, repair: bool = True) -> int:
@@ -31,21 +31,13 @@ def recover_output(output: Path, state: JobState, repair: bool = True) -> int:
     pos = state.output_offset
     with open(output, "r+b" if repair else "rb") as f:
         f.seek(pos)
-        torn = False
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                torn = True
-                break
-            pos += len(raw)
-            if not raw.strip():
-                continue
-            try:
-                r = parse_result_line(raw)
-            except ValueError:
-                continue  # not one of ours: leave it, count nothing
-            if r.line and r.line not in state.done:
+        for line in read_result_lines(f):
+            pos += len(line.raw)
+            r = line.result  # a line not of ours is left alone and counts nothing
+            if r is not None and r.line and r.line not in state.done:
                 state.record(r)
                 n += 1
+        torn = pos < size
         if torn and repair:  # the record of a torn line was in flight: it is sent again
             f.truncate(pos)
             f.flush()
@@ -69,17 +61,14 @@ def rebuild_from_output(output: Path, state: JobState, drop_failed: bool) -> int
     if drop_failed and output.exists():
         tmp = output.with_name(output.name + ".rewrite")
         with open(output, "rb") as src, open(tmp, "wb") as dst:
-            for raw in src:
-                if not raw.endswith(b"\n"):
-                    break
-                try:
-                    r = parse_result_line(raw)
-                except ValueError:
+            for line in read_result_lines(src):
+                r = line.result
+                if r is None:
                     continue
                 if not r.ok and not r.invalid:
                     dropped += 1
                     continue
-                dst.write(raw)
+                dst.write(line.raw)
             dst.flush()
             os.fsync(dst.fileno())
         os.replace(tmp, output)

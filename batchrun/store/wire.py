@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -16,8 +18,9 @@ _RUN_ID = os.urandom(8).hex()
 _SEQ = itertools.count()
 
 
-def result_line(r: Result) -> bytes:
-    """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`)."""
+def result_line(r: Result, finished_at: float | None = None) -> bytes:
+    """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`);
+    `finished_at` is when the line is written (epoch seconds)."""
     response = None
     if r.status_code is not None:
         body = r.body
@@ -37,6 +40,8 @@ def result_line(r: Result) -> bytes:
         "cost_usd": r.cost_usd,
         "line": r.line,
         "rate_limited": r.rate_limited,
+        "started_at": None if r.started_at is None else round(r.started_at, 3),
+        "finished_at": None if finished_at is None else round(finished_at, 3),
     }
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason} for f in r.fallbacks]
@@ -79,5 +84,33 @@ def parse_result_line(raw: bytes) -> Result:
         fallbacks=tuple(
             Fallback(str(f.get("from")), str(f.get("reason"))) for f in ex.get("fallbacks") or ()
         ),
+        started_at=_float(ex.get("started_at")),
     )
+
+
+def _float(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultLine:
+    """One complete line of a results file; `result` is None for a blank or foreign line."""
+
+    raw: bytes
+    result: Result | None
+
+
+def read_result_lines(f: BinaryIO) -> Iterator[ResultLine]:
+    """The complete lines of a results file from its current position: the one reader of result
+    lines (resume, `--retry-failed`, `report`). Stops before a torn last line (no newline)."""
+    for raw in f:
+        if not raw.endswith(b"\n"):
+            return
+        result = None
+        if raw.strip():
+            try:
+                result = parse_result_line(raw)
+            except (ValueError, TypeError, AttributeError):
+                pass
+        yield ResultLine(raw, result)
 
