@@ -1,9 +1,12 @@
-"""The exception tree. Every error a user can cause carries a one-sentence message.
+"""The exception tree, the exit codes and why a run stopped. Every error a user can cause
+carries a one-sentence message; the CLI turns it into that sentence and its ExitCode, once.
 
     BatchrunError                 message, exit_code
     ├── ConfigError               bad option, config file or environment (exit 2)
     ├── InputError                unreadable input file (exit 2); bad *lines* are results instead
     ├── JobError                  resume refused, job locked (exit 2)
+    ├── BudgetReached             the next request would cross --max-cost: the job stops (exit 3)
+    ├── NotSent                   a clean stop came while a record still waited for its first send
     └── RequestError              one HTTP exchange failed; code, status, body
         ├── RetryableError        worth another attempt
         │   ├── RateLimited       429; retry_after from the server if it said
@@ -22,13 +25,62 @@ Whether to retry is an isinstance check on RetryableError.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import Any
+
+
+class ExitCode(IntEnum):
+    """What the process tells its caller (the README's table)."""
+
+    OK = 0  # job complete, every record succeeded
+    SOME_FAILED = 1  # job complete, some records failed or were invalid
+    USAGE = 2  # usage, config or input-file error: nothing was sent
+    STOPPED = 3  # budget cap, key refused or out of quota: resumable
+    CANT_WRITE = 74  # output, checkpoint or log not writable: resumable once fixed
+    TRY_LATER = 75  # provider down or asking to wait too long: resumable
+    HANGUP = 129
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class StopReason(StrEnum):
+    """Why a run stopped before reading its whole input."""
+
+    INTERRUPTED = "interrupted"
+    TERMINATED = "terminated"
+    HANGUP = "hangup"
+    BUDGET = "budget"
+    AUTH = "auth"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The exit code of a run that stopped for this reason."""
+        return _EXIT_BY_STOP[self]
+
+
+_EXIT_BY_STOP = {
+    StopReason.INTERRUPTED: ExitCode.INTERRUPTED,
+    StopReason.TERMINATED: ExitCode.TERMINATED,
+    StopReason.HANGUP: ExitCode.HANGUP,
+    StopReason.BUDGET: ExitCode.STOPPED,
+    StopReason.AUTH: ExitCode.STOPPED,
+}
+
+
+def run_exit_code(stopped: StopReason | None, all_ok: bool) -> ExitCode:
+    """The exit code of a `process` run: its stop reason, else whether every record succeeded."""
+    if stopped is not None:
+        return stopped.exit_code
+    return ExitCode.OK if all_ok else ExitCode.SOME_FAILED
 
 
 class BatchrunError(Exception):
     """Base of every error batchrun raises on purpose."""
 
-    exit_code = 1
+    exit_code = ExitCode.SOME_FAILED
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -38,19 +90,39 @@ class BatchrunError(Exception):
 class ConfigError(BatchrunError):
     """A bad option value, config file or environment variable."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class InputError(BatchrunError):
     """The input file cannot be read at all."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+
+
+@contextmanager
+def reading(what: str, path: Path | str) -> Iterator[None]:
+    """The one place an OSError while reading a user's file becomes an InputError sentence."""
+    try:
+        yield
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
 
 
 class JobError(BatchrunError):
     """The job cannot start: resume refused, or another process holds it."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+
+
+class BudgetReached(BatchrunError):
+    """The next request's worst-case cost would cross --max-cost."""
+
+    exit_code = ExitCode.STOPPED
+
+
+class NotSent(BatchrunError):
+    """A clean stop came while the record was still waiting for its first send: the next run
+    sends it."""
 
 
 class RequestError(BatchrunError):

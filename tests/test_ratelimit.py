@@ -41,7 +41,7 @@ async def sender_for() -> AsyncIterator[Callable[[Handler], Awaitable[Sender]]]:
         session = make_session(8)
         cleanup.extend([session, server])
         client = Client(session, str(server.make_url("/v1")), ApiKey("k"), 5.0)
-        return Sender(client, Limiters("x"), PriceBook(use_snapshot=False), Budget(None),
+        return Sender(client, Limiters(), PriceBook(use_snapshot=False), Budget(None),
                       RetryPolicy(max_attempts=4, base_s=0.01), rng=random.Random(0))
 
     yield make

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from batchrun.errors import BatchrunError
+from batchrun.errors import BatchrunError, ExitCode
 
 
 class _Group(TyperGroup):
@@ -22,7 +22,8 @@ class _Group(TyperGroup):
             raise SystemExit(e.exit_code) from None
         except KeyboardInterrupt:  # before the job's own handlers were in place: nothing was sent
             typer.echo("batchrun: interrupted before any request was sent", err=True)
-            raise SystemExit(130) from None
+            raise SystemExit(ExitCode.INTERRUPTED) from None
+
 
 app = typer.Typer(
     cls=_Group,
@@ -37,7 +38,7 @@ Opt = typer.Option
 
 def _early_sigterm(signum: int, frame: Any) -> None:
     typer.echo("batchrun: terminated before any request was sent", err=True)
-    raise SystemExit(143)
+    raise SystemExit(ExitCode.TERMINATED)
 
 
 def _show(data: Any, as_json: bool, render: Callable[[Any], list[Any]]) -> None:

@@ -56,14 +56,15 @@ def process(
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     from batchrun.config import resolve
+    from batchrun.errors import run_exit_code
     from batchrun.run.job import run_job
-    from batchrun.show.console import Display
+    from batchrun.show.console import Display, DisplayMode
 
     flags = dict(locals())
     config_path = flags.pop("config")
     flags["fallback_model"] = tuple(fallback_model or ())
     cfg = resolve(flags, config_path=config_path)
-    display = Display("quiet" if cfg.quiet else None, cfg.log_file,
+    display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
     # Until the pipeline installs its own handlers (a clean drain), SIGTERM ends us quietly:
     # nothing has been sent yet.
@@ -72,5 +73,5 @@ def process(
         outcome = asyncio.run(run_job(cfg, display))
     finally:
         display.close()
-    raise typer.Exit(outcome.exit_code)
+    raise typer.Exit(run_exit_code(outcome.stopped, outcome.all_ok))
 

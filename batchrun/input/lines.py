@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiofiles
 
-from batchrun.errors import InputError
+from batchrun.errors import reading
 
 CHUNK = 1 << 20
 
@@ -34,10 +34,8 @@ async def line_batches(
 
     The bytes are None for a line longer than max_line_bytes, which is never buffered whole.
     """
-    try:
+    with reading("input file", path):
         f = await aiofiles.open(path, "rb")
-    except OSError as e:
-        raise InputError(f"cannot read input file {path}: {e.strerror or e}") from None
     number = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0

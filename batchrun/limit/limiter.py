@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from batchrun.limit.controller import RateController
 
@@ -51,32 +52,51 @@ class Limiter:
             return True
 
 
+@dataclass(frozen=True, slots=True)
+class LimitStatistics:
+    """How one provider and model's limiter is doing, for the live display and the summary."""
+
+    provider: str | None
+    model: str
+    rpm: float | None
+    tpm: float | None
+    source: str  # where the limits came from: flag, headers, probe
+    rate_limited: int
+    waited_s: float
+
+
 class Limiters:
-    """One limiter per (base URL, model): models on one gateway have separate limits."""
+    """One limiter per provider and model: each provider limits each model on its own."""
 
     def __init__(
         self,
-        base_url: str,
         rpm: float | None = None,
         tpm: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base_url = base_url
         self.rpm = rpm
         self.tpm = tpm
         self.clock = clock
-        self.by_model: dict[str, Limiter] = {}
+        self._by_target: dict[tuple[str | None, str], Limiter] = {}
 
-    def get(self, model: str) -> Limiter:
-        """The limiter of a model, made on first use."""
-        lim = self.by_model.get(model)
+    def get(self, model: str, provider: str | None = None) -> Limiter:
+        """The limiter of a provider's model (None: the default endpoint), made on first use."""
+        lim = self._by_target.get((provider, model))
         if lim is None:
             ctl = RateController(self.rpm, self.tpm, now=self.clock())
-            lim = self.by_model[model] = Limiter(ctl, self.clock)
+            lim = self._by_target[(provider, model)] = Limiter(ctl, self.clock)
         return lim
+
+    def statistics(self) -> tuple[LimitStatistics, ...]:
+        """Each limiter's figures, in the order they were first used."""
+        return tuple(
+            LimitStatistics(provider, model, lim.controller.rpm, lim.controller.tpm,
+                            lim.controller.rpm_source or lim.controller.tpm_source or "",
+                            lim.controller.rate_limited, lim.waited_s)
+            for (provider, model), lim in self._by_target.items()
+        )
 
     @property
     def waited_s(self) -> float:
         """Seconds workers spent waiting on any limiter."""
-        return sum(lim.waited_s for lim in self.by_model.values())
-
+        return sum(lim.waited_s for lim in self._by_target.values())

@@ -17,19 +17,18 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from batchrun.errors import AuthError
+from batchrun.errors import AuthError, BudgetReached, NotSent, StopReason
 from batchrun.input.shapes import LineParser
 from batchrun.records import Record, Result
-from batchrun.send.sender import BudgetReached, NotSent, Sender
+from batchrun.send.sender import Sender
 from batchrun.store.state import JobState, save_atomic
 from batchrun.store.wire import result_line
 
 CHECKPOINT_EVERY_S = 2.0
 
-# Why a run stopped early; None means it read the whole input.
-INTERRUPTED, TERMINATED, BUDGET, AUTH = "interrupted", "terminated", "budget", "auth"
 
 
 class Feed:
@@ -75,6 +74,13 @@ class Feed:
         self._items.set()
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineStatistics:
+    """How the pipeline is doing, for the live display."""
+
+    in_flight: int  # records taken by a worker and not yet written
+
+
 class Pipeline:
     """Runs the records of one job through the sender into the output file."""
 
@@ -99,7 +105,7 @@ class Pipeline:
         self.snapshot = snapshot
         self.concurrency = concurrency
         self.drain_timeout_s = drain_timeout_s
-        self.stopped: str | None = None
+        self.stopped: StopReason | None = None  # None: the whole input was read
         self.stop_message: str | None = None
         self.in_flight = 0
         self._feed = Feed(max(64, 2 * concurrency))
@@ -108,7 +114,11 @@ class Pipeline:
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
 
-    def stop(self, reason: str, message: str | None = None) -> None:
+    def statistics(self) -> PipelineStatistics:
+        """The pipeline's running figures."""
+        return PipelineStatistics(self.in_flight)
+
+    def stop(self, reason: StopReason, message: str | None = None) -> None:
         """Stop dispatching: nothing new is sent, in-flight requests finish and are written."""
         if self.stopped is None:
             self.stopped = reason
@@ -119,7 +129,7 @@ class Pipeline:
 
     def stop_now(self) -> None:
         """Second Ctrl-C: abandon in-flight requests; what is written stays consistent."""
-        self.stop(self.stopped or INTERRUPTED)
+        self.stop(self.stopped or StopReason.INTERRUPTED)
         for w in self._workers:
             w.cancel()
 
@@ -210,10 +220,10 @@ class Pipeline:
             try:
                 result = await send(rec)
             except AuthError as e:
-                self.stop(AUTH, e.message)
+                self.stop(StopReason.AUTH, e.message)
                 return
             except BudgetReached as e:
-                self.stop(BUDGET, e.message)
+                self.stop(StopReason.BUDGET, e.message)
                 return
             except NotSent:  # stopped while waiting on the limiter: the next run sends it
                 return

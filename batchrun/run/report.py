@@ -8,7 +8,7 @@ from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats, summary
-from batchrun.errors import InputError
+from batchrun.errors import reading
 from batchrun.store.wire import read_result_lines
 
 
@@ -17,11 +17,7 @@ def report(path: Path, prices: PriceBook, compare: list[str]) -> dict[str, Any]:
     stats = JobStats()
     foreign = 0
     costs: dict[str, float | None] = dict.fromkeys(compare, 0.0)
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-    except OSError as e:
-        raise InputError(f"cannot read results file {path}: {e.strerror or e}") from None
-    with f:
+    with reading("results file", path), open(path, "rb") as f:
         for line in read_result_lines(f):
             r = line.result
             if r is None:

@@ -16,9 +16,10 @@ from typing import Any
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import (
     AuthError,
-    BatchrunError,
+    BudgetReached,
     ContextTooLong,
     ModelNotFound,
+    NotSent,
     RateLimited,
     RequestError,
     RetryableError,
@@ -35,14 +36,11 @@ from batchrun.send.retry import RetryPolicy, next_delay
 INPUT_MARGIN = 1.25
 
 
-class BudgetReached(BatchrunError):
-    """The next request's worst-case cost would cross --max-cost."""
+@dataclass(frozen=True, slots=True)
+class SenderStatistics:
+    """How the sender is doing, for the live display."""
 
-    exit_code = 3
-
-
-class NotSent(Exception):
-    """A clean stop came while the record was still waiting for its first send."""
+    retries: int  # attempts beyond each record's first
 
 
 class Sender:
@@ -69,6 +67,10 @@ class Sender:
         self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
+
+    def statistics(self) -> SenderStatistics:
+        """The sender's running figures."""
+        return SenderStatistics(self.retries)
 
     def worst_case_usd(self, model: str, rec: Record) -> float:
         """The most this record can cost on this model (0 when its price is unknown).
@@ -122,7 +124,7 @@ class Sender:
         tries = 0
         while True:
             if not await limiter.acquire(est, self.stopping if tally.attempts == 0 else None):
-                raise NotSent
+                raise NotSent("stopped before it was sent")
             tally.attempts += 1
             tries += 1
             if tally.attempts > 1:

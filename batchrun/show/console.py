@@ -6,6 +6,7 @@ log file. `show/` is the only package that imports Rich; the formatters in `tabl
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from batchrun.clock import now_iso
-from batchrun.show.progress import Snapshot, format_snapshot, format_status_line
+from batchrun.show.progress import ProgressFigures, format_progress_line, format_status_line
 from batchrun.show.tables import format_summary_footer, format_summary_table
 
 
@@ -29,12 +30,20 @@ class _Progress(Progress):
             yield Text(self.status, overflow="fold")
 
 
+class DisplayMode(StrEnum):
+    """How progress is shown."""
+
+    LIVE = "live"  # a terminal: the Rich bar with figures under it
+    PLAIN = "plain"  # cron, a pipe: timestamped lines
+    QUIET = "quiet"  # warnings and the summary only
+
+
 class Display:
-    """Shows progress and messages; mode is 'live' (a TTY), 'plain' (cron) or 'quiet'."""
+    """Shows progress and messages in one of the DisplayModes."""
 
     def __init__(
         self,
-        mode: str | None = None,
+        mode: DisplayMode | None = None,
         log_file: Path | None = None,
         out: TextIO | None = None,
         err: TextIO | None = None,
@@ -45,8 +54,8 @@ class Display:
         if not self.console.is_terminal:  # cron mail and log files: don't squeeze the table to 80
             self.console = Console(file=out, highlight=False, soft_wrap=True, width=160)
         self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
-        self.mode = mode or ("live" if self.console.is_terminal else "plain")
-        self.interval_s = 0.25 if self.mode == "live" else (plain_interval_s or 10.0)
+        self.mode = mode or (DisplayMode.LIVE if self.console.is_terminal else DisplayMode.PLAIN)
+        self.interval_s = 0.25 if self.mode == DisplayMode.LIVE else (plain_interval_s or 10.0)
         self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
         self._progress: _Progress | None = None
         self._task: Any = None
@@ -59,7 +68,7 @@ class Display:
     def notice(self, text: str) -> None:
         """A line for the person running the job (stderr)."""
         self._to_log(text)
-        if self.mode != "quiet":
+        if self.mode != DisplayMode.QUIET:
             self.err.print(text, markup=False)
 
     def warn(self, text: str) -> None:
@@ -69,7 +78,7 @@ class Display:
 
     def start(self, total: int | None, simulated: bool) -> None:
         """Begin showing progress."""
-        if self.mode != "live":
+        if self.mode != DisplayMode.LIVE:
             return
         label = "[bold magenta]SIMULATED[/] batchrun" if simulated else "batchrun"
         self._progress = _Progress(
@@ -84,13 +93,13 @@ class Display:
         self._task = self._progress.add_task("records", total=total, rate="")
         self._progress.start()
 
-    def update(self, s: Snapshot) -> None:
+    def update(self, s: ProgressFigures) -> None:
         """Show the latest figures."""
-        line = format_snapshot(s)
-        if self.mode == "live" and self._progress is not None:
+        line = format_progress_line(s)
+        if self.mode == DisplayMode.LIVE and self._progress is not None:
             self._progress.status = format_status_line(s)
             self._progress.update(self._task, completed=s.done, total=s.total, rate=f"{s.rps:.1f} req/s")
-        elif self.mode == "plain":
+        elif self.mode == DisplayMode.PLAIN:
             self.console.print(f"{now_iso()} {line}", markup=False)
         self._to_log(line)
 

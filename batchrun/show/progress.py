@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Limit:
+class LimitFigures:
     """A model's rate limits in force and where they came from."""
 
     model: str
@@ -16,7 +16,7 @@ class Limit:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class ProgressFigures:
     """The running figures the progress display shows."""
 
     done: int
@@ -30,12 +30,12 @@ class Snapshot:
     retries: int
     errors: int
     in_flight: int
-    limits: tuple[Limit, ...] = ()
+    limits: tuple[LimitFigures, ...] = ()
     wait_s: float = 0.0
     simulated: bool = False
 
 
-def _figures(s: Snapshot) -> list[str]:
+def _figures(s: ProgressFigures) -> list[str]:
     """The running figures shown both on plain lines and under the live bar."""
     cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
     parts = [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
@@ -53,7 +53,7 @@ def _per_min(v: float | None) -> str:
     return "?" if v is None else f"{v:.0f}"
 
 
-def format_snapshot(s: Snapshot) -> str:
+def format_progress_line(s: ProgressFigures) -> str:
     """One plain progress line (without timestamp)."""
     total = f"/{s.total}" if s.total is not None else ""
     pct = f" ({100.0 * s.done / s.total:.1f}%)" if s.total else ""
@@ -61,7 +61,7 @@ def format_snapshot(s: Snapshot) -> str:
     return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
 
 
-def format_status_line(s: Snapshot) -> str:
+def format_status_line(s: ProgressFigures) -> str:
     """The line under the live bar (the bar itself shows done, total and rate)."""
     return "  ".join(_figures(s))
 
