@@ -16,6 +16,7 @@ class Record:
     body: dict[str, Any]
     est_input_tokens: int
     max_output_tokens: int
+    endpoint: str = "chat"  # a name in input.endpoints.ENDPOINTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +26,6 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
-
-    @classmethod
-    def from_body(cls, body: Any) -> Usage:
-        """Read OpenAI's `usage` object; missing or odd fields count as zero."""
-        usage = body.get("usage") if type(body) is dict else None
-        if type(usage) is not dict:
-            return cls()
-        details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if type(details) is dict else 0
-        return cls(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached))
 
 
 def _int(v: Any) -> int:

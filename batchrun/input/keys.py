@@ -64,7 +64,8 @@ class KeySet:
                 table[i] = h
 
 
-def _key(obj: dict[str, Any], line: int) -> str:
+def record_key(obj: dict[str, Any], line: int) -> str:
+    """A line's key: `custom_id`, else `id`, else `line-N`."""
     v = obj.get("custom_id")
     if v is None or v == "":
         v = obj.get("id")

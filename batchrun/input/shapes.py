@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
-from batchrun.input.keys import KeySet, _key
+from batchrun.input.endpoints import CHAT, ENDPOINTS, BadBody, Endpoint, for_batch_url
+from batchrun.input.keys import KeySet, record_key
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES, RawLine
-from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS, max_output_tokens, prompt_tokens
+from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.records import Record, Result, invalid_result
 
 
@@ -43,7 +44,7 @@ class LineParser:
         except orjson.JSONDecodeError:
             return
         if type(obj) is dict:
-            self.seen.add(_key(obj, n))
+            self.seen.add(record_key(obj, n))
 
     def parse(self, raw: RawLine) -> Record | Result:
         """A Record, or the invalid-line Result saying why not."""
@@ -61,12 +62,12 @@ class LineParser:
             return invalid_result(n, f"invalid JSON ({e.msg})")
         if not isinstance(obj, dict):
             return invalid_result(n, f"a JSON {_kind(obj)}, not an object")
-        key = _key(obj, n)
+        key = record_key(obj, n)
         if not self.seen.add(key):
             return invalid_result(n, f"duplicate key {key!r}")
         try:
-            body = self._body(obj)
-        except _Bad as e:
+            endpoint, body = self._body(obj)
+        except BadBody as e:
             return invalid_result(n, str(e))
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -78,21 +79,26 @@ class LineParser:
             line=n,
             model=model,
             body=body,
-            est_input_tokens=prompt_tokens(body["messages"]),
-            max_output_tokens=max_output_tokens(body, self.shaping.default_max_output),
+            est_input_tokens=endpoint.prompt_tokens(body),
+            max_output_tokens=endpoint.max_output_tokens(body, self.shaping.default_max_output),
+            endpoint=endpoint.name,
         )
 
-    def _body(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, obj: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
         s = self.shaping
+        endpoint = CHAT
         if isinstance(obj.get("body"), dict) and ("url" in obj or "method" in obj):
-            url = obj.get("url", "/v1/chat/completions")
-            if not str(url).rstrip("/").endswith("/chat/completions"):
-                raise _Bad(f"url {url!r} is not supported (only /v1/chat/completions)")
+            url = obj.get("url", CHAT.batch_url)
+            found = for_batch_url(url)
+            if found is None:
+                known = ", ".join(e.batch_url for e in ENDPOINTS.values())
+                raise BadBody(f"url {url!r} is not supported (only {known})")
+            endpoint = found
             body = dict(obj["body"])
-            _check_messages(body.get("messages"))
+            endpoint.check_body(body)
         elif "messages" in obj:
             body = {k: v for k, v in obj.items() if k not in ("custom_id", "id")}
-            _check_messages(body.get("messages"))
+            endpoint.check_body(body)
         else:
             body = {"messages": self._plain_messages(obj)}
             if isinstance(obj.get("model"), str):
@@ -101,7 +107,7 @@ class LineParser:
             body["model"] = s.model
         if s.max_tokens is not None and "max_tokens" not in body:
             body["max_tokens"] = s.max_tokens
-        return body
+        return endpoint, body
 
     def _plain_messages(self, obj: dict[str, Any]) -> list[dict[str, str]]:
         s = self.shaping
@@ -109,29 +115,17 @@ class LineParser:
             try:
                 user = s.template.format_map(obj)
             except KeyError as e:
-                raise _Bad(f"template field {e.args[0]!r} is missing from the record") from None
+                raise BadBody(f"template field {e.args[0]!r} is missing from the record") from None
             except (IndexError, ValueError, AttributeError) as e:
-                raise _Bad(f"template cannot be filled from the record ({e})") from None
+                raise BadBody(f"template cannot be filled from the record ({e})") from None
         elif isinstance(obj.get("text"), str):
             user = obj["text"]
         else:
-            raise _Bad("no messages and no text field (pass --template to shape plain records)")
+            raise BadBody("no messages and no text field (pass --template to shape plain records)")
         messages = [{"role": "user", "content": user}]
         if s.system:
             messages.insert(0, {"role": "system", "content": s.system})
         return messages
-
-
-class _Bad(Exception):
-    pass
-
-
-def _check_messages(messages: Any) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise _Bad("messages must be a non-empty list")
-    for m in messages:
-        if not isinstance(m, dict) or "role" not in m:
-            raise _Bad("every message must be an object with a role")
 
 
 def _kind(v: Any) -> str:

@@ -30,6 +30,7 @@ from batchrun.errors import (
     ServerError,
     Timeout,
 )
+from batchrun.input.endpoints import CHAT, Endpoint
 from batchrun.secret import ApiKey
 from batchrun.send.retry import parse_retry_after
 
@@ -83,14 +84,13 @@ def make_session(concurrency: int) -> aiohttp.ClientSession:
 
 
 class Client:
-    """Sends chat-completion requests to one base URL with one key."""
+    """Sends requests to one base URL's endpoints with one key."""
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
-        self.url = self.base_url + "/chat/completions"
         self.timeout_s = timeout_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._headers = {"Content-Type": "application/json"}
@@ -99,13 +99,13 @@ class Client:
         if secret:
             self._headers["Authorization"] = "Bearer " + secret
 
-    async def send_once(self, body: dict[str, Any]) -> Answer:
+    async def send_once(self, body: dict[str, Any], endpoint: Endpoint = CHAT) -> Answer:
         """POST one request; return the Answer or raise the RequestError that classifies it."""
         data = orjson.dumps(body)
         start = time.perf_counter()
         try:  # map_aiohttp_errors, spelled inline: this is the hot path
             async with self.session.post(
-                self.url, data=data, headers=self._headers, timeout=self._timeout
+                self.base_url + endpoint.path, data=data, headers=self._headers, timeout=self._timeout
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
@@ -119,7 +119,7 @@ class Client:
         except orjson.JSONDecodeError:
             parsed = None
         if status == 200:
-            if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
+            if not endpoint.is_answer(parsed):
                 raise BadResponse(
                     "the server answered 200 with an empty or invalid body",
                     status=status,

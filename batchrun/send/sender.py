@@ -24,6 +24,7 @@ from batchrun.errors import (
     RequestError,
     RetryableError,
 )
+from batchrun.input.endpoints import ENDPOINTS
 from batchrun.limit.budget import Budget
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiters
@@ -117,6 +118,7 @@ class Sender:
 
     async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
         body = rec.body if model == rec.model else {**rec.body, "model": model}
+        endpoint = ENDPOINTS[rec.endpoint]
         limiter = self.limiters.get(model)
         ctl = limiter.controller
         clock = limiter.clock
@@ -133,7 +135,7 @@ class Sender:
             if tally.started_at is None:
                 tally.started_at = sent_at
             try:
-                ans = await self.client.send_once(body)
+                ans = await self.client.send_once(body, endpoint)
             except RateLimited as e:
                 tally.rate_limited += 1
                 ctl.on_rate_limited(est, e.retry_after, _headers(e), clock())
@@ -147,7 +149,7 @@ class Sender:
                 ctl.on_answer(est, None, None, clock())
                 raise
             else:
-                usage = Usage.from_body(ans.body)
+                usage = endpoint.usage(ans.body)
                 # what the provider counts against tokens-per-minute: prompt plus max_tokens when
                 # the request caps its output (OpenAI reserves it), else the output it produced
                 capped = "max_tokens" in body or "max_completion_tokens" in body
