@@ -142,7 +142,7 @@ def test_models_command_marks_known_prices(sim_factory) -> None:
     assert rows["gpt-4o-mini"]["price_source"].startswith("genai-prices")
     assert rows["gpt-4o-mini"]["input_per_mtok"] == 0.15
     assert rows["sim-small"]["price_source"] is None
-    res = cli(["models", "--base-url", sim.url, "--prices"])
+    res = cli(["models", "--base-url", sim.url, "--show-prices"])
     assert res.exit_code == 0 and "sim-small" in res.stdout and "unknown" in res.stdout
 
 

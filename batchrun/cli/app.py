@@ -8,7 +8,10 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from batchrun.cli.options import Opt
 from batchrun.errors import BatchrunError, ExitCode
+
+__all__ = ["Opt", "app", "main"]
 
 
 class _Group(TyperGroup):
@@ -32,9 +35,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-Opt = typer.Option
-
 
 def _early_sigterm(signum: int, frame: Any) -> None:
     typer.echo("batchrun: terminated before any request was sent", err=True)

@@ -8,14 +8,29 @@ from typing import Annotated
 
 import typer
 
-from batchrun.cli.app import Opt, _names, _show, app
+from batchrun.cli.app import _names, _show, app
+from batchrun.cli.options import (
+    ApiKeyEnv,
+    BaseUrl,
+    Compare,
+    Config,
+    InputFile,
+    Json,
+    MaxTokens,
+    Model,
+    Opt,
+    Prices,
+    Simulate,
+    System,
+    Template,
+)
 
 
 @app.command()
 def status(
     input: Annotated[Path, typer.Argument(help="The job's JSONL input file.", show_default=False)],
     output: Annotated[Path | None, Opt("-o", "--output", help="The job's results file, if not the default.")] = None,
-    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+    json_: Json = False,
 ) -> None:
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
     from batchrun.config import default_output
@@ -27,16 +42,16 @@ def status(
 
 @app.command()
 def estimate(
-    input: Annotated[Path, typer.Argument(help="JSONL input file.", show_default=False)],
-    model: Annotated[str | None, Opt(help="Model for records that name none.")] = None,
-    template: Annotated[str | None, Opt(help="User message for plain records.")] = None,
-    system: Annotated[str | None, Opt(help="System message for plain records.")] = None,
-    max_tokens: Annotated[int | None, Opt(help="max_tokens for requests that set none.")] = None,
-    prices: Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens).")] = None,
-    base_url: Annotated[str | None, Opt(help="API base URL, to match the provider's prices.")] = None,
-    compare: Annotated[str | None, Opt(help="Also price the job on these models: A,B,...")] = None,
-    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
-    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+    input: InputFile,
+    model: Model = None,
+    template: Template = None,
+    system: System = None,
+    max_tokens: MaxTokens = None,
+    prices: Prices = None,
+    base_url: BaseUrl = None,
+    compare: Compare = None,
+    config: Config = None,
+    json_: Json = False,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
     from batchrun.account.pricing import PriceBook
@@ -56,11 +71,11 @@ def estimate(
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="A results JSONL file.", show_default=False)],
-    compare: Annotated[str | None, Opt(help="Also price the usage on these models: A,B,...")] = None,
-    prices: Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens).")] = None,
-    base_url: Annotated[str | None, Opt(help="API base URL, to match the provider's prices.")] = None,
-    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
-    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+    compare: Compare = None,
+    prices: Prices = None,
+    base_url: BaseUrl = None,
+    config: Config = None,
+    json_: Json = False,
 ) -> None:
     """The per-model summary table of any results file."""
     from batchrun.account.pricing import PriceBook
@@ -75,21 +90,23 @@ def report(
 
 @app.command()
 def models(
-    base_url: Annotated[str | None, Opt(help="API base URL (env BATCHRUN_BASE_URL, OPENAI_BASE_URL).")] = None,
-    api_key_env: Annotated[str | None, Opt(help="Read the API key from this env variable.")] = None,
-    prices: Annotated[bool, Opt("--prices", help="Show each model's prices, their source and context window.")] = False,
-    prices_file: Annotated[Path | None, Opt(help="TOML prices file on top of the bundled snapshot.")] = None,
-    simulate: Annotated[bool, Opt("--simulate", help="Ask the built-in simulator.")] = False,
-    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
-    json_: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = None,
+    show_prices: Annotated[
+        bool, Opt("--show-prices", help="Show each model's prices, their source and context window.")
+    ] = False,
+    prices: Prices = None,
+    simulate: Simulate = False,
+    config: Config = None,
+    json_: Json = False,
 ) -> None:
     """List the endpoint's models (GET {base_url}/models), each marked with whether its price is known."""
     from batchrun.config import resolve
     from batchrun.run.models import list_models
     from batchrun.show.tables import format_models
 
-    cfg = resolve({"base_url": base_url, "api_key_env": api_key_env, "prices": prices_file,
+    cfg = resolve({"base_url": base_url, "api_key_env": api_key_env, "prices": prices,
                    "simulate": simulate}, config_path=config)
     rows = asyncio.run(list_models(cfg))
-    _show(rows, json_, lambda r: [format_models(r, prices)])
+    _show(rows, json_, lambda r: [format_models(r, show_prices)])
 

@@ -9,41 +9,48 @@ from typing import Annotated
 
 import typer
 
-from batchrun.cli.app import Opt, _early_sigterm, app
+from batchrun.cli.app import _early_sigterm, app
+from batchrun.cli.options import (
+    ApiKeyEnv,
+    BaseUrl,
+    Config,
+    InputFile,
+    MaxTokens,
+    Model,
+    Opt,
+    OutputFile,
+    Prices,
+    Simulate,
+    System,
+    Template,
+)
 
 
 @app.command()
 def process(
-    input: Annotated[Path, typer.Argument(help="JSONL input file.", show_default=False)],
-    output: Annotated[
-        Path | None, Opt("-o", "--output", help="Results file (default: INPUT stem + .results.jsonl).")
-    ] = None,
-    model: Annotated[str | None, Opt(help="Model for records that name none.")] = None,
-    base_url: Annotated[
-        str | None, Opt(help="API base URL (env BATCHRUN_BASE_URL, OPENAI_BASE_URL; default OpenAI).")
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        Opt(help="Read the API key from this env variable (default: BATCHRUN_API_KEY, else OPENAI_API_KEY)."),
-    ] = None,
+    input: InputFile,
+    output: OutputFile = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = None,
     concurrency: Annotated[int | None, Opt(help="Requests in flight at most (default: 16).")] = None,
     rpm: Annotated[float | None, Opt(help="Requests per minute (default: learned).")] = None,
     tpm: Annotated[float | None, Opt(help="Tokens per minute (default: learned).")] = None,
     max_attempts: Annotated[int | None, Opt(help="Attempts per record (default: 6).")] = None,
     timeout: Annotated[float | None, Opt(help="Seconds per attempt (default: 120).")] = None,
     max_cost: Annotated[float | None, Opt(help="Hard cap in USD for the whole job.")] = None,
-    prices: Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens).")] = None,
-    template: Annotated[str | None, Opt(help='User message for plain records, e.g. "Classify: {text}".')] = None,
-    system: Annotated[str | None, Opt(help="System message for plain records.")] = None,
-    max_tokens: Annotated[int | None, Opt(help="max_tokens for requests that set none.")] = None,
+    prices: Prices = None,
+    template: Template = None,
+    system: System = None,
+    max_tokens: MaxTokens = None,
     fallback_model: Annotated[list[str] | None, Opt(help="Model to fall back to (repeatable).")] = None,
-    simulate: Annotated[bool, Opt("--simulate", help="Run against the built-in simulator.")] = False,
+    simulate: Simulate = False,
     summary_json: Annotated[Path | None, Opt(help="Write the summary JSON here.")] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Start the job over (old output moved aside).")] = False,
     retry_failed: Annotated[
         bool, Opt("--retry-failed", help="Send again the records whose lines are errors.")
     ] = False,
-    config: Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")] = None,
+    config: Config = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="Summary only.")] = False,
     drain_timeout: Annotated[
         float | None, Opt(help="Seconds to let in-flight requests finish on a stop (default: 30).")

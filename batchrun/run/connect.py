@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 from batchrun.config import RunConfig
 from batchrun.secret import ApiKey
-from batchrun.sim.server import SimConfig, Simulator
 
 
 @contextlib.asynccontextmanager
@@ -16,6 +15,8 @@ async def endpoint(cfg: RunConfig) -> AsyncIterator[tuple[str, ApiKey]]:
     if not cfg.simulate:
         yield cfg.base_url, cfg.api_key
         return
+    from batchrun.sim.server import SimConfig, Simulator  # only when simulating: it is a server
+
     sim = Simulator(SimConfig(latency_ms=20.0, jitter_ms=15.0, seed=7))
     url = await sim.start()
     try:
