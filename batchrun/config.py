@@ -10,17 +10,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchrun.account.pricing import Price, load_prices_file, parse_price_tables
+from batchrun.account.prices import Price, load_prices_file, parse_price_tables
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
+from batchrun.option_values import NOT_FROM_ENV, OPTIONS
 from batchrun.secret import ApiKey
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
@@ -90,107 +91,6 @@ class RunConfig:
         }
 
 
-def _pos_int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise ValueError
-    if isinstance(v, str):
-        v = int(v.strip())
-    if not isinstance(v, int) or v < 1:
-        raise ValueError
-    return v
-
-
-def _pos_float(v: Any) -> float:
-    if isinstance(v, bool):
-        raise ValueError
-    f = float(v)
-    if not f > 0 or f == float("inf"):
-        raise ValueError
-    return f
-
-
-def _nonneg_float(v: Any) -> float:
-    if isinstance(v, bool):
-        raise ValueError
-    f = float(v)
-    if not f >= 0 or f == float("inf"):
-        raise ValueError
-    return f
-
-
-def _text(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError
-    return v
-
-
-def _nonempty(v: Any) -> str:
-    v = _text(v).strip()
-    if not v:
-        raise ValueError
-    return v
-
-
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return v.lower() in ("1", "true", "yes", "on")
-    raise ValueError
-
-
-def _url(v: Any) -> str:
-    v = _nonempty(v)
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError
-    return v.rstrip("/")
-
-
-def _models(v: Any) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [m for m in v.split(",") if m.strip()]
-    if not isinstance(v, list | tuple):
-        raise ValueError
-    return tuple(_nonempty(m) for m in v)
-
-
-def _path(v: Any) -> Path:
-    return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
-
-# name: (parser, what a good value is)
-OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "model": (_nonempty, "a model name"),
-    "base_url": (_url, "an http(s) URL"),
-    "api_key_env": (_nonempty, "an environment variable name"),
-    "concurrency": (_pos_int, "a whole number of at least 1"),
-    "rpm": (_pos_float, "a positive number of requests per minute"),
-    "tpm": (_pos_float, "a positive number of tokens per minute"),
-    "max_attempts": (_pos_int, "a whole number of at least 1"),
-    "timeout": (_pos_float, "a positive number of seconds"),
-    "retry_base": (_pos_float, "a positive number of seconds"),
-    "max_cost": (_nonneg_float, "a number of USD, 0 or more"),
-    "prices": (_path, "a path to a TOML prices file"),
-    "template": (_text, "a text with {field} placeholders"),
-    "system": (_text, "a text"),
-    "max_tokens": (_pos_int, "a whole number of at least 1"),
-    "default_max_output": (_pos_int, "a whole number of at least 1"),
-    "fallback_model": (_models, "model names"),
-    "simulate": (_bool, "true or false"),
-    "summary_json": (_path, "a file path"),
-    "fresh": (_bool, "true or false"),
-    "retry_failed": (_bool, "true or false"),
-    "quiet": (_bool, "true or false"),
-    "drain_timeout": (_nonneg_float, "a number of seconds, 0 or more"),
-    "max_line_bytes": (_pos_int, "a whole number of bytes"),
-    "log_file": (_path, "a file path"),
-    "progress_interval": (_pos_float, "a positive number of seconds"),
-    "output": (_path, "a file path"),
-}
-# Options that are never read from the environment (the key is read from its own variable).
-_NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
-
-
 def read_config_file(path: Path | None) -> tuple[dict[str, Any], str]:
     """The config file's table and its name for messages; {} when there is none."""
     explicit = path is not None
@@ -224,6 +124,33 @@ def resolve(
     """
     env = os.environ if env is None else env
     doc, doc_name = read_config_file(config_path)
+    values = _option_values(flags, env, _file_options(doc, doc_name), doc_name)
+    prices = _prices(doc, values.pop("prices", None), doc_name)
+    aliases = _string_table(doc.get("aliases", {}), f"config file {doc_name}: [aliases]")
+    windows = doc.get("context_windows", {})
+    if not isinstance(windows, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
+    ):
+        raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    input_path: Path = flags.get("input") or Path("-")
+    output = values.pop("output", None) or default_output(input_path)
+    simulate = values.get("simulate", False)
+    key, key_source = _read_key(env, values.pop("api_key_env", None))
+    base_url = values.get("base_url", DEFAULT_BASE_URL)
+    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
+        raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
+    fallback = values.pop("fallback_model", ())
+    if simulate and "model" not in values:
+        values["model"] = SIMULATE_MODEL
+    return RunConfig(
+        input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
+        fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
+        context_windows=tuple(sorted(windows.items())), **values,
+    )
+
+
+def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
+    """The config file's option values: top level and `[process]`, dashes or underscores alike."""
     file_opts = _norm({k: v for k, v in doc.items() if not isinstance(v, dict)})
     if isinstance(doc.get("process"), dict):
         file_opts.update(_norm(doc["process"]))
@@ -232,14 +159,20 @@ def resolve(
         raise ConfigError(f"config file {doc_name}: unknown option {unknown[0]!r}")
     if "fallback_models" in file_opts:
         file_opts["fallback_model"] = file_opts.pop("fallback_models")
+    return file_opts
 
+
+def _option_values(
+    flags: Mapping[str, Any], env: Mapping[str, str], file_opts: dict[str, Any], doc_name: str
+) -> dict[str, Any]:
+    """Each option's parsed value from the first source that sets it: flag, env, file."""
     values: dict[str, Any] = {}
     for name, (parse, good) in OPTIONS.items():
         raw, source = None, None
         flag = flags.get(name)
         if flag is not None and flag != () and flag is not False:
             raw, source = flag, f"--{name.replace('_', '-')}"
-        elif name not in _NOT_FROM_ENV and f"BATCHRUN_{name.upper()}" in env:
+        elif name not in NOT_FROM_ENV and f"BATCHRUN_{name.upper()}" in env:
             raw, source = env[f"BATCHRUN_{name.upper()}"], f"environment BATCHRUN_{name.upper()}"
         elif name == "base_url" and "OPENAI_BASE_URL" in env:
             raw, source = env["OPENAI_BASE_URL"], "environment OPENAI_BASE_URL"
@@ -252,40 +185,17 @@ def resolve(
         except (ValueError, TypeError):
             raise ConfigError(f"invalid {name.replace('_', '-')} from {source}: expected {good}, "
                               f"got {raw!r}") from None
+    return values
 
+
+def _prices(doc: dict[str, Any], prices_file: Path | None, doc_name: str) -> dict[str, Price]:
+    """User prices: the config file's `[prices]` tables, then --prices on top."""
     prices: dict[str, Price] = {}
     if isinstance(doc.get("prices"), dict):
         prices.update(parse_price_tables(doc["prices"].get("models", {}), f"config file {doc_name}"))
-    if "prices" in values:
-        prices.update(load_prices_file(values.pop("prices")))
-    aliases = _string_table(doc.get("aliases", {}), f"config file {doc_name}: [aliases]")
-    windows = doc.get("context_windows", {})
-    if not isinstance(windows, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
-    ):
-        raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
-
-    input_path: Path = flags.get("input") or Path("-")
-    output = values.pop("output", None) or default_output(input_path)
-    simulate = values.get("simulate", False)
-    key, key_source = _read_key(env, values.pop("api_key_env", None))
-    base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
-        raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
-    fallback = values.pop("fallback_model", ())
-    if simulate and "model" not in values:
-        values["model"] = SIMULATE_MODEL
-    return RunConfig(
-        input=input_path,
-        output=output,
-        api_key=key,
-        api_key_env=key_source,
-        prices=prices,
-        fallback_models=fallback,
-        aliases=tuple(sorted(aliases.items())),
-        context_windows=tuple(sorted(windows.items())),
-        **values,
-    )
+    if prices_file is not None:
+        prices.update(load_prices_file(prices_file))
+    return prices
 
 
 def _string_table(t: Any, where: str) -> dict[str, str]:

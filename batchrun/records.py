@@ -75,7 +75,7 @@ INVALID_INPUT = "invalid_input"
 
 
 def invalid_result(line: int, reason: str) -> Result:
-    """The error result for a bad input line (SPEC: custom_id `line-N`)."""
+    """The error result for a bad input line (the README: custom_id `line-N`)."""
     return Result(
         key=f"line-{line}",
         line=line,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.account.pricing import PriceBook, Rate, load_prices_file
+from batchrun.account.prices import Rate, load_prices_file
+from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.limit.budget import Budget
 from batchrun.records import Usage
@@ -95,7 +96,7 @@ def test_budget_reserves_worst_case_and_settles_actual() -> None:
 
 
 def test_tiered_price_applies_the_crossed_tier_to_all_tokens() -> None:
-    from batchrun.account.pricing import Price
+    from batchrun.account.prices import Price
 
     tiered = Price(Rate(Decimal("1"), ((200_000, Decimal("2")),)),
                    Rate(Decimal("4"), ((200_000, Decimal("6")),)), None, "test")

@@ -191,7 +191,7 @@ def summary(
     stopped: str | None,
     rate_limit_wait_s: float = 0.0,
 ) -> dict[str, Any]:
-    """The summary JSON of SPEC.md."""
+    """The summary JSON (the README's "Summary JSON")."""
     unpriced = sorted(name for name, m in stats.models.items() if m.unpriced)
     return {
         "job": {

@@ -1,7 +1,8 @@
-"""send_with_retries: one record to one Result, through the limiter, retries and fallbacks.
+"""`Sender.send`: one record to one Result, through the budget, the limiter, retries and fallbacks.
 
-Layered as httpx does it: the pool calls `Sender.send`, which loops over models and attempts and
-calls `Client.send_once` for each exchange.
+Layered as httpx does it: a pipeline worker calls `Sender.send`, which loops over the fallback
+chain of models; `_attempts` loops over one model's attempts and calls `Client.send_once` for
+each exchange.
 """
 
 from __future__ import annotations

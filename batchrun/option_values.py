@@ -1,0 +1,113 @@
+"""How each `process` option's value is parsed, and what a good value is (for the error).
+
+A parser raises ValueError or TypeError for a bad value; config.resolve turns that into one
+sentence naming the option, its source and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+def _pos_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, str):
+        v = int(v.strip())
+    if not isinstance(v, int) or v < 1:
+        raise ValueError
+    return v
+
+
+def _pos_float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError
+    f = float(v)
+    if not f > 0 or f == float("inf"):
+        raise ValueError
+    return f
+
+
+def _nonneg_float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError
+    f = float(v)
+    if not f >= 0 or f == float("inf"):
+        raise ValueError
+    return f
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError
+    return v
+
+
+def _nonempty(v: Any) -> str:
+    v = _text(v).strip()
+    if not v:
+        raise ValueError
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return v.lower() in ("1", "true", "yes", "on")
+    raise ValueError
+
+
+def _url(v: Any) -> str:
+    v = _nonempty(v)
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError
+    return v.rstrip("/")
+
+
+def _models(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [m for m in v.split(",") if m.strip()]
+    if not isinstance(v, list | tuple):
+        raise ValueError
+    return tuple(_nonempty(m) for m in v)
+
+
+def _path(v: Any) -> Path:
+    return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
+
+# name: (parser, what a good value is)
+OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "model": (_nonempty, "a model name"),
+    "base_url": (_url, "an http(s) URL"),
+    "api_key_env": (_nonempty, "an environment variable name"),
+    "concurrency": (_pos_int, "a whole number of at least 1"),
+    "rpm": (_pos_float, "a positive number of requests per minute"),
+    "tpm": (_pos_float, "a positive number of tokens per minute"),
+    "max_attempts": (_pos_int, "a whole number of at least 1"),
+    "timeout": (_pos_float, "a positive number of seconds"),
+    "retry_base": (_pos_float, "a positive number of seconds"),
+    "max_cost": (_nonneg_float, "a number of USD, 0 or more"),
+    "prices": (_path, "a path to a TOML prices file"),
+    "template": (_text, "a text with {field} placeholders"),
+    "system": (_text, "a text"),
+    "max_tokens": (_pos_int, "a whole number of at least 1"),
+    "default_max_output": (_pos_int, "a whole number of at least 1"),
+    "fallback_model": (_models, "model names"),
+    "simulate": (_bool, "true or false"),
+    "summary_json": (_path, "a file path"),
+    "fresh": (_bool, "true or false"),
+    "retry_failed": (_bool, "true or false"),
+    "quiet": (_bool, "true or false"),
+    "drain_timeout": (_nonneg_float, "a number of seconds, 0 or more"),
+    "max_line_bytes": (_pos_int, "a whole number of bytes"),
+    "log_file": (_path, "a file path"),
+    "progress_interval": (_pos_float, "a positive number of seconds"),
+    "output": (_path, "a file path"),
+}
+# Options that are never read from the environment (the key is read from its own variable).
+NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
