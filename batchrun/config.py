@@ -46,7 +46,9 @@ class RunConfig:
     rpm: float | None = None
     tpm: float | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    timeout: float = 120.0
+    timeout: float = 120.0  # the longest wait for the next byte of an answer
+    max_request_time: float = 1800.0  # one attempt at most (DeepSeek closes a queued request at 30 min)
+    max_wait: float | None = None  # the longest retry-after a record waits out before the job stops
     retry_base: float = 0.5
     max_cost: float | None = None
     prices: dict[str, Price] = field(default_factory=dict)

@@ -6,16 +6,18 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
     ├── InputError                unreadable input file (exit 2); bad *lines* are results instead
     ├── JobError                  resume refused, job locked (exit 2)
     ├── BudgetReached             the next request would cross --max-cost: the job stops (exit 3)
+    ├── WaitTooLong               a 429 asks to wait longer than --max-wait: the job stops (exit 75)
     ├── NotSent                   a clean stop came while a record still waited for its first send
     └── RequestError              one HTTP exchange failed; code, status, body
         ├── RetryableError        worth another attempt
-        │   ├── RateLimited       429; retry_after from the server if it said
+        │   ├── RateLimited       429; retry_after from the server if it said; never fails a record
         │   ├── ServerError       408, 409, 5xx
         │   ├── Timeout           no answer within --timeout
         │   ├── ConnectionLost    reset, refused, closed mid-answer
         │   └── BadResponse       200 with an empty or unparsable body
         └── FatalRequestError     the same request will fail again
             ├── AuthError         401/403: the whole job stops (exit 3)
+            ├── QuotaExhausted    429 insufficient_quota: out of credit; the job stops (exit 3)
             ├── BadRequest        400, 422 and other 4xx
             ├── ModelNotFound     404
             └── ContextTooLong    the prompt is over the model's window
@@ -54,6 +56,8 @@ class StopReason(StrEnum):
     HANGUP = "hangup"
     BUDGET = "budget"
     AUTH = "auth"
+    QUOTA = "quota"  # the account is out of credit
+    WAIT = "wait"  # the server asked to wait longer than --max-wait
 
     @property
     def exit_code(self) -> ExitCode:
@@ -67,6 +71,8 @@ _EXIT_BY_STOP = {
     StopReason.HANGUP: ExitCode.HANGUP,
     StopReason.BUDGET: ExitCode.STOPPED,
     StopReason.AUTH: ExitCode.STOPPED,
+    StopReason.QUOTA: ExitCode.STOPPED,
+    StopReason.WAIT: ExitCode.TRY_LATER,
 }
 
 
@@ -118,6 +124,12 @@ class BudgetReached(BatchrunError):
     """The next request's worst-case cost would cross --max-cost."""
 
     exit_code = ExitCode.STOPPED
+
+
+class WaitTooLong(BatchrunError):
+    """The server asks to wait longer than --max-wait: the job stops, to be run again later."""
+
+    exit_code = ExitCode.TRY_LATER
 
 
 class NotSent(BatchrunError):
@@ -190,6 +202,13 @@ class AuthError(FatalRequestError):
     """HTTP 401/403: the key is wrong; every request would fail."""
 
     code = "auth_error"
+
+
+class QuotaExhausted(FatalRequestError):
+    """A 429 whose code is `insufficient_quota`: the account is out of credit, not rate limited;
+    every request would fail the same way (the whole job stops, exit 3)."""
+
+    code = "insufficient_quota"
 
 
 class BadRequest(FatalRequestError):

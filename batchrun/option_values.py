@@ -90,6 +90,8 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "tpm": (_pos_float, "a positive number of tokens per minute"),
     "max_attempts": (_pos_int, "a whole number of at least 1"),
     "timeout": (_pos_float, "a positive number of seconds"),
+    "max_request_time": (_pos_float, "a positive number of seconds"),
+    "max_wait": (_nonneg_float, "a number of seconds, 0 or more"),
     "retry_base": (_pos_float, "a positive number of seconds"),
     "max_cost": (_nonneg_float, "a number of USD, 0 or more"),
     "prices": (_path, "a path to a TOML prices file"),

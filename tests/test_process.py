@@ -95,7 +95,7 @@ def test_exhausted_retries_and_fatal_errors_are_error_lines(tmp_path: Path, sim_
     assert len(out) == 4
     for o in out:
         assert o["error"]["code"] == "server_error"
-        assert "gave up after 3 attempts" in o["error"]["message"]
+        assert "gave up after 3 failed attempts" in o["error"]["message"]
         assert o["response"]["status_code"] == 500
     assert sim.stats.requests == 12
 

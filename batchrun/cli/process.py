@@ -36,8 +36,18 @@ def process(
     concurrency: Annotated[int | None, Opt(help="Requests in flight at most (default: 16).")] = None,
     rpm: Annotated[float | None, Opt(help="Requests per minute (default: learned).")] = None,
     tpm: Annotated[float | None, Opt(help="Tokens per minute (default: learned).")] = None,
-    max_attempts: Annotated[int | None, Opt(help="Attempts per record (default: 6).")] = None,
-    timeout: Annotated[float | None, Opt(help="Seconds per attempt (default: 120).")] = None,
+    max_attempts: Annotated[
+        int | None, Opt(help="Failed attempts per record before it fails; a 429 is not one (default: 6).")
+    ] = None,
+    timeout: Annotated[
+        float | None, Opt(help="Longest wait in seconds for the next byte of an answer (default: 120).")
+    ] = None,
+    max_request_time: Annotated[
+        float | None, Opt(help="Longest one attempt may take, in seconds (default: 1800).")
+    ] = None,
+    max_wait: Annotated[
+        float | None, Opt(help="Stop the job (exit 75) when the server asks to wait longer than this (seconds).")
+    ] = None,
     max_cost: Annotated[float | None, Opt(help="Hard cap in USD for the whole job.")] = None,
     prices: Prices = None,
     template: Template = None,

@@ -1,125 +1,132 @@
-"""Requests- and tokens-per-minute budgets, learned from the server. Pure: time is passed in.
+"""When may the next request to one provider's model go? Pure: time is passed in.
 
-Where limits come from, in order:
-1. `--rpm` / `--tpm` (fixed; never changed by what the server says).
-2. OpenAI's rate-limit headers, read on every response
-   (https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers):
-   `x-ratelimit-limit-{requests,tokens}`, `x-ratelimit-remaining-{requests,tokens}` and
-   `x-ratelimit-reset-{requests,tokens}` in Go duration form (`6m0s`, `1s`, `120ms`).
-   The limit sets the refill rate; `remaining` pulls our own bucket down when the server has
-   counted more than we thought (other clients on the same key, clock skew, calendar minutes).
-3. Nothing said: additive increase while all is well, multiplicative decrease on a 429 (AIMD).
+Limits are found the way the providers enforce them
+(https://platform.openai.com/docs/guides/rate-limits: limits "may be quantized", a 60,000 RPM
+limit "enforced as 1,000 requests per second"; TPM counts the prompt plus `max_tokens`):
 
-A 429 pauses every dispatch for this model, not only the worker that got it.
+1. `--rpm` / `--tpm` are fixed: nothing the server says changes them.
+2. Nothing known yet: slow start. One request goes, its answer is read, then the window of
+   requests in flight grows by one per answer (it doubles every round trip) until the limit is
+   known, a 429 comes, or it reaches the concurrency. The whole concurrency never fires blind.
+3. OpenAI's `x-ratelimit-*` headers on any answer set the limits; `remaining` (less what we
+   have in flight) pulls our bucket down when others spend the same key.
+4. A 429 is a congestion signal even when it says how long to wait: every dispatch pauses for
+   its `retry-after`, and the send rate is cut (multiplicative decrease), then grows back slowly
+   (additive increase) while answers come. A wait of seconds means a window (Azure's 10 s, a
+   gateway's calendar minute): the window's budget is spent, then we wait it out, without a cut.
+   A 429 that says nothing pauses briefly, doubling while they come in a row.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
 
+from batchrun.limit.bucket import Bucket
 from batchrun.limit.headers import RateHeaders
 
-# A bucket holds this many seconds of its limit: a small burst, never the whole minute. The refill
-# rate is the limit less that burst, so that no 60-second window ever grants more than the limit.
-BURST_SECONDS = 1.0
-
-# With no retry-after on a 429, pause this long, doubling for each silent burst in a row.
-DEFAULT_PAUSE_S = 1.0
-
-MAX_SILENT_PAUSE_S = 30.0
-
-# AIMD with no headers: start at this share of what got through in the last minute, cut to
-# AIMD_DECREASE of the rate that failed, and grow by AIMD_INCREASE of it a second while all is well.
-PROBE_START = 0.9
-
-MIN_PROBE_SAMPLE = 20
-
-AIMD_DECREASE = 0.85
-
-AIMD_INCREASE = 0.005
+# Multiplicative decrease of the send rate at a 429 burst, and additive increase: this share of
+# the rate after the cut, every second of answers, so a cut is made good in about ten seconds.
+DECREASE = 0.8
+INCREASE_PER_S = 0.02
+# Below the rate the last 429 came at, close this share of the gap a second.
+RECOVER_PER_S = 0.5
+# A retry-after at least this long means a window that resets, not a bucket that refills.
+WINDOW_WAIT_S = 2.0
+# A 429 that says nothing: pause this long, doubling for bursts in a row, never past the cap.
+SILENT_PAUSE_S = 0.1
+MAX_SILENT_PAUSE_S = 5.0
+# After a 429 that came although we followed the server's count, trust only our own rate for this
+# long: another client spends the same key, and the count it leaves is not all ours.
+SHARED_HOLD_S = 10.0
+# Server token counts ÷ our estimate is learned with this weight per answer.
+SCALE_WEIGHT = 0.1
 
 
-class Bucket:
-    """A token bucket for a per-minute limit; its level may go below zero (debt), and above its
-    capacity when the server's `remaining` says there is more to use."""
+class RateSource(StrEnum):
+    """Where a limit in force came from."""
 
-    __slots__ = ("per_minute", "rate", "capacity", "level", "stamp")
+    FLAG = "flag"
+    HEADERS = "headers"
+    LEARNED = "learned"  # from 429s alone: the rate that got through
 
-    def __init__(self, per_minute: float, now: float) -> None:
-        self.stamp = now
-        self.level = 0.0
-        self.set_per_minute(per_minute, now)
-        self.level = self.capacity
 
-    def set_per_minute(self, per_minute: float, now: float) -> None:
-        """Change the limit, keeping what has accrued so far."""
-        self.refill(now)
-        self.per_minute = per_minute
-        self.capacity = max(1.0, per_minute * BURST_SECONDS / 60.0)
-        self.rate = max(per_minute - self.capacity, per_minute / 2) / 60.0
-        self.level = min(self.level, self.capacity)
+class Shape(StrEnum):
+    """How the server appears to count, as far as its 429s tell."""
 
-    def refill(self, now: float) -> None:
-        """Add what the rate has earned since the last look."""
-        if now > self.stamp:
-            if self.level < self.capacity:
-                self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
-            self.stamp = now
+    UNKNOWN = "unknown"
+    BUCKET = "bucket"  # sub-second waits: pace
+    WINDOW = "window"  # waits of seconds: spend the window's budget, then wait
 
-    def wait_for(self, amount: float, now: float) -> float:
-        """Seconds until `amount` may be taken (a request larger than the burst waits for a full bucket)."""
-        self.refill(now)
-        need = min(amount, self.capacity)
-        if self.level >= need - 1e-9:  # float crumbs after sleeping exactly the computed delay
-            return 0.0
-        return (need - self.level) / self.rate
 
-    def sync(self, remaining: float, in_flight: float, now: float) -> None:
-        """Follow the server's count: down always; up only while far from its limit, where a
-        stale, out-of-order answer cannot push us over it."""
-        self.refill(now)
-        seen = remaining - in_flight
-        if seen < self.level or seen >= 2 * self.capacity:
-            self.level = seen
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """One request let go: what it reserved, and how much had been sent before it, so that the
+    server's `remaining` in its answer can be set against what was sent after."""
+
+    reserved: int
+    sent_before: int
+    tokens_before: int
+    at: float
 
 
 class RateController:
-    """The limits of one (base URL, model): when may the next request go, and what was learned."""
+    """The limits of one provider and model."""
 
     def __init__(
-        self, rpm: float | None = None, tpm: float | None = None, *, now: float = 0.0
+        self, rpm: float | None = None, tpm: float | None = None, *, ceiling: int = 1 << 20, now: float = 0.0
     ) -> None:
         self.fixed_rpm = rpm
         self.fixed_tpm = tpm
         self.requests = Bucket(rpm, now) if rpm else None
         self.tokens = Bucket(tpm, now) if tpm else None
-        self.rpm_source = "flag" if rpm else None
-        self.tpm_source = "flag" if tpm else None
+        self.rpm_source: RateSource | None = RateSource.FLAG if rpm else None
+        self.tpm_source: RateSource | None = RateSource.FLAG if tpm else None
+        self.limit_rpm = rpm  # the limit stated by a flag or the headers; the send rate stays under it
+        self.ceiling = ceiling
+        self.window = float(ceiling) if rpm or tpm else 1.0  # requests in flight at most
+        self.slow_start = not (rpm or tpm)
+        self.shape = Shape.UNKNOWN
         self.paused_until = 0.0
         self.inflight_requests = 0
         self.inflight_tokens = 0
         self.rate_limited = 0
-        self._ok_per_second: deque[list[int]] = deque()  # [second, answers]: the last minute only
-        self._last_increase = now
-        self._silent_bursts = 0  # 429 bursts in a row with no success between them
-
-    @property
-    def unlimited(self) -> bool:
-        """Nothing is known yet: send as fast as concurrency allows."""
-        return self.requests is None and self.tokens is None
+        self.token_scale = 1.0
+        self._answers: deque[float] = deque()  # times of the answers of the last second
+        self._cut_rpm = 0.0
+        self._last_grow = now
+        self._silent = 0  # 429 bursts in a row that said nothing
+        self._bad_rpm: float | None = None  # the send rate a 429 last came at
+        self._answered_since_cut = True
+        self._sent = 0
+        self._sent_tokens = 0
+        self._shared_until = 0.0  # a 429 despite following the server's count: others spend the key
 
     @property
     def rpm(self) -> float | None:
-        """The requests-per-minute limit in force, if any."""
+        """The request rate we send at, per minute, if one is set."""
         return self.requests.per_minute if self.requests else None
 
     @property
     def tpm(self) -> float | None:
-        """The tokens-per-minute limit in force, if any."""
+        """The token rate we send at, per minute, if one is set."""
         return self.tokens.per_minute if self.tokens else None
 
+    @property
+    def unlimited(self) -> bool:
+        """Nothing holds a request back: no rate, no pause, a full window."""
+        return self.requests is None and self.tokens is None and not self.slow_start
+
+    def reservation(self, est_tokens: int) -> int:
+        """What a request of `est_tokens` (our estimate) reserves, scaled by what the server counts."""
+        return max(1, int(est_tokens * self.token_scale + 0.5))
+
     def delay(self, tokens: int, now: float) -> float:
-        """Seconds until a request of `tokens` may be sent; 0 means now."""
+        """Seconds until a request reserving `tokens` may go; 0 means now, inf until an answer."""
+        if self.inflight_requests >= self.window:
+            return math.inf
         wait = self.paused_until - now
         if self.requests is not None:
             wait = max(wait, self.requests.wait_for(1, now))
@@ -127,117 +134,165 @@ class RateController:
             wait = max(wait, self.tokens.wait_for(tokens, now))
         return max(0.0, wait)
 
-    def take(self, tokens: int, now: float) -> None:
+    def take(self, tokens: int, now: float) -> Permit:
         """Account a request as sent."""
         if self.requests is not None:
             self.requests.level -= 1
         if self.tokens is not None:
             self.tokens.level -= tokens
+        permit = Permit(tokens, self._sent, self._sent_tokens, now)
         self.inflight_requests += 1
         self.inflight_tokens += tokens
+        self._sent += 1
+        self._sent_tokens += tokens
+        return permit
 
     def on_answer(
-        self, est_tokens: int, used_tokens: int | None, info: RateHeaders | None, now: float
+        self, permit: Permit, charged: int | None, info: RateHeaders | None, now: float, est: int | None = None
     ) -> None:
-        """A request came back (any status but 429); used_tokens is None unless it succeeded."""
+        """A request came back (any status but 429). `charged` is what the server counted against
+        tokens-per-minute when it answered, None when it failed; `est` our estimate of it."""
+        reserved = permit.reserved
         self.inflight_requests -= 1
-        self.inflight_tokens -= est_tokens
-        if used_tokens is not None:
-            self._count_ok(now)
-            self._silent_bursts = 0
+        self.inflight_tokens -= reserved
+        if charged is not None:
+            self._silent = 0
+            self._answered_since_cut = True
+            self._count_answer(now)
             if self.tokens is not None:
-                self.tokens.level += est_tokens - used_tokens
+                self.tokens.level += reserved - charged
+            if est:
+                self.token_scale += SCALE_WEIGHT * (charged / est - self.token_scale)
+            if self.slow_start:
+                self.window = min(float(self.ceiling), self.window + 1.0)
+                self.slow_start = self.window < self.ceiling
+            self._grow(now)
         if info is not None:
-            self._learn(info, now)
-        elif self.rpm_source == "probe" and self.requests is not None and used_tokens is not None:
-            if now - self._last_increase >= 1.0:  # additive increase, once a second of success
-                self._last_increase = now
-                self.requests.set_per_minute(self.requests.per_minute + self._step(), now)
-
-    def _count_ok(self, now: float) -> None:
-        second = int(now)
-        window = self._ok_per_second
-        if window and window[-1][0] == second:
-            window[-1][1] += 1
-        else:
-            window.append([second, 1])
-            while window[0][0] < second - 60:
-                window.popleft()
-
-    def _oks_in_last_minute(self, now: float) -> int:
-        return sum(n for second, n in self._ok_per_second if second >= now - 60.0)
-
-    def _step(self) -> float:
-        assert self.requests is not None
-        return max(1.0, self.requests.per_minute * AIMD_INCREASE)
+            self._learn(info, permit, now)
 
     def on_rate_limited(
-        self, est_tokens: int, retry_after: float | None, info: RateHeaders | None, now: float
+        self, permit: Permit, retry_after: float | None, info: RateHeaders | None, now: float
     ) -> None:
-        """A 429: pause every dispatch, and send below the rate that failed."""
+        """A 429: refund the request, pause every dispatch, and send below the rate that failed."""
+        reserved = permit.reserved
         self.inflight_requests -= 1
-        self.inflight_tokens -= est_tokens
+        self.inflight_tokens -= reserved
         self.rate_limited += 1
-        first_of_burst = now >= self.paused_until
+        if self.requests is not None:  # the server did not count it
+            self.requests.level += 1
+        if self.tokens is not None:
+            self.tokens.level += reserved
         if info is not None:
-            self._learn(info, now)
-        pause = retry_after
-        if pause is None and info is not None:
-            resets = [r for r in (info.reset_requests, info.reset_tokens) if r]
-            pause = min(resets) if resets else None
-        if pause is None:  # the server said nothing: wait longer each silent burst in a row
-            earlier = self._silent_bursts if first_of_burst else max(0, self._silent_bursts - 1)
-            pause = min(MAX_SILENT_PAUSE_S, DEFAULT_PAUSE_S * 2**earlier)
+            self._learn(info, permit, now)
+        first_of_burst = now >= self.paused_until
+        pause = self._pause(retry_after, info, first_of_burst)
         self.paused_until = max(self.paused_until, now + pause)
         if not first_of_burst:
-            return  # one decision per burst of 429s, not one per in-flight request
+            return  # one decision per burst of 429s, not one per request that was in flight
+        self.slow_start = False
+        self.window = float(self.ceiling)
+        if info is not None:
+            self._shared_until = now + SHARED_HOLD_S
+        if self.shape is not Shape.WINDOW and self._answered_since_cut:
+            self._cut(now)  # 429s in a row with no answer between: wait longer, but cut only once
         for bucket in (self.requests, self.tokens):
-            if bucket is not None:  # empty, and nothing accrues while paused: one probe after it
-                bucket.refill(now)
-                bucket.level = min(bucket.level, 0.0)
-                bucket.stamp = max(bucket.stamp, self.paused_until)
-        knows_limit = self.rpm_source in ("flag", "headers") or self.tpm_source in ("flag", "headers")
-        # A server that says when to come back (retry-after, or LiteLLM's
-        # llm_provider-retry-after) paces us itself: pause, but do not guess a rate, since
-        # occasional overload 429s would otherwise grind the rate down for nothing.
-        said_when = retry_after is not None
-        if not knows_limit and not said_when and self._silent_bursts == 0:
-            if self.rpm_source is None:
-                # First 429: what the server let through in the last minute is the best guess of
-                # its limit, whether it counts in a rolling window, a bucket or calendar minutes.
-                # Too few answers to go by: only pause, and guess at a later 429.
-                recent = self._oks_in_last_minute(now)
-                if recent >= MIN_PROBE_SAMPLE:
-                    self._set_rpm(recent * PROBE_START, "probe", now)
-            else:
-                self._set_rpm(max(1.0, self.requests.per_minute * AIMD_DECREASE), "probe", now)  # type: ignore[union-attr]
-            self._last_increase = now + pause
-        self._silent_bursts += 1
+            if bucket is not None:
+                bucket.hold(self.paused_until)
+        self._last_grow = self.paused_until
 
-    def _set_rpm(self, rpm: float, source: str, now: float) -> None:
+    def _pause(self, retry_after: float | None, info: RateHeaders | None, first_of_burst: bool) -> float:
+        if retry_after is not None:
+            self._silent = 0
+            self.shape = Shape.WINDOW if retry_after >= WINDOW_WAIT_S else Shape.BUCKET
+            return retry_after
+        resets = [r for r in (info.reset_requests, info.reset_tokens) if r] if info is not None else []
+        if resets:
+            return min(resets)
+        if first_of_burst:
+            self._silent += 1
+        return min(MAX_SILENT_PAUSE_S, SILENT_PAUSE_S * 2 ** (self._silent - 1))
+
+    def _cut(self, now: float) -> None:
+        """Multiplicative decrease, from the rate we send at or, with none set yet, the rate the
+        answers of the last second came at."""
+        self._answered_since_cut = False
+        if self.fixed_rpm is not None:
+            return
         if self.requests is None:
-            self.requests = Bucket(rpm, now)
-            self.requests.level = 0.0
+            self._bad_rpm = None
+            rpm = max(1.0, 60.0 * self._answers_in_last_second(now))
+            self.requests = Bucket(rpm, now, full=False)
+            self.rpm_source = RateSource.LEARNED
         else:
-            self.requests.set_per_minute(rpm, now)
-        self.rpm_source = source
+            self._bad_rpm = self.requests.per_minute
+            self.requests.set_per_minute(max(1.0, self.requests.per_minute * DECREASE), now)
+        self._cut_rpm = self.requests.per_minute
 
-    def _learn(self, info: RateHeaders, now: float) -> None:
+    def _grow(self, now: float) -> None:
+        """While answers come: back quickly toward the rate the last 429 came at, then slowly past
+        it (additive increase); up to a stated limit, none when only 429s told."""
+        if self.requests is None or self.fixed_rpm is not None or not self._cut_rpm or now <= self._last_grow:
+            return
+        dt = now - self._last_grow
+        if dt < 0.25:
+            return
+        rpm = self.requests.per_minute
+        step = INCREASE_PER_S * self._cut_rpm * dt
+        if self._bad_rpm is None:
+            step = max(step, rpm * RECOVER_PER_S * dt)  # no rate known to be too high yet
+        elif rpm < self._bad_rpm:
+            step = max(step, (self._bad_rpm - rpm) * min(1.0, RECOVER_PER_S * dt))
+        grown = rpm + step if self.limit_rpm is None else min(rpm + step, self.limit_rpm)
+        self._last_grow = now
+        if grown != rpm:
+            self.requests.set_per_minute(grown, now)
+
+    def _count_answer(self, now: float) -> None:
+        answers = self._answers
+        answers.append(now)
+        while answers[0] < now - 1.0:
+            answers.popleft()
+
+    def _answers_in_last_second(self, now: float) -> int:
+        return sum(1 for t in self._answers if t >= now - 1.0) or 1
+
+    def _learn(self, info: RateHeaders, permit: Permit, now: float) -> None:
+        new_requests = new_tokens = False
         if self.fixed_rpm is None and info.limit_requests:
-            target = float(info.limit_requests)
-            if self.requests is None or self.requests.per_minute != target:
-                self._set_rpm(target, "headers", now)
-                self.requests.level = 0.0  # type: ignore[union-attr]
+            new_requests = self.requests is None
+            self._stated_rpm(float(info.limit_requests), now)
         if self.fixed_tpm is None and info.limit_tokens:
             target = float(info.limit_tokens)
             if self.tokens is None:
-                self.tokens = Bucket(target, now)
-                self.tokens.level = 0.0
+                new_tokens = True
+                self.tokens = Bucket(target, now, full=False)
             elif self.tokens.per_minute != target:
                 self.tokens.set_per_minute(target, now)
-            self.tpm_source = "headers"
+            self.tpm_source = RateSource.HEADERS
+            self._known(now)
+        # The server counted up to this request; what we sent after it is not in its count. While
+        # no 429 says others share the key, its count is ours to use, up as well as down.
+        up = now >= self._shared_until
         if self.requests is not None and info.remaining_requests is not None:
-            self.requests.sync(info.remaining_requests, self.inflight_requests, now)
+            self.requests.sync(info.remaining_requests, self._sent - permit.sent_before - 1, now, up or new_requests)
+            if self.shape is Shape.WINDOW and info.reset_requests and info.remaining_requests <= 0:
+                self.paused_until = max(self.paused_until, now + info.reset_requests)  # spent: wait it out
         if self.tokens is not None and info.remaining_tokens is not None:
-            self.tokens.sync(info.remaining_tokens, self.inflight_tokens, now)
+            sent_after = self._sent_tokens - permit.tokens_before - permit.reserved
+            self.tokens.sync(info.remaining_tokens, sent_after, now, up or new_tokens)
 
+    def _stated_rpm(self, limit: float, now: float) -> None:
+        if self.limit_rpm == limit and self.rpm_source is RateSource.HEADERS:
+            return
+        self.limit_rpm = limit
+        if self.requests is None:
+            self.requests = Bucket(limit, now, full=False)
+        elif self.requests.per_minute > limit or self.rpm_source is not RateSource.HEADERS:
+            self.requests.set_per_minute(min(limit, self.requests.per_minute) if self._cut_rpm else limit, now)
+        self.rpm_source = RateSource.HEADERS
+        self._known(now)
+
+    def _known(self, now: float) -> None:
+        """A stated limit ends slow start: the buckets pace from here."""
+        self.slow_start = False
+        self.window = float(self.ceiling)

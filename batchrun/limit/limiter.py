@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from batchrun.limit.controller import RateController
+from batchrun.limit.controller import Permit, RateController
+from batchrun.limit.headers import RateHeaders
 
 
 class Limiter:
-    """The async face of a RateController: workers wait here, in arrival order."""
+    """The async face of a RateController: workers wait here, in arrival order, and report back
+    what became of each request, which may free the next one."""
 
     def __init__(
         self,
@@ -23,33 +25,51 @@ class Limiter:
         self.clock = clock
         self.waited_s = 0.0
         self._lock = asyncio.Lock()
+        self._answered = asyncio.Event()
 
-    async def acquire(self, tokens: int, give_up: asyncio.Event | None = None) -> bool:
-        """Wait until a request of `tokens` may be sent and account it as sent: True.
-
-        False, without taking anything, once `give_up` is set (a clean stop: a request that was
-        never sent is not "in flight" and must not hold the drain up).
-        """
+    async def acquire(self, est_tokens: int, give_up: asyncio.Event | None = None) -> Permit | None:
+        """Wait until a request of about `est_tokens` may be sent and account it as sent. None,
+        without taking anything, once `give_up` is set (a clean stop: a request that was never
+        sent is not in flight and must not hold the drain up)."""
         c = self.controller
         now = self.clock()
         if c.unlimited and now >= c.paused_until and not self._lock.locked():
-            c.take(tokens, now)
-            return True
+            return c.take(c.reservation(est_tokens), now)
         async with self._lock:
-            while (d := c.delay(tokens, self.clock())) > 0:
+            reserved = c.reservation(est_tokens)
+            while (d := c.delay(reserved, self.clock())) > 0:
                 if give_up is not None and give_up.is_set():
-                    return False
+                    return None
                 started = self.clock()
-                if give_up is None:
-                    await asyncio.sleep(d)
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(give_up.wait(), d)
+                await self._wait(d, give_up)
                 self.waited_s += self.clock() - started
+                reserved = c.reservation(est_tokens)
             if give_up is not None and give_up.is_set():
-                return False
-            c.take(tokens, self.clock())
-            return True
+                return None
+            return c.take(reserved, self.clock())
+
+    async def _wait(self, seconds: float, give_up: asyncio.Event | None) -> None:
+        """Until `seconds` pass (inf: until an answer comes back), an answer, or give_up."""
+        self._answered.clear()
+        waits = [asyncio.ensure_future(self._answered.wait())]
+        if give_up is not None:
+            waits.append(asyncio.ensure_future(give_up.wait()))
+        try:
+            await asyncio.wait(waits, timeout=None if seconds == math.inf else seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def answered(self, permit: Permit, charged: int | None, info: RateHeaders | None, est: int | None = None) -> None:
+        """A request came back with anything but a 429 (charged None when it failed)."""
+        self.controller.on_answer(permit, charged, info, self.clock(), est)
+        self._answered.set()
+
+    def rate_limited(self, permit: Permit, retry_after: float | None, info: RateHeaders | None) -> None:
+        """A request came back 429."""
+        self.controller.on_rate_limited(permit, retry_after, info, self.clock())
+        self._answered.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +80,9 @@ class LimitStatistics:
     model: str
     rpm: float | None
     tpm: float | None
-    source: str  # where the limits came from: flag, headers, probe
+    limit_rpm: float | None  # the limit a flag or the server stated, if any
+    source: str  # where the limits came from: flag, headers, learned (from 429s alone)
+    shape: str  # bucket or window, as the 429s tell; unknown before any
     rate_limited: int
     waited_s: float
 
@@ -73,7 +95,9 @@ class Limiters:
         rpm: float | None = None,
         tpm: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ceiling: int = 1 << 20,
     ) -> None:
+        self.ceiling = ceiling  # the job's concurrency: slow start stops there
         self.rpm = rpm
         self.tpm = tpm
         self.clock = clock
@@ -83,17 +107,17 @@ class Limiters:
         """The limiter of a provider's model (None: the default endpoint), made on first use."""
         lim = self._by_target.get((provider, model))
         if lim is None:
-            ctl = RateController(self.rpm, self.tpm, now=self.clock())
+            ctl = RateController(self.rpm, self.tpm, ceiling=self.ceiling, now=self.clock())
             lim = self._by_target[(provider, model)] = Limiter(ctl, self.clock)
         return lim
 
     def statistics(self) -> tuple[LimitStatistics, ...]:
         """Each limiter's figures, in the order they were first used."""
         return tuple(
-            LimitStatistics(provider, model, lim.controller.rpm, lim.controller.tpm,
-                            lim.controller.rpm_source or lim.controller.tpm_source or "",
-                            lim.controller.rate_limited, lim.waited_s)
+            LimitStatistics(provider, model, c.rpm, c.tpm, c.limit_rpm, c.rpm_source or c.tpm_source or "",
+                            c.shape, c.rate_limited, lim.waited_s)
             for (provider, model), lim in self._by_target.items()
+            for c in (lim.controller,)
         )
 
     @property

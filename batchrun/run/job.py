@@ -54,10 +54,11 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                            context_windows=dict(cfg.context_windows))
         await _look_prices_up(cfg, prices, display)
         async with endpoint(cfg) as (base_url, key), make_session(cfg.concurrency) as session:
-            limiters = Limiters(cfg.rpm, cfg.tpm)
-            sender = Sender(Client(session, base_url, key, cfg.timeout), limiters, prices,
+            limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency)
+            sender = Sender(Client(session, base_url, key, cfg.timeout, cfg.max_request_time), limiters, prices,
                             Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
-                            RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base), cfg.fallback_models)
+                            RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
+                            cfg.fallback_models)
             pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), cfg.parser(), sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout)
             figures = _progress(cfg, state, clock, limiters, sender, pipe)
@@ -199,6 +200,12 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
     if pipe.stopped == StopReason.AUTH:
         display.warn(f"the API refused the key read from {cfg.api_key_env} ({pipe.stop_message}); "
                      "fix the key and rerun the same command to resume")
+    elif pipe.stopped == StopReason.QUOTA:
+        display.warn(f"the account is out of quota ({pipe.stop_message}); no record was marked failed for it: "
+                     "add credit and rerun the same command to resume")
+    elif pipe.stopped == StopReason.WAIT:
+        display.warn(f"{pipe.stop_message}: stopped, no record was marked failed for it; "
+                     "run the same command again later to resume")
     elif pipe.stopped == StopReason.BUDGET:
         display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
                      "raise --max-cost and rerun the same command to go on")

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchrun.errors import AuthError, BudgetReached, NotSent, StopReason
+from batchrun.errors import AuthError, BudgetReached, NotSent, QuotaExhausted, StopReason, WaitTooLong
 from batchrun.input.shapes import LineParser
 from batchrun.records import Record, Result
 from batchrun.send.sender import Sender
@@ -28,6 +28,12 @@ from batchrun.store.state import JobState, save_atomic
 from batchrun.store.wire import result_line
 
 CHECKPOINT_EVERY_S = 2.0
+
+# What stops the whole job rather than failing one record.
+_STOPS: dict[type[Exception], StopReason] = {
+    AuthError: StopReason.AUTH, QuotaExhausted: StopReason.QUOTA,
+    BudgetReached: StopReason.BUDGET, WaitTooLong: StopReason.WAIT,
+}
 
 
 
@@ -219,11 +225,8 @@ class Pipeline:
             self.in_flight += 1
             try:
                 result = await send(rec)
-            except AuthError as e:
-                self.stop(StopReason.AUTH, e.message)
-                return
-            except BudgetReached as e:
-                self.stop(StopReason.BUDGET, e.message)
+            except (AuthError, QuotaExhausted, BudgetReached, WaitTooLong) as e:
+                self.stop(_STOPS[type(e)], e.message)  # the record is sent again by the next run
                 return
             except NotSent:  # stopped while waiting on the limiter: the next run sends it
                 return

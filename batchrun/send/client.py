@@ -25,6 +25,7 @@ from batchrun.errors import (
     ConnectionLost,
     ContextTooLong,
     ModelNotFound,
+    QuotaExhausted,
     RateLimited,
     RequestError,
     ServerError,
@@ -53,7 +54,7 @@ TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
 def transport_error(e: BaseException, timeout_s: float) -> RequestError:
     """The batchrun RequestError for an aiohttp or asyncio transport failure."""
     if isinstance(e, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
-        return Timeout(f"no answer within {timeout_s:g} s")
+        return Timeout(f"no answer: nothing received for {timeout_s:g} s, or the attempt ran past --max-request-time")
     if isinstance(e, aiohttp.ClientPayloadError):
         return ConnectionLost(f"the answer was cut off ({e.__class__.__name__})")
     if isinstance(e, aiohttp.ClientResponseError):
@@ -87,12 +88,18 @@ class Client:
     """Sends requests to one base URL's endpoints with one key."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float
+        self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
+        max_request_s: float | None = None,
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # --timeout bounds the wait for the next byte, as the openai SDK's read timeout does: a
+        # server that queues a request and sends keep-alive bytes (DeepSeek's empty lines) is not
+        # timed out, so the request is never resent while it may still be answered;
+        # --max-request-time bounds the whole attempt.
+        self._timeout = aiohttp.ClientTimeout(total=max_request_s, sock_read=timeout_s,
+                                              sock_connect=timeout_s)
         self._headers = {"Content-Type": "application/json"}
         secret = key.reveal()
         self._secret = secret
@@ -184,6 +191,8 @@ def classify(status: int, body: Any, headers: Any) -> RequestError:
     code, message = _error_fields(body)
     text = f"HTTP {status}" + (f": {message}" if message else "")
     kw: dict[str, Any] = {"status": status, "body": body, "headers": headers}
+    if status == 429 and code == "insufficient_quota":
+        return QuotaExhausted(f"the account is out of quota: {message or 'HTTP 429 insufficient_quota'}", **kw)
     if status == 429:
         return RateLimited(text, retry_after=parse_retry_after(headers, time.time()), **kw)
     if status in (401, 403):

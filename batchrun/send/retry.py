@@ -27,6 +27,8 @@ class RetryPolicy:
     cap_s: float = 30.0
     # A server asking for more than this is treated as "give up on this record for now".
     max_retry_after_s: float = 600.0
+    # The longest a record waits out a 429's retry-after before the job stops (None: no limit).
+    max_wait_s: float | None = None
 
 
 def next_delay(

@@ -21,14 +21,17 @@ from batchrun.errors import (
     ContextTooLong,
     ModelNotFound,
     NotSent,
+    QuotaExhausted,
     RateLimited,
     RequestError,
     RetryableError,
+    WaitTooLong,
 )
 from batchrun.input.endpoints import ENDPOINTS
 from batchrun.limit.budget import Budget
+from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
-from batchrun.limit.limiter import Limiters
+from batchrun.limit.limiter import Limiter, Limiters
 from batchrun.records import Fallback, Record, Result, Usage
 from batchrun.send.client import Client
 from batchrun.send.retry import RetryPolicy, next_delay
@@ -118,58 +121,73 @@ class Sender:
         return result
 
     async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
+        """Attempts on one model until an answer, a fatal error or --max-attempts failures. A 429
+        is not a failure: the record waits on the limiter for as long as the job runs."""
         body = rec.body if model == rec.model else {**rec.body, "model": model}
-        endpoint = ENDPOINTS[rec.endpoint]
         limiter = self.limiters.get(model)
-        ctl = limiter.controller
-        clock = limiter.clock
         est = rec.est_input_tokens + rec.max_output_tokens
-        tries = 0
+        failures = 0
         while True:
-            if not await limiter.acquire(est, self.stopping if tally.attempts == 0 else None):
+            permit = await limiter.acquire(est, self.stopping)
+            if permit is None:  # a clean stop: no attempt of it is on the wire, the next run sends it
                 raise NotSent("stopped before it was sent")
-            tally.attempts += 1
-            tries += 1
-            if tally.attempts > 1:
-                self.retries += 1
-            sent_at = self.wall_clock()
-            if tally.started_at is None:
-                tally.started_at = sent_at
-            try:
-                ans = await self.client.send_once(body, endpoint)
-            except RateLimited as e:
-                tally.rate_limited += 1
-                ctl.on_rate_limited(est, e.retry_after, _headers(e), clock())
-                err: RequestError = e
-            except RequestError as e:
-                ctl.on_answer(est, None, _headers(e), clock())
-                if isinstance(e, AuthError):
-                    raise
-                err = e
-            except BaseException:
-                ctl.on_answer(est, None, None, clock())
-                raise
-            else:
-                usage = endpoint.usage(ans.body)
-                # what the provider counts against tokens-per-minute: prompt plus max_tokens when
-                # the request caps its output (OpenAI reserves it), else the output it produced
-                capped = "max_tokens" in body or "max_completion_tokens" in body
-                charged = usage.input_tokens + (rec.max_output_tokens if capped else usage.output_tokens)
-                ctl.on_answer(est, charged, parse_rate_headers(ans.headers), clock())
-                return Result(
-                    key=rec.key, line=rec.line, model=model, status_code=ans.status,
-                    request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
-                    latency_ms=ans.latency_ms, usage=usage,
-                    cost_usd=self.prices.cost(model, usage, sent_at), rate_limited=tally.rate_limited,
-                    fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
-                ), None
-            delay = next_delay(self.policy, tries, err, self.rng)
+            outcome = await self._attempt(rec, model, body, limiter, permit, tally)
+            if isinstance(outcome, Result):
+                return outcome, None
+            if isinstance(outcome, RateLimited):
+                continue
+            failures += 1
+            delay = next_delay(self.policy, failures, outcome, self.rng)
             if delay is None:
-                msg = err.message
-                if isinstance(err, RetryableError) and tries >= self.policy.max_attempts:
-                    msg = f"gave up after {tries} attempts: {msg}"
-                return self._failure(rec, model, tally, err, err.code, msg), err
+                msg = outcome.message
+                if isinstance(outcome, RetryableError) and failures >= self.policy.max_attempts:
+                    msg = f"gave up after {failures} failed attempts: {msg}"
+                return self._failure(rec, model, tally, outcome, outcome.code, msg), outcome
             await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, rec: Record, model: str, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: _Tally
+    ) -> Result | RequestError:
+        """One exchange, reported to the limiter; the Result, or the error to retry or record."""
+        endpoint = ENDPOINTS[rec.endpoint]
+        tally.attempts += 1
+        if tally.attempts > 1:
+            self.retries += 1
+        sent_at = self.wall_clock()
+        if tally.started_at is None:
+            tally.started_at = sent_at
+        try:
+            ans = await self.client.send_once(body, endpoint)
+        except RateLimited as e:
+            tally.rate_limited += 1
+            limiter.rate_limited(permit, e.retry_after, _headers(e))
+            if e.retry_after is not None and self.policy.max_wait_s is not None \
+                    and e.retry_after > self.policy.max_wait_s:
+                raise WaitTooLong(f"the server asks to wait {e.retry_after:g}s, longer than --max-wait "
+                                  f"{self.policy.max_wait_s:g}s") from None
+            return e
+        except RequestError as e:
+            limiter.answered(permit, None, _headers(e))
+            if isinstance(e, AuthError | QuotaExhausted):
+                raise
+            return e
+        except BaseException:
+            limiter.answered(permit, None, None)
+            raise
+        usage = endpoint.usage(ans.body)
+        # what the provider counts against tokens-per-minute: prompt plus max_tokens when the
+        # request caps its output (OpenAI reserves it), else the output it produced
+        capped = "max_tokens" in body or "max_completion_tokens" in body
+        charged = usage.input_tokens + (rec.max_output_tokens if capped else usage.output_tokens)
+        limiter.answered(permit, charged, parse_rate_headers(ans.headers),
+                         rec.est_input_tokens + rec.max_output_tokens if usage.input_tokens else None)
+        return Result(
+            key=rec.key, line=rec.line, model=model, status_code=ans.status,
+            request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
+            latency_ms=ans.latency_ms, usage=usage,
+            cost_usd=self.prices.cost(model, usage, sent_at), rate_limited=tally.rate_limited,
+            fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
+        )
 
     @staticmethod
     def _failure(
