@@ -107,8 +107,8 @@ def _progress(
         st = state.stats
         el = clock.elapsed_this_run()
         tin, tout = st.tokens
-        limits = tuple(LimitFigures(s.model, s.rpm, s.tpm, s.source)
-                       for s in limiters.statistics() if s.rpm is not None or s.tpm is not None)
+        limits = tuple(LimitFigures(s.model, s.rpm, s.tpm, s.limit_rpm, s.source, s.rate_limited)
+                       for s in limiters.statistics())
         return ProgressFigures(
             done=st.done, total=state.total, elapsed_s=el,
             rps=(st.done - clock.done_before) / el if el > 0 else 0.0,

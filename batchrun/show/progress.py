@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class LimitFigures:
-    """A model's rate limits in force and where they came from."""
+    """How one model is being sent: its send rate, the limit in force and where it came from."""
 
     model: str
-    rpm: float | None
+    rpm: float | None  # the rate we send at, per minute; None: as fast as answers come
     tpm: float | None
+    limit_rpm: float | None  # the limit a flag or the server stated; None: not stated
     source: str
+    rate_limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +43,7 @@ def _figures(s: ProgressFigures) -> list[str]:
     parts = [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
              f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
     if s.limits:
-        parts.append("limits " + "; ".join(
-            f"{lim.model}: {_per_min(lim.rpm)} rpm" + (f" / {_per_min(lim.tpm)} tpm" if lim.tpm else "")
-            + f" ({lim.source})" for lim in s.limits))
+        parts.append("limits " + "; ".join(_limit(lim) for lim in s.limits))
     if s.wait_s >= 0.05:
         parts.append(f"waited {s.wait_s:.1f}s on limits")
     return parts
@@ -51,6 +51,15 @@ def _figures(s: ProgressFigures) -> list[str]:
 
 def _per_min(v: float | None) -> str:
     return "?" if v is None else f"{v:.0f}"
+
+
+def _limit(lim: LimitFigures) -> str:
+    """`gpt-4o-mini: 2400 rpm (headers), at 2400 rpm, 3 x 429` and the like."""
+    stated = f"{_per_min(lim.limit_rpm)} rpm" if lim.limit_rpm else "limit not stated"
+    tokens = f" / {_per_min(lim.tpm)} tpm" if lim.tpm else ""
+    pace = f"at {_per_min(lim.rpm)} rpm" if lim.rpm else "unpaced"
+    source = f" ({lim.source})" if lim.source else ""
+    return f"{lim.model}: {stated}{tokens}{source}, {pace}, {lim.rate_limited} x 429"
 
 
 def format_progress_line(s: ProgressFigures) -> str:
