@@ -29,8 +29,10 @@ from batchrun.limit.headers import RateHeaders
 
 # Multiplicative decrease of the send rate at a 429 burst, and additive increase: this share of
 # the rate after the cut, every second of answers, so a cut is made good in about ten seconds.
-DECREASE = 0.8
+DECREASE = 0.85
 INCREASE_PER_S = 0.02
+# The additive increase doubles for every this many seconds without a 429.
+ACCELERATE_EVERY_S = 5.0
 # Below the rate the last 429 came at, close this share of the gap a second.
 RECOVER_PER_S = 0.5
 # A retry-after at least this long means a window that resets, not a bucket that refills.
@@ -96,6 +98,7 @@ class RateController:
         self.token_scale = 1.0
         self._answers: deque[float] = deque()  # times of the answers of the last second
         self._cut_rpm = 0.0
+        self._cut_at = -math.inf
         self._last_grow = now
         self._silent = 0  # 429 bursts in a row that said nothing
         self._bad_rpm: float | None = None  # the send rate a 429 last came at
@@ -157,7 +160,7 @@ class RateController:
         self.inflight_tokens -= reserved
         if charged is not None:
             self._silent = 0
-            self._answered_since_cut = True
+            self._answered_since_cut = self._answered_since_cut or permit.at >= self._cut_at
             self._count_answer(now)
             if self.tokens is not None:
                 self.tokens.level += reserved - charged
@@ -187,18 +190,20 @@ class RateController:
         first_of_burst = now >= self.paused_until
         pause = self._pause(retry_after, info, first_of_burst)
         self.paused_until = max(self.paused_until, now + pause)
-        if not first_of_burst:
-            return  # one decision per burst of 429s, not one per request that was in flight
         self.slow_start = False
         self.window = float(self.ceiling)
-        if info is not None:
-            self._shared_until = now + SHARED_HOLD_S
-        if self.shape is not Shape.WINDOW and self._answered_since_cut:
-            self._cut(now)  # 429s in a row with no answer between: wait longer, but cut only once
-        for bucket in (self.requests, self.tokens):
-            if bucket is not None:
-                bucket.hold(self.paused_until)
-        self._last_grow = self.paused_until
+        # One cut per congestion event, as TCP makes one per window: a 429 for a request sent
+        # before the last cut was sent at the old rate, and 429s with no answer between them
+        # only wait longer.
+        if permit.at >= self._cut_at and self._answered_since_cut and self.shape is not Shape.WINDOW:
+            if info is not None:
+                self._shared_until = now + SHARED_HOLD_S
+            self._cut(now)
+        if first_of_burst:
+            for bucket in (self.requests, self.tokens):
+                if bucket is not None:
+                    bucket.hold(self.paused_until)
+            self._last_grow = self.paused_until
 
     def _pause(self, retry_after: float | None, info: RateHeaders | None, first_of_burst: bool) -> float:
         if retry_after is not None:
@@ -220,13 +225,14 @@ class RateController:
             return
         if self.requests is None:
             self._bad_rpm = None
-            rpm = max(1.0, 60.0 * self._answers_in_last_second(now))
+            rpm = max(1.0, 60.0 * self._recent_answer_rate(now))
             self.requests = Bucket(rpm, now, full=False)
             self.rpm_source = RateSource.LEARNED
         else:
             self._bad_rpm = self.requests.per_minute
             self.requests.set_per_minute(max(1.0, self.requests.per_minute * DECREASE), now)
         self._cut_rpm = self.requests.per_minute
+        self._cut_at = now
 
     def _grow(self, now: float) -> None:
         """While answers come: back quickly toward the rate the last 429 came at, then slowly past
@@ -237,7 +243,10 @@ class RateController:
         if dt < 0.25:
             return
         rpm = self.requests.per_minute
-        step = INCREASE_PER_S * self._cut_rpm * dt
+        # the longer all is well since the cut, the faster it probes (as TCP CUBIC does): a rate
+        # guessed too low at the start is not crawled back from
+        accel = 2.0 ** min(2.0, max(0.0, now - self._cut_at) / ACCELERATE_EVERY_S)
+        step = INCREASE_PER_S * self._cut_rpm * dt * accel
         if self._bad_rpm is None:
             step = max(step, rpm * RECOVER_PER_S * dt)  # no rate known to be too high yet
         elif rpm < self._bad_rpm:
@@ -253,8 +262,10 @@ class RateController:
         while answers[0] < now - 1.0:
             answers.popleft()
 
-    def _answers_in_last_second(self, now: float) -> int:
-        return sum(1 for t in self._answers if t >= now - 1.0) or 1
+    def _recent_answer_rate(self, now: float) -> float:
+        """Answers in the last second. Early on this undercounts (the ramp had not reached the
+        limit) or overcounts (the server's burst): the growth and cuts after it correct either."""
+        return float(sum(1 for t in self._answers if t >= now - 1.0) or 1)
 
     def _learn(self, info: RateHeaders, permit: Permit, now: float) -> None:
         new_requests = new_tokens = False
