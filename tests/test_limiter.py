@@ -150,15 +150,18 @@ def test_flags_win_over_headers() -> None:
 def test_429_pauses_every_dispatch_for_retry_after_and_refunds_its_reservation() -> None:
     ctl = RateController(rpm=6000, tpm=600_000)
     assert ctl.tokens is not None
-    first, second = ctl.take(500, 10.0), ctl.take(500, 10.0)
-    ctl.on_rate_limited(first, 5.0, None, 10.0)
+    ctl.tokens.level = 100.0
+    rejected = ctl.take(500, 10.0)
+    ctl.on_rate_limited(rejected, 0.5, None, 10.0)
+    assert ctl.tokens.level == 0  # the server did not count it: refunded, not left 400 in debt
+    first, second = ctl.take(500, 11.0), ctl.take(500, 11.0)
+    ctl.on_rate_limited(first, 5.0, None, 11.0)
     assert ctl.tokens.level <= 0  # paused: nothing accrues, one probe follows the pause
-    level = ctl.tokens.level
-    ctl.on_rate_limited(second, 5.0, None, 10.0)
-    assert ctl.tokens.level == level + 500  # the server did not count it: refunded at once
-    assert ctl.delay(1, 10.0) == pytest.approx(5.0)
-    assert ctl.delay(1, 14.0) == pytest.approx(1.0)
-    assert ctl.rate_limited == 2 and ctl.inflight_requests == 0 and ctl.inflight_tokens == 0
+    ctl.on_rate_limited(second, 5.0, None, 11.0)
+    assert ctl.tokens.level <= 0  # sent before the pause: not given back to fire again
+    assert ctl.delay(1, 11.0) == pytest.approx(5.0)
+    assert ctl.delay(1, 15.0) == pytest.approx(1.0)
+    assert ctl.rate_limited == 3 and ctl.inflight_requests == 0 and ctl.inflight_tokens == 0
 
 
 def test_429_without_retry_after_uses_reset_header() -> None:

@@ -31,6 +31,10 @@ from batchrun.limit.headers import RateHeaders
 # the rate after the cut, every second of answers, so a cut is made good in about ten seconds.
 DECREASE = 0.85
 INCREASE_PER_S = 0.02
+# A cut after a cycle at least this long goes back to this share of the rate the server let
+# through over the cycle.
+MIN_CYCLE_S = 2.0
+DELIVERED_SHARE = 0.97
 # The additive increase doubles for every this many seconds without a 429.
 ACCELERATE_EVERY_S = 5.0
 # Below the rate the last 429 came at, close this share of the gap a second.
@@ -103,6 +107,8 @@ class RateController:
         self._silent = 0  # 429 bursts in a row that said nothing
         self._bad_rpm: float | None = None  # the send rate a 429 last came at
         self._answered_since_cut = True
+        self._answers_since_cut = 0
+        self._held_at = -math.inf
         self._sent = 0
         self._sent_tokens = 0
         self._shared_until = 0.0  # a 429 despite following the server's count: others spend the key
@@ -161,6 +167,7 @@ class RateController:
         if charged is not None:
             self._silent = 0
             self._answered_since_cut = self._answered_since_cut or permit.at >= self._cut_at
+            self._answers_since_cut += 1
             self._count_answer(now)
             if self.tokens is not None:
                 self.tokens.level += reserved - charged
@@ -181,9 +188,9 @@ class RateController:
         self.inflight_requests -= 1
         self.inflight_tokens -= reserved
         self.rate_limited += 1
-        if self.requests is not None:  # the server did not count it
-            self.requests.level += 1
-        if self.tokens is not None:
+        if self.tokens is not None and permit.at > self._held_at:
+            # the server did not count its tokens; one sent before the last pause emptied the
+            # bucket is not given back, or every 429 of a burst would let another request go
             self.tokens.level += reserved
         if info is not None:
             self._learn(info, permit, now)
@@ -204,6 +211,7 @@ class RateController:
                 if bucket is not None:
                     bucket.hold(self.paused_until)
             self._last_grow = self.paused_until
+            self._held_at = now
 
     def _pause(self, retry_after: float | None, info: RateHeaders | None, first_of_burst: bool) -> float:
         if retry_after is not None:
@@ -230,9 +238,19 @@ class RateController:
             self.rpm_source = RateSource.LEARNED
         else:
             self._bad_rpm = self.requests.per_minute
-            self.requests.set_per_minute(max(1.0, self.requests.per_minute * DECREASE), now)
+            new = self.requests.per_minute * DECREASE
+            cycle = now - self._cut_at
+            if cycle >= MIN_CYCLE_S:
+                # What the server let through since the last cut is its sustained rate: the burst
+                # it refilled while we were under was spent while we were over. Go back to just
+                # under it, not far below, and probe from there.
+                delivered = 60.0 * self._answers_since_cut / cycle
+                self._bad_rpm = min(self._bad_rpm, delivered)
+                new = max(new, delivered * DELIVERED_SHARE)
+            self.requests.set_per_minute(max(1.0, new), now)
         self._cut_rpm = self.requests.per_minute
         self._cut_at = now
+        self._answers_since_cut = 0
 
     def _grow(self, now: float) -> None:
         """While answers come: back quickly toward the rate the last 429 came at, then slowly past
