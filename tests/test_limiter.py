@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchrun.limit.bucket import Bucket
-from batchrun.limit.controller import DECREASE, RateController, RateSource, Shape
+from batchrun.limit.controller import RateController, RateSource, Shape
 from batchrun.limit.headers import RateHeaders, parse_duration, parse_rate_headers
+from batchrun.limit.pace import DECREASE
 
 from .limit_world import Job, Server, run
 

@@ -20,25 +20,13 @@ limit "enforced as 1,000 requests per second"; TPM counts the prompt plus `max_t
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
 from batchrun.limit.bucket import Bucket
 from batchrun.limit.headers import RateHeaders
+from batchrun.limit.pace import Pace
 
-# Multiplicative decrease of the send rate at a 429 burst, and additive increase: this share of
-# the rate after the cut, every second of answers, so a cut is made good in about ten seconds.
-DECREASE = 0.85
-INCREASE_PER_S = 0.02
-# A cut after a cycle at least this long goes back to this share of the rate the server let
-# through over the cycle.
-MIN_CYCLE_S = 2.0
-DELIVERED_SHARE = 0.97
-# The additive increase doubles for every this many seconds without a 429.
-ACCELERATE_EVERY_S = 5.0
-# Below the rate the last 429 came at, close this share of the gap a second.
-RECOVER_PER_S = 0.5
 # A retry-after at least this long means a window that resets, not a bucket that refills.
 WINDOW_WAIT_S = 2.0
 # A 429 that says nothing: pause this long, doubling for bursts in a row, never past the cap.
@@ -100,14 +88,8 @@ class RateController:
         self.inflight_tokens = 0
         self.rate_limited = 0
         self.token_scale = 1.0
-        self._answers: deque[float] = deque()  # times of the answers of the last second
-        self._cut_rpm = 0.0
-        self._cut_at = -math.inf
-        self._last_grow = now
+        self.pace = Pace(now)
         self._silent = 0  # 429 bursts in a row that said nothing
-        self._bad_rpm: float | None = None  # the send rate a 429 last came at
-        self._answered_since_cut = True
-        self._answers_since_cut = 0
         self._held_at = -math.inf
         self._sent = 0
         self._sent_tokens = 0
@@ -166,9 +148,7 @@ class RateController:
         self.inflight_tokens -= reserved
         if charged is not None:
             self._silent = 0
-            self._answered_since_cut = self._answered_since_cut or permit.at >= self._cut_at
-            self._answers_since_cut += 1
-            self._count_answer(now)
+            self.pace.answered(permit.at, now)
             if self.tokens is not None:
                 self.tokens.level += reserved - charged
             if est:
@@ -176,7 +156,8 @@ class RateController:
             if self.slow_start:
                 self.window = min(float(self.ceiling), self.window + 1.0)
                 self.slow_start = self.window < self.ceiling
-            self._grow(now)
+            if self.requests is not None and self.fixed_rpm is None:
+                self.pace.grow(self.requests, self.limit_rpm, now)
         if info is not None:
             self._learn(info, permit, now)
 
@@ -202,15 +183,17 @@ class RateController:
         # One cut per congestion event, as TCP makes one per window: a 429 for a request sent
         # before the last cut was sent at the old rate, and 429s with no answer between them
         # only wait longer.
-        if permit.at >= self._cut_at and self._answered_since_cut and self.shape is not Shape.WINDOW:
+        if self.pace.new_event(permit.at) and self.shape is not Shape.WINDOW and self.fixed_rpm is None:
             if info is not None:
                 self._shared_until = now + SHARED_HOLD_S
-            self._cut(now)
+            if self.requests is None:
+                self.rpm_source = RateSource.LEARNED
+            self.requests = self.pace.cut(self.requests, now)
         if first_of_burst:
             for bucket in (self.requests, self.tokens):
                 if bucket is not None:
                     bucket.hold(self.paused_until)
-            self._last_grow = self.paused_until
+            self.pace.resume_at(self.paused_until)
             self._held_at = now
 
     def _pause(self, retry_after: float | None, info: RateHeaders | None, first_of_burst: bool) -> float:
@@ -224,66 +207,6 @@ class RateController:
         if first_of_burst:
             self._silent += 1
         return min(MAX_SILENT_PAUSE_S, SILENT_PAUSE_S * 2 ** (self._silent - 1))
-
-    def _cut(self, now: float) -> None:
-        """Multiplicative decrease, from the rate we send at or, with none set yet, the rate the
-        answers of the last second came at."""
-        self._answered_since_cut = False
-        if self.fixed_rpm is not None:
-            return
-        if self.requests is None:
-            self._bad_rpm = None
-            rpm = max(1.0, 60.0 * self._recent_answer_rate(now))
-            self.requests = Bucket(rpm, now, full=False)
-            self.rpm_source = RateSource.LEARNED
-        else:
-            self._bad_rpm = self.requests.per_minute
-            new = self.requests.per_minute * DECREASE
-            cycle = now - self._cut_at
-            if cycle >= MIN_CYCLE_S:
-                # What the server let through since the last cut is its sustained rate: the burst
-                # it refilled while we were under was spent while we were over. Go back to just
-                # under it, not far below, and probe from there.
-                delivered = 60.0 * self._answers_since_cut / cycle
-                self._bad_rpm = min(self._bad_rpm, delivered)
-                new = max(new, delivered * DELIVERED_SHARE)
-            self.requests.set_per_minute(max(1.0, new), now)
-        self._cut_rpm = self.requests.per_minute
-        self._cut_at = now
-        self._answers_since_cut = 0
-
-    def _grow(self, now: float) -> None:
-        """While answers come: back quickly toward the rate the last 429 came at, then slowly past
-        it (additive increase); up to a stated limit, none when only 429s told."""
-        if self.requests is None or self.fixed_rpm is not None or not self._cut_rpm or now <= self._last_grow:
-            return
-        dt = now - self._last_grow
-        if dt < 0.25:
-            return
-        rpm = self.requests.per_minute
-        # the longer all is well since the cut, the faster it probes (as TCP CUBIC does): a rate
-        # guessed too low at the start is not crawled back from
-        accel = 2.0 ** min(2.0, max(0.0, now - self._cut_at) / ACCELERATE_EVERY_S)
-        step = INCREASE_PER_S * self._cut_rpm * dt * accel
-        if self._bad_rpm is None:
-            step = max(step, rpm * RECOVER_PER_S * dt)  # no rate known to be too high yet
-        elif rpm < self._bad_rpm:
-            step = max(step, (self._bad_rpm - rpm) * min(1.0, RECOVER_PER_S * dt))
-        grown = rpm + step if self.limit_rpm is None else min(rpm + step, self.limit_rpm)
-        self._last_grow = now
-        if grown != rpm:
-            self.requests.set_per_minute(grown, now)
-
-    def _count_answer(self, now: float) -> None:
-        answers = self._answers
-        answers.append(now)
-        while answers[0] < now - 1.0:
-            answers.popleft()
-
-    def _recent_answer_rate(self, now: float) -> float:
-        """Answers in the last second. Early on this undercounts (the ramp had not reached the
-        limit) or overcounts (the server's burst): the growth and cuts after it correct either."""
-        return float(sum(1 for t in self._answers if t >= now - 1.0) or 1)
 
     def _learn(self, info: RateHeaders, permit: Permit, now: float) -> None:
         new_requests = new_tokens = False
@@ -317,7 +240,7 @@ class RateController:
         if self.requests is None:
             self.requests = Bucket(limit, now, full=False)
         elif self.requests.per_minute > limit or self.rpm_source is not RateSource.HEADERS:
-            self.requests.set_per_minute(min(limit, self.requests.per_minute) if self._cut_rpm else limit, now)
+            self.requests.set_per_minute(min(limit, self.requests.per_minute) if self.pace.cut_rpm else limit, now)
         self.rpm_source = RateSource.HEADERS
         self._known(now)
 
