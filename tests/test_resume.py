@@ -88,7 +88,7 @@ def test_kill_9_at_random_moments_leaves_every_line_exactly_once(tmp_path: Path,
     assert st["state"] == "complete" and st["records"]["done"] == 600 and st["runs"] == starts + 1
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_signal_drains_in_flight_and_rerun_sends_zero_duplicates(
     tmp_path: Path, sim_factory, sig: signal.Signals, code: int
 ) -> None:
@@ -226,7 +226,7 @@ def test_retry_failed_resends_only_error_lines(tmp_path: Path, sim_factory) -> N
 
 def test_stop_lets_go_of_records_waiting_on_the_rate_limit(tmp_path: Path, sim_factory) -> None:
     """A clean stop must not wait for records that were never sent (held by the limiter)."""
-    sim = sim_factory(rpm=60, latency_ms=20)  # a burst of 60, then one a second
+    sim = sim_factory(rpm=60, burst_s=60.0, latency_ms=20)  # a burst of 60, then one a second
     rows = plain_records(200)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "in.results.jsonl"

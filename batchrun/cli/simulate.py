@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from batchrun.cli.app import Opt, app
+
+if TYPE_CHECKING:
+    from batchrun.sim.server import Simulator
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @app.command("mock-server")
@@ -17,10 +22,18 @@ def mock_server(
     latency_ms: Annotated[float, Opt(help="Mean answer latency.")] = 0.0,
     jitter_ms: Annotated[float, Opt(help="Latency spread, +/-.")] = 0.0,
     error_rate: Annotated[float, Opt(help="Share of requests failing (500, 429, reset, bad body).")] = 0.0,
-    rpm: Annotated[int | None, Opt(help="Requests-per-minute limit.")] = None,
-    tpm: Annotated[int | None, Opt(help="Tokens-per-minute limit.")] = None,
-    no_headers: Annotated[bool, Opt("--no-headers", help="Send no x-ratelimit-* or retry-after headers.")] = False,
-    window: Annotated[str, Opt(help="bucket (rolling) or minute (calendar minute).")] = "bucket",
+    rpm: Annotated[int | None, Opt(help="Requests-per-minute limit, per model.")] = None,
+    tpm: Annotated[int | None, Opt(help="Tokens-per-minute limit, per model.")] = None,
+    window: Annotated[str, Opt(help="How limits count: bucket (OpenAI, per second), fixed (Azure, "
+                                    "--window-s windows) or minute (gateways, calendar minute).")] = "bucket",
+    window_s: Annotated[float, Opt(help="Length of a fixed window, seconds.")] = 10.0,
+    burst_s: Annotated[float, Opt(help="Seconds of the limit a bucket holds.")] = 1.0,
+    no_headers: Annotated[bool, Opt("--no-headers", help="Send no x-ratelimit-* headers.")] = False,
+    retry_after: Annotated[str, Opt(help="What a 429 says of the wait: both, seconds, ms or none.")] = "both",
+    queue_over: Annotated[int | None, Opt(help="Past N answers at once, hold requests with keep-alives "
+                                               "(DeepSeek) instead of refusing.")] = None,
+    keepalive_s: Annotated[float, Opt(help="Seconds between keep-alive lines of a held request.")] = 0.5,
+    quota: Annotated[int | None, Opt(help="After N billed answers, 429 insufficient_quota.")] = None,
     api_key: Annotated[str | None, Opt(help="Require this key (else 401).", envvar="BATCHRUN_SIM_KEY")] = None,
     strict_models: Annotated[bool, Opt("--strict-models", help="404 for unknown models.")] = False,
     context_window: Annotated[int | None, Opt(help="Reject longer prompts with context_length_exceeded.")] = None,
@@ -30,28 +43,26 @@ def mock_server(
     from batchrun.errors import ConfigError
     from batchrun.sim.server import SimConfig, Simulator
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         raise ConfigError(f"--host {host!r}: the simulator serves on loopback only")
-    if window not in ("bucket", "minute"):
-        raise ConfigError(f"--window {window!r}: expected bucket or minute")
-    if not 0.0 <= error_rate <= 1.0:
-        raise ConfigError(f"--error-rate {error_rate}: expected a share from 0 to 1")
+    # Simulator checks every value and raises ConfigError naming the flag.
     sim = Simulator(SimConfig(
         latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate, rpm=rpm, tpm=tpm,
-        headers=not no_headers, window=window, api_key=api_key, strict_models=strict_models,
-        context_window=context_window, seed=seed,
+        headers=not no_headers, window=window, window_s=window_s, burst_s=burst_s,
+        retry_after=retry_after, queue_over=queue_over, keepalive_s=keepalive_s, quota=quota,
+        api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,
     ))
-
-    async def serve() -> None:
-        url = await sim.start(host, port)
-        typer.echo(f"batchrun simulator serving {url} (Ctrl-C to stop)", err=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await sim.stop()
-
     try:
-        asyncio.run(serve())
+        asyncio.run(_serve(sim, host, port))
     except KeyboardInterrupt:
         pass
 
+
+async def _serve(sim: Simulator, host: str, port: int) -> None:
+    """Serve until cancelled (Ctrl-C)."""
+    url = await sim.start(host, port)
+    typer.echo(f"batchrun simulator serving {url} (Ctrl-C to stop)", err=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()

@@ -1,150 +1,70 @@
-"""An OpenAI-compatible mock server on loopback: latency, errors, rate limits, usage.
+"""An OpenAI-compatible mock server on loopback, enforcing limits the way providers do.
 
-Usage numbers are deterministic (a word-and-character count, deliberately not batchrun's own
-estimator, so estimate / actual is a real measurement). Rate limits are token buckets refilling
-continuously (or, with window="minute", counters reset each calendar minute) and answer with
-OpenAI's `x-ratelimit-*` headers and a 429 carrying `retry-after` / `retry-after-ms`; both can be
-switched off to play a gateway that says nothing.
+The parts: `config` (SimConfig), `limits` (per-model requests and tokens limits in a bucket,
+fixed windows or calendar minutes), `answers` (what it says), `faults` (what goes wrong on
+purpose) and `stats` (what it saw). This module serves them over HTTP: the x-ratelimit-*
+headers and a 429's retry-after can each be switched off to play a gateway that says less; an
+account can run out of quota; and past `queue_over` answers at once a request is held on a
+DeepSeek-style keep-alive stream instead of refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import math
 import random
-import re
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
 
-DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small")
+from batchrun.sim.answers import Ask, PromptCache, completion_body, error_body, read_ask, sim_tokens
+from batchrun.sim.config import DEFAULT_MODELS, SimConfig, check_config
+from batchrun.sim.faults import Outcome, fault_outcome, injected_429_headers, pick_fault, quota_body
+from batchrun.sim.limits import ModelLimits, Shape, retry_after_headers
+from batchrun.sim.stats import SimStats
 
-_WORD = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
+__all__ = ["DEFAULT_MODELS", "SimConfig", "SimStats", "Simulator", "sim_tokens"]
 
-LABELS = ("positive", "negative", "neutral", "billing", "shipping", "technical")
-
-
-@dataclass
-class SimConfig:
-    """How the simulator behaves."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    error_rate: float = 0.0
-    error_kinds: tuple[str, ...] = ("500", "429", "reset", "bad_body")
-    fail_first: int = 0  # every distinct prompt fails its first N attempts
-    fail_kinds: tuple[str, ...] = ("429", "500", "reset", "bad_body")
-    hang_s: float = 30.0  # how long a "timeout" failure keeps the client waiting
-    rpm: int | None = None
-    tpm: int | None = None
-    headers: bool = True
-    window: str = "bucket"  # or "minute": counts reset at each calendar minute
-    api_key: str | None = None  # when set, any other key gets 401
-    models: tuple[str, ...] = DEFAULT_MODELS
-    strict_models: bool = False  # unknown model -> 404
-    context_window: int | None = None
-    context_windows: dict[str, int] = field(default_factory=dict)  # per model, over the global one
-    failing_models: tuple[str, ...] = ()  # these always answer 503
-    seed: int = 0
+JSON = "application/json"
 
 
-def sim_tokens(text: str) -> int:
-    """The simulator's token count of a text: about one per short word or symbol."""
-    n = 0
-    for w in _WORD.findall(text):
-        n += max(1, math.ceil(len(w) / 6)) if w.isascii() else len(w)
-    return n
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body, content_type=JSON, headers=headers)
 
 
-def _messages_text(messages: Any) -> list[tuple[str, str]]:
-    out = []
-    for m in messages if isinstance(messages, list) else []:
-        if not isinstance(m, dict):
-            continue
-        c = m.get("content")
-        if isinstance(c, list):
-            c = " ".join(p.get("text", "") for p in c if isinstance(p, dict))
-        out.append((str(m.get("role")), c if isinstance(c, str) else ""))
-    return out
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json(status, error_body(status, code, message), headers)
 
 
-@dataclass
-class _Limit:
-    limit: int
-    level: float
-    stamp: float
-    window_start: float = 0.0
-
-    def refill(self, now: float, window: str) -> None:
-        if window == "minute":
-            minute = now - (now % 60)
-            if minute != self.window_start:
-                self.window_start, self.level = minute, float(self.limit)
-        else:
-            self.level = min(self.limit, self.level + (now - self.stamp) * self.limit / 60.0)
-        self.stamp = now
-
-    def reset_s(self, now: float, window: str) -> float:
-        if window == "minute":
-            return 60 - (now % 60)
-        return (self.limit - self.level) * 60.0 / self.limit
-
-    def wait_s(self, amount: float, now: float, window: str) -> float:
-        if window == "minute":
-            return 60 - (now % 60)
-        return max(0.0, (amount - self.level) * 60.0 / self.limit)
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 1:
-        return f"{max(0, int(seconds * 1000))}ms"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:.3f}s" if m else f"{s:.3f}s"
-
-
-@dataclass
-class SimStats:
-    """What the simulator saw, for tests and benchmarks."""
-
-    requests: int = 0
-    ok: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    by_prompt: Counter[str] = field(default_factory=Counter)
-    ok_by_prompt: Counter[str] = field(default_factory=Counter)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ok_times: list[float] = field(default_factory=list)
-    ok_charged: list[int] = field(default_factory=list)  # tokens counted against tpm, per answer
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for GET /_sim/stats."""
-        return {
-            "requests": self.requests,
-            "ok": self.ok,
-            "statuses": {str(k): v for k, v in self.statuses.items()},
-            "by_prompt": dict(self.by_prompt),
-            "ok_by_prompt": dict(self.ok_by_prompt),
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "ok_times": self.ok_times,
-            "ok_charged": self.ok_charged,
-        }
+async def _write(resp: web.StreamResponse, data: bytes) -> bool:
+    """Write to a held stream; False when the client has gone."""
+    try:
+        await resp.write(data)
+    except ConnectionResetError:  # aiohttp's ClientConnectionResetError: closing transport
+        return False
+    return True
 
 
 class Simulator:
-    """The mock server's state and handlers."""
+    """The mock server's state and handlers. `clock` is the wall clock the limits read."""
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, clock: Callable[[], float] = time.time) -> None:
         self.config = config or SimConfig()
+        check_config(self.config)
         self.stats = SimStats()
         self.rng = random.Random(self.config.seed)
-        self._limits: dict[str, tuple[_Limit | None, _Limit | None]] = {}
-        self._seen_system: set[str] = set()
+        self._clock = clock
+        self._origin = clock()
+        self._limits: dict[str, ModelLimits] = {}
+        self._cache = PromptCache()
+        q = self.config.queue_over
+        self._slots = asyncio.Semaphore(q) if q else None  # answering places, with the keep-alive queue
+        self._busy = 0  # requests in their latency now
+        self._open = 0  # chat handlers running now
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._billed_total = 0  # the account's, for the quota: /_sim/reset does not refund it
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -160,6 +80,8 @@ class Simulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on loopback; returns the base URL (ending in /v1)."""
+        self._origin = self._clock()  # fixed windows count from here
+        self._limits.clear()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -174,9 +96,13 @@ class Simulator:
             await self._runner.cleanup()
             self._runner = None
 
+    async def idle(self) -> None:
+        """Wait until no chat request is being handled (held, answered or written)."""
+        await self._idle.wait()
+
     async def get_stats(self, request: web.Request) -> web.Response:
         """GET /_sim/stats."""
-        return web.Response(body=orjson.dumps(self.stats.to_dict()), content_type="application/json")
+        return _json(200, orjson.dumps(self.stats.to_dict()))
 
     async def reset_stats(self, request: web.Request) -> web.Response:
         """POST /_sim/reset: zero the counters (between benchmark phases)."""
@@ -193,152 +119,162 @@ class Simulator:
             return _error(401, "invalid_api_key", "Incorrect API key provided.")
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "batchrun-sim"}
                 for m in self.config.models]
-        return web.Response(body=orjson.dumps({"object": "list", "data": data}),
-                            content_type="application/json")
-
-    def _limit_pair(self, model: str, now: float) -> tuple[_Limit | None, _Limit | None]:
-        pair = self._limits.get(model)
-        if pair is None:
-            c = self.config
-            pair = (
-                _Limit(c.rpm, float(c.rpm), now, now - now % 60) if c.rpm else None,
-                _Limit(c.tpm, float(c.tpm), now, now - now % 60) if c.tpm else None,
-            )
-            self._limits[model] = pair
-        return pair
+        return _json(200, orjson.dumps({"object": "list", "data": data}))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         """POST /chat/completions."""
-        c = self.config
-        st = self.stats
-        st.requests += 1
-        raw = await request.read()
+        self._open += 1
+        self._idle.clear()
         try:
-            body = orjson.loads(raw)
+            return await self._chat(request)
+        finally:
+            self._open -= 1
+            if self._open == 0:
+                self._idle.set()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        c, st = self.config, self.stats
+        st.received(time.monotonic())
+        try:
+            body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return self._count(_error(400, "invalid_json", "We could not parse the JSON body."))
+            body = None
+        if not isinstance(body, dict):
+            return self._send(_error(400, "invalid_json", "We could not parse the JSON body."))
         if self._unauthorized(request):
-            return self._count(_error(401, "invalid_api_key", "Incorrect API key provided."))
-        msgs = _messages_text(body.get("messages"))
-        prompt = msgs[-1][1] if msgs else ""
-        st.by_prompt[prompt] += 1
-        model = str(body.get("model") or "")
-        if c.strict_models and model not in c.models:
-            return self._count(_error(404, "model_not_found",
-                                      f"The model `{model}` does not exist or you do not have access to it."))
-        prompt_tokens = 3 + sum(4 + sim_tokens(text) for _, text in msgs)
-        window = c.context_windows.get(model, c.context_window)
-        if window and prompt_tokens > window:
-            return self._count(_error(400, "context_length_exceeded",
-                                      f"This model's maximum context length is {window} tokens."))
-        if model in c.failing_models:
-            return self._count(_error(503, "overloaded", "The model is overloaded."))
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-        digest = hashlib.blake2b(prompt.encode(), digest_size=8).digest()
-        completion = 8 + digest[0] % 40
-        if isinstance(max_tokens, int) and max_tokens > 0:
-            completion = min(completion, max_tokens)
-
-        kind = None
-        if c.fail_first and st.by_prompt[prompt] <= c.fail_first:
-            kind = c.fail_kinds[(st.by_prompt[prompt] - 1) % len(c.fail_kinds)]
-        elif c.error_rate and self.rng.random() < c.error_rate:
-            kind = self.rng.choice(c.error_kinds)
-
-        headers: dict[str, str] = {"x-request-id": "req_" + digest.hex() + f"{st.requests:x}"}
-        now = time.time()
-        rl, tl = self._limit_pair(model, now)
-        cost = prompt_tokens + (max_tokens if isinstance(max_tokens, int) else completion)
-        if rl or tl:
-            for lim in (rl, tl):
-                if lim:
-                    lim.refill(now, c.window)
-            wait = 0.0
-            if rl and rl.level < 1:
-                wait = max(wait, rl.wait_s(1, now, c.window))
-            if tl and tl.level < min(cost, tl.limit):
-                wait = max(wait, tl.wait_s(min(cost, tl.limit), now, c.window))
-            if wait > 0:
-                if c.headers:
-                    headers["retry-after"] = str(max(1, math.ceil(wait)))
-                    headers["retry-after-ms"] = str(int(wait * 1000))
-                    self._rate_headers(headers, rl, tl, now)
-                return self._count(_error(429, "rate_limit_exceeded",
-                                          "Rate limit reached. Please try again later.", headers))
-            if rl:
-                rl.level -= 1
-            if tl:
-                tl.level -= cost
-            if c.headers:
-                self._rate_headers(headers, rl, tl, now)
-
+            return self._send(_error(401, "invalid_api_key", "Incorrect API key provided."))
+        ask = read_ask(body)
+        st.by_prompt[ask.prompt] += 1
+        refused = self._refusal(ask)
+        if refused is not None:
+            return self._send(refused)
+        headers = {"x-request-id": "req_" + ask.digest.hex() + f"{st.requests:x}"}
+        now = self._clock()
+        limits = self._limits_of(ask.model, now)
+        wait = limits.admit(ask.charge, now) if limits is not None else 0.0
+        if c.headers and limits is not None:
+            headers.update(limits.headers(now))
+        if wait > 0.0:
+            headers.update(retry_after_headers(wait, c.retry_after))
+            return self._send(_error(429, "rate_limit_exceeded", "Rate limit reached. Please try again later.",
+                                     headers))
+        st.admit(time.monotonic(), ask.charge)
+        kind = pick_fault(c, st.by_prompt[ask.prompt], self.rng)
         if kind == "429":
-            headers["retry-after-ms"] = "10"
-            return self._count(_error(429, "rate_limit_exceeded", "Injected rate limit.", headers))
-        delay = c.latency_ms + (self.rng.uniform(-c.jitter_ms, c.jitter_ms) if c.jitter_ms else 0)
-        if kind == "timeout":
-            delay = c.hang_s * 1000
-        if delay > 0:
-            await asyncio.sleep(delay / 1000)
-        if kind == "500":
-            return self._count(_error(500, "server_error", "Injected server error.", headers))
-        if kind == "reset":
+            headers.update(injected_429_headers(c.retry_after))
+            return self._send(_error(429, "rate_limit_exceeded", "Injected rate limit.", headers))
+        if self._slots is not None and self._slots.locked():
+            return await self._queued(request, ask, kind, headers)
+        if self._slots is not None:
+            await self._slots.acquire()  # a place is free (checked just above): no wait
+        return self._respond(request, await self._answer(ask, kind), headers)
+
+    def _refusal(self, ask: Ask) -> web.Response | None:
+        """The error answering this request before any limit is counted, if it gets one."""
+        c = self.config
+        if c.strict_models and ask.model not in c.models:
+            return _error(404, "model_not_found",
+                          f"The model `{ask.model}` does not exist or you do not have access to it.")
+        window = c.context_windows.get(ask.model, c.context_window)
+        if window and ask.prompt_tokens > window:
+            return _error(400, "context_length_exceeded", f"This model's maximum context length is {window} tokens.")
+        if ask.model in c.failing_models:
+            return _error(503, "overloaded", "The model is overloaded.")
+        if c.quota is not None and self._billed_total >= c.quota:
+            # Out of credit is a 429 too, but waiting does not help: no retry-after.
+            return _json(429, quota_body())
+        return None
+
+    def _limits_of(self, model: str, now: float) -> ModelLimits | None:
+        c = self.config
+        if not (c.rpm or c.tpm):
+            return None
+        limits = self._limits.get(model)
+        if limits is None:
+            shape = Shape(c.window, c.burst_s, c.window_s, self._origin)
+            limits = self._limits[model] = ModelLimits(c.rpm, c.tpm, shape, now)
+        return limits
+
+    async def _answer(self, ask: Ask, kind: str | None) -> Outcome:
+        """Take the latency in an answering place already held (and free it), then make the answer."""
+        c = self.config
+        self._busy += 1
+        self.stats.concurrent_max = max(self.stats.concurrent_max, self._busy)
+        try:
+            delay = c.latency_ms + (self.rng.uniform(-c.jitter_ms, c.jitter_ms) if c.jitter_ms else 0.0)
+            if kind == "timeout":
+                delay = c.hang_s * 1000
+            if delay > 0:
+                await asyncio.sleep(delay / 1000)
+        finally:
+            self._busy -= 1
+            if self._slots is not None:
+                self._slots.release()
+        fault = fault_outcome(kind) if kind else None
+        if fault is not None:
+            return fault
+        cached = self._cache.cached_tokens(ask)
+        self.stats.bill(ask.prompt, ask.prompt_tokens, ask.completion_tokens, ask.charge, time.monotonic())
+        self._billed_total += 1
+        return Outcome(200, completion_body(ask, cached, int(self._clock())), billed=True)
+
+    def _respond(self, request: web.Request, outcome: Outcome, headers: dict[str, str]) -> web.Response:
+        if outcome.reset:
             if request.transport is not None:
                 request.transport.close()
-            st.statuses[0] += 1
+            self.stats.answered(0)
             return web.Response(status=500)
-        if kind == "bad_body":
-            st.statuses[200] += 1
-            return web.Response(body=b'{"id": "chatcmpl-x", "choi', content_type="application/json",
-                                headers=headers)
+        return self._send(_json(outcome.status, outcome.body, headers))
 
-        cached = 0
-        system = next((t for r, t in msgs if r == "system"), None)
-        if system is not None:
-            if system in self._seen_system and prompt_tokens >= 1024:
-                cached = (sim_tokens(system) // 128) * 128
-            self._seen_system.add(system)
-        label = LABELS[digest[1] % len(LABELS)]
-        resp = {
-            "id": "chatcmpl-" + digest.hex(),
-            "object": "chat.completion",
-            "created": int(now),
-            "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": label}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-                      "total_tokens": prompt_tokens + completion,
-                      "prompt_tokens_details": {"cached_tokens": cached}},
-        }
-        st.ok += 1
-        st.ok_by_prompt[prompt] += 1
-        st.prompt_tokens += prompt_tokens
-        st.completion_tokens += completion
-        if len(st.ok_times) < 1_000_000:  # bounded: benchmarks read rates off these
-            st.ok_times.append(time.monotonic())
-            st.ok_charged.append(cost)
-        return self._count(web.Response(body=orjson.dumps(resp), content_type="application/json",
-                                        headers=headers))
-
-    def _count(self, resp: web.Response) -> web.Response:
-        self.stats.statuses[resp.status] += 1
+    def _send(self, resp: web.Response) -> web.Response:
+        self.stats.answered(resp.status)
         return resp
 
-    def _rate_headers(self, h: dict[str, str], rl: _Limit | None, tl: _Limit | None, now: float) -> None:
-        w = self.config.window
-        if rl:
-            h["x-ratelimit-limit-requests"] = str(rl.limit)
-            h["x-ratelimit-remaining-requests"] = str(max(0, int(rl.level)))
-            h["x-ratelimit-reset-requests"] = _fmt(rl.reset_s(now, w))
-        if tl:
-            h["x-ratelimit-limit-tokens"] = str(tl.limit)
-            h["x-ratelimit-remaining-tokens"] = str(max(0, int(tl.level)))
-            h["x-ratelimit-reset-tokens"] = _fmt(tl.reset_s(now, w))
+    async def _queued(self, request: web.Request, ask: Ask, kind: str | None,
+                      headers: dict[str, str]) -> web.StreamResponse:
+        """DeepSeek's way when busy (https://api-docs.deepseek.com/quick_start/rate_limit): 200 and
+        the headers at once, an empty line every keepalive_s until a place is free, then the body.
+        A failure found after that can only show in the body: the status has gone."""
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_type = JSON
+        self.stats.answered(200)
+        try:
+            await resp.prepare(request)
+            here = True
+        except ConnectionResetError:
+            here = False
+        here = await self._hold(resp, here)
+        outcome = await self._answer(ask, kind)
+        if outcome.reset:
+            if request.transport is not None:
+                request.transport.close()
+            here = False
+        elif here:
+            here = await _write(resp, outcome.body)
+        if here:
+            try:
+                await resp.write_eof()
+            except ConnectionResetError:
+                here = False
+        if outcome.billed and not here:
+            self.stats.billed_unsent += 1
+        return resp
 
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
-                      "code": code}}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
-                        headers=headers)
-
+    async def _hold(self, resp: web.StreamResponse, here: bool) -> bool:
+        """Wait for an answering place, writing b"\\n" every keepalive_s while the client is there
+        (`here`); returns whether it still is. The place is held when this returns."""
+        assert self._slots is not None
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        try:
+            while True:
+                done, _ = await asyncio.wait({acquire}, timeout=self.config.keepalive_s)
+                if done:
+                    acquire.result()
+                    return here
+                if here:
+                    here = await _write(resp, b"\n")
+        except BaseException:
+            if acquire.done() and not acquire.cancelled():
+                self._slots.release()  # it came as we were cancelled: give it back
+            acquire.cancel()
+            raise

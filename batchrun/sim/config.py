@@ -1,0 +1,65 @@
+"""How the simulator behaves: one frozen SimConfig, and the check that its values make sense."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batchrun.errors import ConfigError
+
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small")
+WINDOWS = ("bucket", "fixed", "minute")
+RETRY_AFTER_MODES = ("both", "seconds", "ms", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """How the simulator behaves."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    error_kinds: tuple[str, ...] = ("500", "429", "reset", "bad_body")
+    fail_first: int = 0  # every distinct prompt fails its first N attempts
+    fail_kinds: tuple[str, ...] = ("429", "500", "reset", "bad_body")
+    hang_s: float = 30.0  # how long a "timeout" failure keeps the client waiting
+    rpm: int | None = None
+    tpm: int | None = None
+    headers: bool = True  # the x-ratelimit-* headers on every answer (retry-after is separate)
+    # bucket: OpenAI's per-second quantization; fixed: Azure's windows of window_s seconds from
+    # the server's start; minute: a gateway's calendar minute (LiteLLM's counters).
+    window: str = "bucket"
+    window_s: float = 10.0  # length of a "fixed" window
+    burst_s: float = 1.0  # a "bucket" holds this many seconds of the limit
+    retry_after: str = "both"  # on a 429: both, seconds (retry-after), ms (retry-after-ms), none
+    queue_over: int | None = None  # DeepSeek: past this many answered at once, hold with keep-alives
+    keepalive_s: float = 0.5  # how often a held request gets an empty line
+    quota: int | None = None  # after this many billed answers, 429 insufficient_quota
+    api_key: str | None = None  # when set, any other key gets 401
+    models: tuple[str, ...] = DEFAULT_MODELS
+    strict_models: bool = False  # unknown model -> 404
+    context_window: int | None = None
+    context_windows: dict[str, int] = field(default_factory=dict)  # per model, over the global one
+    failing_models: tuple[str, ...] = ()  # these always answer 503
+    seed: int = 0
+
+
+def check_config(c: SimConfig) -> None:
+    """Raise ConfigError, one sentence naming the mock-server flag, for a value that makes no sense."""
+    if c.window not in WINDOWS:
+        raise ConfigError(f"--window {c.window!r}: expected bucket, fixed or minute")
+    if c.retry_after not in RETRY_AFTER_MODES:
+        raise ConfigError(f"--retry-after {c.retry_after!r}: expected both, seconds, ms or none")
+    if not 0.0 <= c.error_rate <= 1.0:
+        raise ConfigError(f"--error-rate {c.error_rate}: expected a share from 0 to 1")
+    positive = {"--window-s": c.window_s, "--burst-s": c.burst_s, "--keepalive-s": c.keepalive_s}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{flag} {value}: expected a number of seconds above 0")
+    counts = {"--rpm": c.rpm, "--tpm": c.tpm, "--queue-over": c.queue_over}
+    for flag, count in counts.items():
+        if count is not None and count < 1:
+            raise ConfigError(f"{flag} {count}: expected a whole number of at least 1")
+    if c.quota is not None and c.quota < 0:
+        raise ConfigError(f"--quota {c.quota}: expected a number of answers, 0 or more")
+    if c.latency_ms < 0 or c.jitter_ms < 0:
+        raise ConfigError("--latency-ms and --jitter-ms: expected milliseconds, 0 or more")
