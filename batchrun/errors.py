@@ -7,6 +7,8 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
     ├── JobError                  resume refused, job locked (exit 2)
     ├── BudgetReached             the next request would cross --max-cost: the job stops (exit 3)
     ├── WaitTooLong               a 429 asks to wait longer than --max-wait: the job stops (exit 75)
+    ├── ProviderDown              every recent attempt failed, no fallback left: the job stops (exit 75)
+    ├── WriteFailed               the output or checkpoint cannot be written: the job stops (exit 74)
     ├── NotSent                   a clean stop came while a record still waited for its first send
     └── RequestError              one HTTP exchange failed; code, status, body
         ├── RetryableError        worth another attempt
@@ -53,11 +55,13 @@ class StopReason(StrEnum):
 
     INTERRUPTED = "interrupted"
     TERMINATED = "terminated"
-    HANGUP = "hangup"
+    HANGUP = "hangup"  # the terminal went away (an ssh session closed)
     BUDGET = "budget"
     AUTH = "auth"
     QUOTA = "quota"  # the account is out of credit
     WAIT = "wait"  # the server asked to wait longer than --max-wait
+    UNAVAILABLE = "unavailable"  # the provider does not answer: connection errors, timeouts, 5xx
+    WRITE_FAILED = "write_failed"  # the output or checkpoint could not be written
 
     @property
     def exit_code(self) -> ExitCode:
@@ -73,6 +77,8 @@ _EXIT_BY_STOP = {
     StopReason.AUTH: ExitCode.STOPPED,
     StopReason.QUOTA: ExitCode.STOPPED,
     StopReason.WAIT: ExitCode.TRY_LATER,
+    StopReason.UNAVAILABLE: ExitCode.TRY_LATER,
+    StopReason.WRITE_FAILED: ExitCode.CANT_WRITE,
 }
 
 
@@ -130,6 +136,19 @@ class WaitTooLong(BatchrunError):
     """The server asks to wait longer than --max-wait: the job stops, to be run again later."""
 
     exit_code = ExitCode.TRY_LATER
+
+
+class ProviderDown(BatchrunError):
+    """Every recent attempt at the provider failed (connection, timeout, 5xx) and no fallback is
+    left: the job stops, to be run again later."""
+
+    exit_code = ExitCode.TRY_LATER
+
+
+class WriteFailed(BatchrunError):
+    """The output, checkpoint or log could not be written (disk full, permissions)."""
+
+    exit_code = ExitCode.CANT_WRITE
 
 
 class NotSent(BatchrunError):

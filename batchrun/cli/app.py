@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -36,9 +37,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-def _early_sigterm(signum: int, frame: Any) -> None:
-    typer.echo("batchrun: terminated before any request was sent", err=True)
-    raise SystemExit(ExitCode.TERMINATED)
+def _early_signal(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGHUP before the job's own handlers are in place: nothing was sent yet."""
+    hangup = signum == signal.SIGHUP
+    typer.echo(f"batchrun: {'hung up' if hangup else 'terminated'} before any request was sent", err=True)
+    raise SystemExit(ExitCode.HANGUP if hangup else ExitCode.TERMINATED)
 
 
 def _show(data: Any, as_json: bool, render: Callable[[Any], list[Any]]) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from batchrun.cli.app import _early_sigterm, app
+from batchrun.cli.app import _early_signal, app
 from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
@@ -72,23 +72,26 @@ def process(
     ] = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
+    _process(dict(locals()))
+
+
+def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
     from batchrun.run.job import run_job
     from batchrun.show.console import Display, DisplayMode
 
-    flags = dict(locals())
     config_path = flags.pop("config")
-    flags["fallback_model"] = tuple(fallback_model or ())
+    flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
-    # Until the pipeline installs its own handlers (a clean drain), SIGTERM ends us quietly:
-    # nothing has been sent yet.
-    signal.signal(signal.SIGTERM, _early_sigterm)
+    # Until the pipeline installs its own handlers (a clean drain), SIGTERM or SIGHUP end us
+    # quietly: nothing has been sent yet.
+    signal.signal(signal.SIGTERM, _early_signal)
+    signal.signal(signal.SIGHUP, _early_signal)
     try:
         outcome = asyncio.run(run_job(cfg, display))
     finally:
         display.close()
     raise typer.Exit(run_exit_code(outcome.stopped, outcome.all_ok))
-

@@ -153,11 +153,11 @@ class RateController:
                 self.tokens.level += reserved - charged
             if est:
                 self.token_scale += SCALE_WEIGHT * (charged / est - self.token_scale)
-            if self.slow_start:
-                self.window = min(float(self.ceiling), self.window + 1.0)
-                self.slow_start = self.window < self.ceiling
-            if self.requests is not None and self.fixed_rpm is None:
-                self.pace.grow(self.requests, self.limit_rpm, now)
+        if self.requests is not None and self.fixed_rpm is None:  # a 5xx is no sign of the rate either
+            self.pace.grow(self.requests, self.limit_rpm, now)
+        if self.slow_start:  # any answer but a 429 says the server is not refusing the rate
+            self.window = min(float(self.ceiling), self.window + 1.0)
+            self.slow_start = self.window < self.ceiling
         if info is not None:
             self._learn(info, permit, now)
 
@@ -183,7 +183,9 @@ class RateController:
         # One cut per congestion event, as TCP makes one per window: a 429 for a request sent
         # before the last cut was sent at the old rate, and 429s with no answer between them
         # only wait longer.
-        if self.pace.new_event(permit.at) and self.shape is not Shape.WINDOW and self.fixed_rpm is None:
+        knows_a_rate = self.requests is not None or self.pace.answered_lately(now)
+        if self.pace.new_event(permit.at) and self.shape is not Shape.WINDOW and self.fixed_rpm is None \
+                and knows_a_rate:  # no answer yet: no rate to cut from, only the pause
             if info is not None:
                 self._shared_until = now + SHARED_HOLD_S
             if self.requests is None:

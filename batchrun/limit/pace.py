@@ -44,6 +44,10 @@ class Pace:
         while answers[0] < now - 1.0:
             answers.popleft()
 
+    def answered_lately(self, now: float) -> bool:
+        """Whether any answer came in the last second."""
+        return bool(self._answers) and self._answers[-1] >= now - 1.0
+
     def new_event(self, sent_at: float) -> bool:
         """Whether a 429 for a request sent at `sent_at` is a new congestion event: one cut per
         event, as TCP makes one per window. A request sent before the last cut was sent at the

@@ -124,11 +124,12 @@ def _progress(
 
 @contextlib.contextmanager
 def _signals(pipe: Pipeline, display: Display, drain_timeout: float) -> Any:
-    """SIGINT and SIGTERM drain the pipeline; a second one stops it at once."""
+    """SIGINT, SIGTERM and SIGHUP (an ssh session closing) drain the pipeline; a second signal
+    stops it at once."""
     loop = asyncio.get_running_loop()
 
     def on_signal(reason: StopReason) -> None:
-        if pipe.stopped in (StopReason.INTERRUPTED, StopReason.TERMINATED):
+        if pipe.stopped in (StopReason.INTERRUPTED, StopReason.TERMINATED, StopReason.HANGUP):
             display.notice("second signal: stopping now without waiting for in-flight requests")
             pipe.stop_now()
             return
@@ -138,11 +139,12 @@ def _signals(pipe: Pipeline, display: Display, drain_timeout: float) -> Any:
 
     loop.add_signal_handler(signal.SIGINT, on_signal, StopReason.INTERRUPTED)
     loop.add_signal_handler(signal.SIGTERM, on_signal, StopReason.TERMINATED)
+    loop.add_signal_handler(signal.SIGHUP, on_signal, StopReason.HANGUP)
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchrun.errors import AuthError, BudgetReached, NotSent, QuotaExhausted, StopReason, WaitTooLong
+from batchrun.errors import (
+    AuthError,
+    BudgetReached,
+    NotSent,
+    ProviderDown,
+    QuotaExhausted,
+    StopReason,
+    WaitTooLong,
+)
 from batchrun.input.shapes import LineParser
 from batchrun.records import Record, Result
 from batchrun.send.sender import Sender
@@ -32,7 +40,7 @@ CHECKPOINT_EVERY_S = 2.0
 # What stops the whole job rather than failing one record.
 _STOPS: dict[type[Exception], StopReason] = {
     AuthError: StopReason.AUTH, QuotaExhausted: StopReason.QUOTA,
-    BudgetReached: StopReason.BUDGET, WaitTooLong: StopReason.WAIT,
+    BudgetReached: StopReason.BUDGET, WaitTooLong: StopReason.WAIT, ProviderDown: StopReason.UNAVAILABLE,
 }
 
 
@@ -225,7 +233,7 @@ class Pipeline:
             self.in_flight += 1
             try:
                 result = await send(rec)
-            except (AuthError, QuotaExhausted, BudgetReached, WaitTooLong) as e:
+            except (AuthError, QuotaExhausted, BudgetReached, WaitTooLong, ProviderDown) as e:
                 self.stop(_STOPS[type(e)], e.message)  # the record is sent again by the next run
                 return
             except NotSent:  # stopped while waiting on the limiter: the next run sends it

@@ -8,6 +8,7 @@ each exchange.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -18,13 +19,17 @@ from batchrun.account.pricing import PriceBook
 from batchrun.errors import (
     AuthError,
     BudgetReached,
+    ConnectionLost,
     ContextTooLong,
     ModelNotFound,
     NotSent,
+    ProviderDown,
     QuotaExhausted,
     RateLimited,
     RequestError,
     RetryableError,
+    ServerError,
+    Timeout,
     WaitTooLong,
 )
 from batchrun.input.endpoints import ENDPOINTS
@@ -33,6 +38,7 @@ from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiter, Limiters
 from batchrun.records import Fallback, Record, Result, Usage
+from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
 from batchrun.send.retry import RetryPolicy, next_delay
 
@@ -70,6 +76,7 @@ class Sender:
         self.fallback_models = tuple(fallback_models)
         self.rng = rng or random.Random()
         self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
+        self.breaker = Breaker()
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
 
@@ -91,7 +98,9 @@ class Sender:
         window = self.prices.context_window(rec.model)
         fits = window is None or rec.est_input_tokens <= window
         if fits and not self.fallback_models and self.budget.cap_usd is None:
-            return (await self._attempts(rec, rec.model, _Tally()))[0]  # the common, fast path
+            only, err = await self._attempts(rec, rec.model, _Tally())  # the common, fast path
+            self._check_down(rec.model, err)
+            return only
         chain = [rec.model, *(m for m in self.fallback_models if m != rec.model)]
         tally = _Tally()
         result: Result | None = None
@@ -114,11 +123,20 @@ class Sender:
                 spent = result.cost_usd
             finally:
                 self.budget.settle(reserve, spent)
+            if last:
+                self._check_down(model, err)
             if err is None or last or not isinstance(err, ModelNotFound | ContextTooLong | RetryableError):
                 return result
             tally.fallbacks.append(Fallback(model, err.code))
         assert result is not None
         return result
+
+    def _check_down(self, model: str, err: RequestError | None) -> None:
+        """A record whose attempts all failed while its provider is down is not a failed record:
+        the job stops and the next run sends it."""
+        if isinstance(err, _DOWN_SIGNS) and self.breaker.down(model):
+            raise ProviderDown(f"{model} at {self.client.base_url} does not answer ({err.message}); "
+                               "run the same command again later to resume")
 
     async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
         """Attempts on one model until an answer, a fatal error or --max-attempts failures. A 429
@@ -143,7 +161,15 @@ class Sender:
                 if isinstance(outcome, RetryableError) and failures >= self.policy.max_attempts:
                     msg = f"gave up after {failures} failed attempts: {msg}"
                 return self._failure(rec, model, tally, outcome, outcome.code, msg), outcome
-            await asyncio.sleep(delay)
+            await self._backoff(delay)
+
+    async def _backoff(self, seconds: float) -> None:
+        """Wait before the next attempt; a clean stop lets go of the record (no attempt of it is
+        on the wire, and the next run sends it)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        if self.stopping.is_set():
+            raise NotSent("stopped while waiting to retry")
 
     async def _attempt(
         self, rec: Record, model: str, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: _Tally
@@ -168,12 +194,17 @@ class Sender:
             return e
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
+            if isinstance(e, _DOWN_SIGNS):
+                self.breaker.failed(model)
+            else:
+                self.breaker.answered(model)
             if isinstance(e, AuthError | QuotaExhausted):
                 raise
             return e
         except BaseException:
             limiter.answered(permit, None, None)
             raise
+        self.breaker.answered(model)
         usage = endpoint.usage(ans.body)
         # what the provider counts against tokens-per-minute: prompt plus max_tokens when the
         # request caps its output (OpenAI reserves it), else the output it produced
@@ -211,6 +242,10 @@ class _Tally:
     rate_limited: int = 0
     fallbacks: list[Fallback] = field(default_factory=list)
     started_at: float | None = None
+
+
+# What a provider that is down answers; a 4xx or a bad body is an answer.
+_DOWN_SIGNS = (ServerError, ConnectionLost, Timeout)
 
 
 def _headers(e: RequestError) -> Any:
