@@ -17,7 +17,7 @@ from batchrun.sim.server import SimConfig, Simulator
 class SimThread:
     """A Simulator serving from a background thread's event loop."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, port: int = 0) -> None:
         self.sim = Simulator(config)
         self.loop = asyncio.new_event_loop()
         self.url = ""
@@ -25,7 +25,7 @@ class SimThread:
 
         def run() -> None:
             asyncio.set_event_loop(self.loop)
-            self.url = self.loop.run_until_complete(self.sim.start())
+            self.url = self.loop.run_until_complete(self.sim.start("127.0.0.1", port))
             ready.set()
             self.loop.run_forever()
 
@@ -38,6 +38,8 @@ class SimThread:
         return self.sim.stats
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return
         asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -49,8 +51,8 @@ def sim_factory() -> Iterator[Any]:
     """Start simulators with a given SimConfig; all are stopped after the test."""
     started: list[SimThread] = []
 
-    def make(**kw: Any) -> SimThread:
-        s = SimThread(SimConfig(**kw))
+    def make(port: int = 0, **kw: Any) -> SimThread:
+        s = SimThread(SimConfig(**kw), port)
         started.append(s)
         return s
 

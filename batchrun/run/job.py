@@ -205,9 +205,12 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
     elif pipe.stopped == StopReason.QUOTA:
         display.warn(f"the account is out of quota ({pipe.stop_message}); no record was marked failed for it: "
                      "add credit and rerun the same command to resume")
-    elif pipe.stopped == StopReason.WAIT:
+    elif pipe.stopped in (StopReason.WAIT, StopReason.UNAVAILABLE):
         display.warn(f"{pipe.stop_message}: stopped, no record was marked failed for it; "
                      "run the same command again later to resume")
+    elif pipe.stopped == StopReason.WRITE_FAILED:
+        display.warn(f"{pipe.stop_message}: stopped, nothing was lost; free space or fix the permissions, "
+                     "then run the same command again to resume")
     elif pipe.stopped == StopReason.BUDGET:
         display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
                      "raise --max-cost and rerun the same command to go on")

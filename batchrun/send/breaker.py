@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Down: at least this many failures in a row, and no answer for at least this long.
+# Down: at least this many failures in a row and, if it ever answered, none for this long.
 DOWN_AFTER_FAILURES = 5
 DOWN_AFTER_S = 10.0
 
@@ -50,9 +50,11 @@ class Breaker:
             h.first_failure = self.clock()
 
     def down(self, model: str, provider: str | None = None) -> bool:
-        """Every recent attempt failed, and for long enough that it is not a blip."""
+        """Every recent attempt failed: from the start (it never answered), or for long enough
+        since its last answer that it is not a blip."""
         h = self._of(model, provider)
         if h.failures_in_a_row < DOWN_AFTER_FAILURES or h.first_failure is None:
             return False
-        since = h.first_failure if h.last_answer is None else max(h.last_answer, h.first_failure)
-        return self.clock() - since >= DOWN_AFTER_S
+        if h.last_answer is None:
+            return True
+        return self.clock() - max(h.last_answer, h.first_failure) >= DOWN_AFTER_S

@@ -135,8 +135,7 @@ class Sender:
         """A record whose attempts all failed while its provider is down is not a failed record:
         the job stops and the next run sends it."""
         if isinstance(err, _DOWN_SIGNS) and self.breaker.down(model):
-            raise ProviderDown(f"{model} at {self.client.base_url} does not answer ({err.message}); "
-                               "run the same command again later to resume")
+            raise ProviderDown(f"{model} at {self.client.base_url} does not answer ({err.message})")
 
     async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
         """Attempts on one model until an answer, a fatal error or --max-attempts failures. A 429

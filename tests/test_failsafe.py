@@ -1,0 +1,74 @@
+"""Fail safe: an outage, an empty account or a stop signal never burns the job. Each case
+against a real server on 127.0.0.1 or a real subprocess; no traceback for any of them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+from .conftest import plain_records, read_results, write_jsonl
+from .test_resume import run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_provider_down_stops_resumable_then_the_next_run_finishes_every_record_once(
+    tmp_path: Path, sim_factory
+) -> None:
+    port = free_port()  # nothing listens here for the first run
+    rows = plain_records(20)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "in.results.jsonl"
+    args = ["process", str(inp), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--quiet"]
+    started = time.monotonic()
+    first = run(args)
+    assert first.returncode == 75, first.stderr
+    assert time.monotonic() - started < 60
+    assert "Traceback" not in first.stderr and "run the same command again later" in first.stderr
+    assert read_results(out) == []  # no record was marked failed for the outage
+    status = json.loads(run(["status", str(inp), "--json"]).stdout)
+    assert status["resumable"] is True and status["records"]["remaining"] == 20
+    sim = sim_factory(port=port)  # the provider is back
+    second = run(args)
+    assert second.returncode == 0, second.stderr
+    results = read_results(out)
+    assert sorted(r["custom_id"] for r in results) == sorted(str(r["id"]) for r in rows)
+    assert set(sim.stats.by_prompt.values()) == {1}
+
+
+def test_out_of_quota_stops_with_exit_3_and_a_rerun_with_credit_finishes(tmp_path: Path, sim_factory) -> None:
+    port = free_port()
+    sim = sim_factory(port=port, quota=5, latency_ms=5)
+    rows = plain_records(30)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "in.results.jsonl"
+    args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "4"]
+    first = run(args)
+    assert first.returncode == 3, first.stderr
+    assert "out of quota" in first.stderr and "Traceback" not in first.stderr
+    assert sim.stats.requests <= sim.stats.ok + 4  # N answered, then at most the concurrency more
+    assert all(r["error"] is None for r in read_results(out))  # nothing marked failed for it
+    sim.close()
+    sim2 = sim_factory(port=port)  # credit added: a fresh account on the same endpoint
+    second = run(args)
+    assert second.returncode == 0, second.stderr
+    results = read_results(out)
+    assert len(results) == 30 and len({r["custom_id"] for r in results}) == 30
+    assert set(sim2.stats.by_prompt.values()) == {1}
+
+
+def test_a_retry_after_longer_than_max_wait_stops_with_75(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory(rpm=2, window="minute", headers=False, retry_after="seconds")
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--max-wait", "0.5",
+            "--concurrency", "1"]
+    res = run(args)
+    assert res.returncode == 75, res.stderr
+    assert "--max-wait" in res.stderr and "Traceback" not in res.stderr
+    assert all(r["error"] is None for r in read_results(tmp_path / "in.results.jsonl"))
