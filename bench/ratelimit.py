@@ -1,112 +1,151 @@
-"""Adaptive rate limiting against the simulator's limits, with no limit flags given to batchrun.
+"""How batchrun finds a rate limit, against every shape providers enforce, counted at the server.
 
-    python bench/ratelimit.py [--only requests-headers,...]
+    python bench/ratelimit.py [--only bucket-headers,two-jobs,...] [--quick]
 
-Four scenarios: a requests-per-minute limit (1200) with OpenAI's headers and without any
-(a silent gateway), and a tokens-per-minute limit with long prompts, with and without headers.
-The simulator's buckets start full (a whole minute's allowance, as OpenAI's `remaining` does),
-so the "steady part" is measured after that first minute's allowance is used: answers after it,
-over the time they took. Prints achieved / limit and the share of requests answered 429.
+Each scenario starts `batchrun mock-server` in its own process (latency 50±20 ms), runs whole
+jobs with `--concurrency 64 --max-attempts 3` and no --rpm/--tpm, and reads the server's own
+counts. Start-up is included: the clock runs from the first request the server received.
+
+- utilization, buckets: ideal time ÷ actual time; ideal = (charge admitted − one bucket) ÷
+  refill rate, actual = first request received → last request admitted.
+- utilization, windows: admitted per full window ÷ the window's quota.
+- 429 share = 429s ÷ requests received. failed = records whose line is an error.
+Every load is bounded in count and time and stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import batchrun, fresh_dir, make_input, sim_reset, sim_stats, start_sim, stop  # noqa: E402
+from bench.common import ROOT, fresh_dir, make_input, sim_stats, start_sim, stop  # noqa: E402
 
-LONG = ("Summarise the following customer conversation in two sentences and list the products it "
-        "mentions, the order numbers, and whether the customer asked for a refund or a replacement. ")
-
-
-def long_prompts(path: Path, n: int) -> Path:
-    """Chat bodies of about a thousand tokens each, capped at 64 output tokens."""
-    with open(path, "w") as f:
-        for i in range(n):
-            text = f"#{i} " + LONG * 30
-            f.write(json.dumps({"custom_id": f"c{i}", "max_tokens": 64,
-                                "messages": [{"role": "user", "content": text}]}) + "\n")
-    return path
+SIM = ["--latency-ms", "50", "--jitter-ms", "20"]
+RUN = ["--model", "m", "--quiet", "--concurrency", "64", "--max-attempts", "3"]
 
 
-def steady(url: str, limit: int, tokens: bool) -> tuple[float, float, int, int]:
-    """Achieved per-minute rate after the first minute's allowance, the 429 share, oks, requests."""
-    st = sim_stats(url)
-    times, charged = st["ok_times"], st["ok_charged"]
-    used = 0
-    start = 0
-    for i, c in enumerate(charged):  # skip what the full bucket let through at once
-        used += c if tokens else 1
-        if used >= limit:
-            start = i + 1
-            break
-    span = times[-1] - times[start]
-    amount = sum(charged[start + 1:]) if tokens else len(times) - start - 1
-    rate = amount / span * 60 if span > 0 else 0.0
-    return rate, st["statuses"].get("429", 0) / max(1, st["requests"]), st["ok"], st["requests"]
+@dataclass(frozen=True)
+class Scenario:
+    """One way of enforcing a limit, and the issue's floor for it."""
+
+    sim: list[str]
+    records: int
+    kind: str  # bucket or window
+    per_minute: float  # the limit, requests (or tokens with tokens=True)
+    floor: float
+    cap_429: float
+    tokens: bool = False
+    jobs: int = 1
+    window_s: float = 0.0
+    run: list[str] = field(default_factory=list)
 
 
 SCENARIOS = {
-    # name: (simulator args, limit, tokens?, records, floor on achieved/limit, cap on 429 share)
-    "requests-headers": (["--rpm", "1200"], 1200, False, 1800, 0.95, 0.01),
-    "requests-silent": (["--rpm", "1200", "--no-headers"], 1200, False, 1800, 0.85, 0.05),
-    "tokens-headers": (["--tpm", "1200000"], 1_200_000, True, 1600, 0.95, 0.01),
-    "tokens-silent": (["--tpm", "1200000", "--no-headers"], 1_200_000, True, 1600, 0.85, 0.05),
-}
-# Calendar-minute counters (some gateways): 400 records at 300 rpm must span two minutes, so the
-# figure is the 429 share alone; the steady rate means nothing there.
-MINUTE_SCENARIOS = {
-    "minute-headers": ["--rpm", "300", "--window", "minute"],
-    "minute-silent": ["--rpm", "300", "--window", "minute", "--no-headers"],
+    "bucket-headers": Scenario(["--rpm", "2400"], 1200, "bucket", 2400, 0.95, 0.005),
+    "bucket-retry-after": Scenario(["--rpm", "2400", "--no-headers"], 1200, "bucket", 2400, 0.90, 0.02),
+    "bucket-bare": Scenario(["--rpm", "2400", "--no-headers", "--retry-after", "none"], 1200, "bucket",
+                            2400, 0.85, 0.03),
+    "tpm-bucket-headers": Scenario(["--tpm", "240000"], 1200, "bucket", 240_000, 0.95, 0.005, tokens=True,
+                                   run=["--max-tokens", "100"]),
+    "two-jobs": Scenario(["--rpm", "2400"], 1200, "bucket", 2400, 0.90, 0.01, jobs=2),
+    "fixed-10s-headers": Scenario(["--rpm", "2400", "--window", "fixed", "--window-s", "10"], 1600, "window",
+                                  2400, 0.95, 0.005, window_s=10.0),
+    "minute-retry-after": Scenario(["--rpm", "1200", "--window", "minute", "--no-headers"], 1500, "window",
+                                   1200, 0.95, 0.02, window_s=60.0),
 }
 
 
-def minute(work: Path, name: str, sim_args: list[str]) -> None:
-    """A calendar-minute counter: report completion, time and the 429 share."""
-    inp = make_input(work / f"{name}.jsonl", 400)
-    sim, url = start_sim(*sim_args)
+def run_jobs(url: str, sc: Scenario, work: Path) -> list[int]:
+    """Start the scenario's jobs at once; wait for all; return their exit codes."""
+    procs = []
+    for j in range(sc.jobs):
+        inp = make_input(work / f"in{j}.jsonl", sc.records, text_words=20 if sc.tokens else 12)
+        args = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url, *RUN, *sc.run]
+        procs.append(subprocess.Popen(args, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    return [p.wait(timeout=600) for p in procs]
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "BATCHRUN_API_KEY": "bench-key"}
+
+
+def failed_records(work: Path) -> int:
+    n = 0
+    for out in work.glob("*.results.jsonl"):
+        n += sum(1 for line in out.read_text().splitlines() if json.loads(line)["error"] is not None)
+    return n
+
+
+def utilization(st: dict[str, Any], sc: Scenario) -> float:
+    admitted = st["admitted"]
+    charges = [(t, tok if sc.tokens else req) for t, req, tok in admitted]
+    if sc.kind == "bucket":
+        bucket = sc.per_minute / 60.0  # one second of the limit
+        ideal = (sum(c for _, c in charges) - bucket) / (sc.per_minute / 60.0)
+        return ideal / (charges[-1][0] - st["first_request_at"])
+    # windows: the server counts them from its start (fixed) or from the wall clock (minute)
+    per: dict[int, float] = {}
+    origin = 0.0 if sc.window_s == 60.0 else st["origin"]
+    for t, c in charges:
+        w = int((t + st["wall_offset"] - origin) // sc.window_s)
+        per[w] = per.get(w, 0.0) + c
+    full = sorted(per)[:-1] or sorted(per)  # the last window is a partial one: the job ended
+    quota = sc.per_minute * sc.window_s / 60.0
+    return sum(per[w] for w in full) / (len(full) * quota)
+
+
+def keepalive_queue(work: Path) -> str:
+    """DeepSeek under load: 16 answered at once, the rest held with empty lines (~3 s)."""
+    proc, url = start_sim("--latency-ms", "1000", "--queue-over", "16", "--keepalive-s", "0.5")
     try:
-        sim_reset(url)
-        code, wall, _ = batchrun([str(inp), "--base-url", url, "--model", "gpt-4o-mini", "--quiet",
-                                  "--concurrency", "20"])
+        inp = make_input(work / "in.jsonl", 200)
+        args = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url, *RUN, "--timeout", "2"]
+        code = subprocess.run(args, env=_env(), cwd=ROOT, capture_output=True, timeout=600).returncode
         st = sim_stats(url)
     finally:
-        stop(sim)
-    share = st["statuses"].get("429", 0) / max(1, st["requests"])
-    print(f"{name}: exit {code}, {st['ok']} records in {wall:.0f}s (two calendar minutes needed), "
-          f"{st['requests']} requests, 429s {share:.2%}")
-    print(f"RATIO {name} 429 share = {share:.4f}")
+        stop(proc)
+    resent = st["requests"] - 200
+    twice = sum(1 for n in st["billed_by_prompt"].values() if n > 1)
+    attempts = {json.loads(x)["batchrun"]["attempts"] for x in (work / "in.results.jsonl").read_text().splitlines()}
+    return (f"keep-alive queue (--timeout 2)  exit {code}: {resent} resent, {twice} billed twice, "
+            f"attempts {sorted(attempts)}, failed {failed_records(work)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default=",".join([*SCENARIOS, *MINUTE_SCENARIOS]))
-    a = ap.parse_args()
-    work = fresh_dir("ratelimit")
-    for name in a.only.split(","):
-        if name in MINUTE_SCENARIOS:
-            minute(work, name, MINUTE_SCENARIOS[name])
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or [*SCENARIOS, "keepalive"]
+    print(f"{'scenario':22} {'utilization':>11} {'floor':>6} {'429 share':>9} {'cap':>6} "
+          f"{'received':>8} {'failed':>6} {'seconds':>7}")
+    for name in names:
+        work = fresh_dir(f"ratelimit-{name}")
+        if name == "keepalive":
+            print(keepalive_queue(work))
             continue
-        sim_args, limit, tokens, n, floor, cap = SCENARIOS[name]
-        inp = long_prompts(work / f"{name}.jsonl", n) if tokens else make_input(work / f"{name}.jsonl", n)
-        sim, url = start_sim(*sim_args)
+        sc = SCENARIOS[name]
+        proc, url = start_sim(*SIM, *sc.sim)
+        t0 = time.monotonic()
         try:
-            sim_reset(url)
-            code, wall, _ = batchrun([str(inp), "--base-url", url, "--model", "gpt-4o-mini", "--quiet",
-                                      "--concurrency", "50", "--summary-json", str(work / f"{name}.json")])
-            rate, share, ok, requests = steady(url, limit, tokens)
+            codes = run_jobs(url, sc, work)
+            st = sim_stats(url)
         finally:
-            stop(sim)
-        summ = json.loads((work / f"{name}.json").read_text())
-        unit = "tpm" if tokens else "rpm"
-        print(f"{name}: exit {code}, {ok} records in {wall:.0f}s, {requests} requests, steady {rate:.0f} {unit} "
-              f"of {limit}, 429s {share:.2%}, waited {summ['job']['rate_limit_wait_s']:.0f}s on limits")
-        print(f"RATIO {name} achieved/limit = {rate / limit:.3f} (floor {floor}); "
-              f"429 share = {share:.4f} (cap {cap})")
+            stop(proc)
+        util = utilization(st, sc)
+        share = st["rate_limited"] / st["requests"]
+        ok = util >= sc.floor and share <= sc.cap_429 and failed_records(work) == 0
+        print(f"{name:22} {util:11.3f} {sc.floor:6.2f} {share:9.2%} {sc.cap_429:6.1%} {st['requests']:8d} "
+              f"{failed_records(work):6d} {time.monotonic() - t0:7.1f}  {'ok' if ok else 'BELOW'} exit {codes}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 from batchrun.limit.controller import Permit, RateController
@@ -22,6 +23,7 @@ class Server:
     window_s: float = 10.0
     headers: bool = True
     retry_after: bool = True
+    remaining: str = "deficit"  # bucket: limit less what it still refills (OpenAI's docs), or "minute" used
     epoch: float = 1_700_000_000.0  # the wall clock at fake time 0, for calendar minutes
     level: float = field(init=False)
     stamp: float = 0.0
@@ -120,16 +122,30 @@ def run(
 ) -> Run:
     """Send every job's records through the server; returns the server's counts."""
     rng = random.Random(seed)
-    events: list[tuple[float, int, int, str, Permit, float | None, float]] = []  # time, seq, job, kind, ...
+    # time, seq, job, kind, permit, retry-after, headers
+    events: list[tuple[float, int, int, str, Permit, float | None, RateHeaders | None]] = []
     seq = 0
     now = 0.0
     received = rejected = 0
     admitted: list[tuple[float, float]] = []
 
+    recent: deque[tuple[float, float]] = deque()  # admitted in the last minute, for `remaining`
+
     def headers(ok_reset: float) -> RateHeaders | None:
         if not server.headers:
             return None
-        remaining = max(0, int(server.level))
+        # OpenAI counts `remaining` against the minute while it enforces per second; windows
+        # count what is left in the window
+        while recent and recent[0][0] <= now - 60.0:
+            recent.popleft()
+        if server.shape != "bucket":
+            left = server.level
+        elif server.remaining == "minute":  # resets when the oldest request leaves the minute
+            left = server.per_minute - sum(c for _, c in recent)
+            ok_reset = 60.0 - (now - recent[0][0]) if recent else 0.0
+        else:
+            left = server.per_minute - (server.capacity - server.level)
+        remaining = max(0, int(left))
         if by_tokens:
             return RateHeaders(limit_tokens=int(server.per_minute), remaining_tokens=remaining,
                                reset_tokens=ok_reset)
@@ -152,20 +168,20 @@ def run(
                 seq += 1
                 if ok:
                     admitted.append((now, job.tokens if by_tokens else 1))
+                    recent.append(admitted[-1])
                     back = now + max(0.001, latency + rng.uniform(-jitter, jitter))
-                    heapq.heappush(events, (back, seq, i, "ok", permit, None, reset))
+                    heapq.heappush(events, (back, seq, i, "ok", permit, None, headers(reset)))
                 else:
                     rejected += 1
-                    heapq.heappush(events, (now + 0.001, seq, i, "429", permit, retry, reset))
+                    heapq.heappush(events, (now + 0.001, seq, i, "429", permit, retry, headers(reset)))
         candidates = [events[0][0]] if events else []
         candidates += [j.next_try for j in jobs if j.pending and now < j.next_try < math.inf]
         if not candidates:
             break  # nothing in flight and nobody may send: the controller is stuck
         now = max(now, min(candidates))
         while events and events[0][0] <= now:
-            t, _, i, kind, permit, retry, reset = heapq.heappop(events)
+            t, _, i, kind, permit, retry, info = heapq.heappop(events)
             job = jobs[i]
-            info = headers(reset)
             if kind == "ok":
                 job.done += 1
                 job.controller.on_answer(permit, job.tokens, info, t, job.tokens)

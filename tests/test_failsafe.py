@@ -4,12 +4,16 @@ against a real server on 127.0.0.1 or a real subprocess; no traceback for any of
 from __future__ import annotations
 
 import json
+import resource
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .conftest import plain_records, read_results, write_jsonl
-from .test_resume import run
+from .test_resume import env, run
 
 
 def free_port() -> int:
@@ -72,3 +76,67 @@ def test_a_retry_after_longer_than_max_wait_stops_with_75(tmp_path: Path, sim_fa
     assert res.returncode == 75, res.stderr
     assert "--max-wait" in res.stderr and "Traceback" not in res.stderr
     assert all(r["error"] is None for r in read_results(tmp_path / "in.results.jsonl"))
+
+
+def test_unwritable_paths_are_one_sentence_before_anything_is_sent(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
+    base = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet"]
+    cases = [
+        (["--log-file", "/nonexistent/dir/x.log"], "--log-file"),
+        (["-o", "/dev/null"], "not a regular file"),
+        (["-o", str(inp)], "names the input file"),
+        (["--summary-json", str(tmp_path)], "not a regular file"),
+        (["--fresh", "-o", str(tmp_path / "link.jsonl")], "names the input file"),
+    ]
+    (tmp_path / "link.jsonl").symlink_to(inp)
+    for extra, words in cases:
+        res = run([*base, *extra])
+        assert res.returncode == 2, (extra, res.stderr)
+        assert words in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert sim.stats.requests == 0
+    assert inp.read_text().count("\n") == 3  # --fresh never moved the input away
+
+
+def _limit_file_size(size: int) -> Any:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return apply
+
+
+def test_disk_full_mid_run_stops_with_74_and_loses_nothing(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory(latency_ms=5)
+    rows = plain_records(200)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "in.results.jsonl"
+    args = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", sim.url, "--model", "m",
+            "--quiet", "--concurrency", "8"]
+    full = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=60,
+                          preexec_fn=_limit_file_size(40_000))  # the disk is full at 40 kB
+    assert full.returncode == 74, full.stderr
+    assert "Traceback" not in full.stderr and "cannot write the output" in full.stderr
+    assert not (tmp_path / "in.results.jsonl.lock").exists()
+    written = out.read_bytes()
+    assert written.endswith(b"\n") and 0 < len(read_results(out)) < 200  # whole lines only
+    again = run(["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet"])
+    assert again.returncode == 0, again.stderr
+    results = read_results(out)
+    assert sorted(r["custom_id"] for r in results) == sorted(str(r["id"]) for r in rows)
+
+
+def test_too_many_files_caps_the_concurrency_and_says_so(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(300))
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    args = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", sim.url, "--model", "m",
+            "--quiet", "--concurrency", "2000"]
+    res = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=60, preexec_fn=few_files)
+    assert res.returncode == 0, res.stderr
+    assert "Too many open files" not in res.stderr and "Traceback" not in res.stderr
+    assert "running with --concurrency 192" in res.stderr
+    assert len(read_results(tmp_path / "in.results.jsonl")) == 300

@@ -226,6 +226,10 @@ SHAPES = [
     ("fixed 10 s windows, headers", Server(2400, shape="fixed"), {"n": 2000}, 0.95, 0.005),
     ("calendar minutes, retry-after only", Server(600, shape="minute", headers=False), {"n": 2000}, 0.95, 0.02),
     ("two jobs on one key, headers", Server(2400), {"jobs": 2}, 0.90, 0.01),
+    # `remaining` as a count of the last minute's requests rather than OpenAI's refilling deficit
+    ("per-second bucket, minute-count headers", Server(2400, remaining="minute"), {}, 0.95, 0.005),
+    ("two jobs, minute-count headers", Server(2400, remaining="minute"), {"jobs": 2}, 0.90, 0.01),
+    ("calendar minutes, headers", Server(600, shape="minute"), {"n": 2000}, 0.95, 0.005),
 ]
 
 

@@ -87,17 +87,22 @@ def test_timeout_is_retried(tmp_path: Path, sim_factory) -> None:
 
 
 def test_exhausted_retries_and_fatal_errors_are_error_lines(tmp_path: Path, sim_factory) -> None:
-    sim = sim_factory(fail_first=10, fail_kinds=("500",))
-    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(4))
+    """A record fails on its own for its own reasons: one model is overloaded (503 every time)
+    while the provider answers the other, so the job is not stopped as if the provider were down."""
+    sim = sim_factory(failing_models=("busy",))
+    rows = plain_records(20) + [{**r, "model": "busy"} for r in plain_records(4, prefix="b")]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
     res = run([str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--max-attempts", "3"])
     assert res.exit_code == 1
-    out = read_results(tmp_path / "in.results.jsonl")
-    assert len(out) == 4
-    for o in out:
+    out = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
+    assert len(out) == 24
+    for key in ("b0", "b1", "b2", "b3"):
+        o = out[key]
         assert o["error"]["code"] == "server_error"
         assert "gave up after 3 failed attempts" in o["error"]["message"]
-        assert o["response"]["status_code"] == 500
-    assert sim.stats.requests == 12
+        assert o["response"]["status_code"] == 503
+    assert sum(1 for o in out.values() if o["error"] is None) == 20
+    assert sim.stats.requests == 20 + 12
 
 
 def test_401_stops_fast_with_exit_3_naming_the_variable(tmp_path: Path, sim_factory) -> None:

@@ -79,13 +79,16 @@ def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
     from batchrun.run.job import run_job
+    from batchrun.run.preflight import check_paths, fit_open_files
     from batchrun.show.console import Display, DisplayMode
 
     config_path = flags.pop("config")
     flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
+    check_paths(cfg)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
+    cfg = fit_open_files(cfg, display.warn)
     # Until the pipeline installs its own handlers (a clean drain), SIGTERM or SIGHUP end us
     # quietly: nothing has been sent yet.
     signal.signal(signal.SIGTERM, _early_signal)

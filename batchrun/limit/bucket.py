@@ -48,11 +48,22 @@ class Bucket:
         self.level = min(self.level, 0.0)
         self.stamp = max(self.stamp, until)
 
-    def sync(self, remaining: float, sent_after: float, now: float, up: bool = True) -> None:
-        """Follow the server's count, less what was sent after it counted. That is never more than
-        the server has now, unless others spend the same key: so down always, and up unless
-        `up` is False (others are known to spend it), or while far from its limit."""
+    def sync(
+        self, remaining: float, sent_after: float, now: float, limit: float | None = None, reset: float | None = None
+    ) -> None:
+        """Follow the server's count, less what was sent after it counted, down only: OpenAI
+        states `remaining` against the minute while it enforces per second, so a high count is
+        no licence to burst (following it up was a 429 storm against such a server). How far the
+        count is below the limit is what the server still refills; while that is within a
+        couple of seconds of the limit, it is the state of its per-second bucket too, and
+        pulls ours down when other clients spend the same key. That reading holds only where
+        the reset time says so (the deficit refilling at the limit's rate); a count of the last
+        minute's requests, or of a window's, resets on its own clock."""
         self.refill(now)
-        seen = remaining - sent_after
-        if up or seen < self.level or seen >= 2 * self.capacity:
-            self.level = seen
+        level = min(self.level, remaining - sent_after)
+        if limit and reset is not None:
+            deficit = limit - remaining
+            refills = abs(reset - deficit * 60.0 / limit) <= 0.25 + 0.1 * reset
+            if 0 < deficit <= 2 * self.capacity and refills:
+                level = min(level, self.capacity - deficit - sent_after)
+        self.level = level

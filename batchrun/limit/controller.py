@@ -26,15 +26,13 @@ from enum import StrEnum
 from batchrun.limit.bucket import Bucket
 from batchrun.limit.headers import RateHeaders
 from batchrun.limit.pace import Pace
+from batchrun.limit.share import Share
 
 # A retry-after at least this long means a window that resets, not a bucket that refills.
 WINDOW_WAIT_S = 2.0
 # A 429 that says nothing: pause this long, doubling for bursts in a row, never past the cap.
 SILENT_PAUSE_S = 0.1
 MAX_SILENT_PAUSE_S = 5.0
-# After a 429 that came although we followed the server's count, trust only our own rate for this
-# long: another client spends the same key, and the count it leaves is not all ours.
-SHARED_HOLD_S = 10.0
 # Server token counts ÷ our estimate is learned with this weight per answer.
 SCALE_WEIGHT = 0.1
 
@@ -89,11 +87,11 @@ class RateController:
         self.rate_limited = 0
         self.token_scale = 1.0
         self.pace = Pace(now)
+        self.share = Share()
         self._silent = 0  # 429 bursts in a row that said nothing
         self._held_at = -math.inf
         self._sent = 0
         self._sent_tokens = 0
-        self._shared_until = 0.0  # a 429 despite following the server's count: others spend the key
 
     @property
     def rpm(self) -> float | None:
@@ -132,6 +130,8 @@ class RateController:
         if self.tokens is not None:
             self.tokens.level -= tokens
         permit = Permit(tokens, self._sent, self._sent_tokens, now)
+        if self.rpm_source is RateSource.HEADERS:
+            self.share.sent(now)
         self.inflight_requests += 1
         self.inflight_tokens += tokens
         self._sent += 1
@@ -154,7 +154,8 @@ class RateController:
             if est:
                 self.token_scale += SCALE_WEIGHT * (charged / est - self.token_scale)
         if self.requests is not None and self.fixed_rpm is None:  # a 5xx is no sign of the rate either
-            self.pace.grow(self.requests, self.limit_rpm, now)
+            cap = self.limit_rpm if self.limit_rpm is None else min(self.limit_rpm, self.share.rpm or self.limit_rpm)
+            self.pace.grow(self.requests, cap, now)
         if self.slow_start:  # any answer but a 429 says the server is not refusing the rate
             self.window = min(float(self.ceiling), self.window + 1.0)
             self.slow_start = self.window < self.ceiling
@@ -186,8 +187,6 @@ class RateController:
         knows_a_rate = self.requests is not None or self.pace.answered_lately(now)
         if self.pace.new_event(permit.at) and self.shape is not Shape.WINDOW and self.fixed_rpm is None \
                 and knows_a_rate:  # no answer yet: no rate to cut from, only the pause
-            if info is not None:
-                self._shared_until = now + SHARED_HOLD_S
             if self.requests is None:
                 self.rpm_source = RateSource.LEARNED
             self.requests = self.pace.cut(self.requests, now)
@@ -211,36 +210,43 @@ class RateController:
         return min(MAX_SILENT_PAUSE_S, SILENT_PAUSE_S * 2 ** (self._silent - 1))
 
     def _learn(self, info: RateHeaders, permit: Permit, now: float) -> None:
-        new_requests = new_tokens = False
         if self.fixed_rpm is None and info.limit_requests:
-            new_requests = self.requests is None
             self._stated_rpm(float(info.limit_requests), now)
         if self.fixed_tpm is None and info.limit_tokens:
             target = float(info.limit_tokens)
             if self.tokens is None:
-                new_tokens = True
                 self.tokens = Bucket(target, now, full=False)
             elif self.tokens.per_minute != target:
                 self.tokens.set_per_minute(target, now)
             self.tpm_source = RateSource.HEADERS
             self._known(now)
-        # The server counted up to this request; what we sent after it is not in its count. While
-        # no 429 says others share the key, its count is ours to use, up as well as down.
-        up = now >= self._shared_until
+        # The server counted up to this request; what we sent after it is not in its count.
         if self.requests is not None and info.remaining_requests is not None:
-            self.requests.sync(info.remaining_requests, self._sent - permit.sent_before - 1, now, up or new_requests)
+            # the deficit is read as the server's short bucket only once a 429 showed its burst is
+            # short (a server whose burst is the whole minute has deficits far past ours)
+            short = self.rate_limited > 0
+            self.requests.sync(info.remaining_requests, self._sent - permit.sent_before - 1, now,
+                               info.limit_requests if short else None, info.reset_requests)
+            if self.rpm_source is RateSource.HEADERS and self.limit_rpm and self.share.applies:
+                share = self.share.ours(self.limit_rpm, info.remaining_requests, permit.at)
+                if share < self.requests.per_minute:
+                    self.requests.set_per_minute(share, now)
             if self.shape is Shape.WINDOW and info.reset_requests and info.remaining_requests <= 0:
                 self.paused_until = max(self.paused_until, now + info.reset_requests)  # spent: wait it out
         if self.tokens is not None and info.remaining_tokens is not None:
             sent_after = self._sent_tokens - permit.tokens_before - permit.reserved
-            self.tokens.sync(info.remaining_tokens, sent_after, now, up or new_tokens)
+            self.tokens.sync(info.remaining_tokens, sent_after, now,
+                             info.limit_tokens if self.rate_limited else None, info.reset_tokens)
 
     def _stated_rpm(self, limit: float, now: float) -> None:
         if self.limit_rpm == limit and self.rpm_source is RateSource.HEADERS:
             return
         self.limit_rpm = limit
         if self.requests is None:
-            self.requests = Bucket(limit, now, full=False)
+            # half the server's burst: a job alone loses little of it, two starting at once on
+            # one key do not both take all of it
+            self.requests = Bucket(limit, now)
+            self.requests.level = self.requests.capacity / 2
         elif self.requests.per_minute > limit or self.rpm_source is not RateSource.HEADERS:
             self.requests.set_per_minute(min(limit, self.requests.per_minute) if self.pace.cut_rpm else limit, now)
         self.rpm_source = RateSource.HEADERS

@@ -21,7 +21,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import StopReason
+from batchrun.errors import StopReason, WriteFailed
 from batchrun.input.lines import line_batches
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
@@ -177,7 +177,11 @@ async def _save_final(state: JobState, stopped: StopReason | None, files: JobFil
         state.total = state.stats.done
     state.last_run = {**state.last_run, "status": "complete" if stopped is None else f"stopped: {stopped}",
                       "ended": now_iso()}
-    await asyncio.to_thread(save_atomic, files.checkpoint, clock.state_bytes())
+    try:
+        await asyncio.to_thread(save_atomic, files.checkpoint, clock.state_bytes())
+    except OSError as e:  # the output is whole lines: the next run recovers from it
+        raise WriteFailed(f"cannot write the checkpoint {files.checkpoint}: {e.strerror or e}; "
+                          "nothing was lost: free space, then run the same command again to resume") from None
 
 
 def _summarise(cfg: RunConfig, state: JobState, stopped: StopReason | None, limiters: Limiters) -> dict[str, Any]:

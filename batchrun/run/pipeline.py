@@ -13,6 +13,7 @@ makes a checkpoint safe runs off the event loop, every CHECKPOINT_EVERY_S.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import deque
@@ -160,7 +161,10 @@ class Pipeline:
                 reader.cancel()
                 self._finished.set()
                 self._stopping.set()
-            await asyncio.to_thread(os.fsync, self._fd)
+            try:
+                await asyncio.to_thread(os.fsync, self._fd)
+            except OSError as e:
+                self.stop(StopReason.WRITE_FAILED, f"cannot write the output {self.output}: {e.strerror or e}")
         finally:
             os.close(self._fd)
 
@@ -179,7 +183,12 @@ class Pipeline:
             try:
                 await asyncio.wait_for(self._finished.wait(), CHECKPOINT_EVERY_S)
             except TimeoutError:
-                await self.save()
+                try:
+                    await self.save()
+                except OSError as e:
+                    self.stop(StopReason.WRITE_FAILED, f"cannot write the checkpoint {self.checkpoint}: "
+                                                       f"{e.strerror or e}")
+                    return
 
     async def save(self) -> None:
         """Make the output durable up to the state's offset, then save the state."""
@@ -209,20 +218,32 @@ class Pipeline:
                     item = parse(n, data)
                     if type(item) is Record:
                         await feed.put(item)
-                    else:
-                        self._write(item)  # type: ignore[arg-type]
+                    elif not self._write(item):  # type: ignore[arg-type]
+                        return
         finally:
             feed.close()
 
-    def _write(self, result: Result) -> None:
+    def _write(self, result: Result) -> bool:
+        """Append the result's line; False (and the job stopping) when it cannot be written."""
+        if self.stopped is StopReason.WRITE_FAILED:
+            return False  # the record goes again next run
         data = result_line(result, time.time())
-        written = os.write(self._fd, data)
-        if written != len(data):  # a write may take only part of it
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(self._fd, view):]
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):  # a write may take only part of it
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view):]
+        except OSError as e:
+            # cut what part of the line got in: the output stays whole lines, its record is sent
+            # again next run, and nothing after it is written this run
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self.state.output_offset)
+            self.stop(StopReason.WRITE_FAILED, f"cannot write the output {self.output}: {e.strerror or e}")
+            return False
         self.state.output_offset += len(data)
         self.state.record(result)
+        return True
 
     async def _work(self) -> None:
         feed, send = self._feed, self.sender.send

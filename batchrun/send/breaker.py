@@ -1,4 +1,4 @@
-"""Is a provider's model down? Pure: time is passed in.
+"""Is a provider down? Pure: time is passed in.
 
 A record fails on its own only for its own reasons. When every recent attempt at a provider's
 model failed with a connection error, a timeout or a 5xx, and nothing has come back for a while,
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Down: at least this many failures in a row and, if it ever answered, none for this long.
-DOWN_AFTER_FAILURES = 5
+DOWN_AFTER_FAILURES = 10
 DOWN_AFTER_S = 10.0
 
 
@@ -25,16 +25,16 @@ class _Health:
 
 
 class Breaker:
-    """Counts failures in a row per provider and model."""
+    """Counts failures in a row per provider: an answer for any of its models shows it is up."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._health: dict[tuple[str | None, str], _Health] = {}
 
     def _of(self, model: str, provider: str | None) -> _Health:
-        h = self._health.get((provider, model))
+        h = self._health.get((provider, ""))
         if h is None:
-            h = self._health[(provider, model)] = _Health()
+            h = self._health[(provider, "")] = _Health()
         return h
 
     def answered(self, model: str, provider: str | None = None) -> None:

@@ -101,8 +101,10 @@ class Simulator:
         await self._idle.wait()
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        """GET /_sim/stats."""
-        return _json(200, orjson.dumps(self.stats.to_dict()))
+        """GET /_sim/stats; `origin` (wall clock) is where fixed windows start counting, and
+        `wall_offset` turns the monotonic times in the stats into wall-clock ones."""
+        clocks = {"origin": self._origin, "wall_offset": time.time() - time.monotonic()}
+        return _json(200, orjson.dumps({**self.stats.to_dict(), **clocks}))
 
     async def reset_stats(self, request: web.Request) -> web.Response:
         """POST /_sim/reset: zero the counters (between benchmark phases)."""
