@@ -22,7 +22,7 @@ from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS
-from batchrun.secret import ApiKey
+from batchrun.secret import ApiKey, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -30,6 +30,8 @@ DEFAULT_CONFIG = "batchrun.toml"
 KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 # --simulate with no --model: a model the simulator serves and the price snapshot knows.
 SIMULATE_MODEL = "gpt-4o-mini"
+# Options that do something once rather than set how a job runs: flags only.
+ACTIONS = ("fresh", "retry_failed")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class RunConfig:
             "model": self.model,
             "template": self.template,
             "system": self.system,
-            "base_url": "simulator" if self.simulate else self.base_url,
+            "base_url": "simulator" if self.simulate else redact_url(self.base_url),
             "prices": sorted(
                 [n, str(p.input.base), str(p.output.base),
                  str(p.cached_input.base) if p.cached_input else None]
@@ -141,6 +143,9 @@ def resolve(
     base_url = values.get("base_url", DEFAULT_BASE_URL)
     if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
+    if key.reveal() is not None and urlsplit(base_url).password is not None and not simulate:
+        raise ConfigError(f"--base-url {redact_url(base_url)} carries a password and {key_source} a key: "
+                          "only one can be the Authorization header; unset the key to use the URL's")
     fallback = values.pop("fallback_model", ())
     if simulate and "model" not in values:
         values["model"] = SIMULATE_MODEL
@@ -159,6 +164,11 @@ def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
     unknown = sorted(set(file_opts) - set(OPTIONS) - {"fallback_models"})
     if unknown:
         raise ConfigError(f"config file {doc_name}: unknown option {unknown[0]!r}")
+    for action in ACTIONS:
+        if action in file_opts:  # as a setting, every cron run would start over and pay again
+            flag = "--" + action.replace("_", "-")
+            raise ConfigError(f"config file {doc_name}: {action} is an action, not a setting: pass {flag} "
+                              "on the command line for the one run that needs it")
     if "fallback_models" in file_opts:
         file_opts["fallback_model"] = file_opts.pop("fallback_models")
     return file_opts
@@ -168,6 +178,11 @@ def _option_values(
     flags: Mapping[str, Any], env: Mapping[str, str], file_opts: dict[str, Any], doc_name: str
 ) -> dict[str, Any]:
     """Each option's parsed value from the first source that sets it: flag, env, file."""
+    for action in ACTIONS:
+        name = f"BATCHRUN_{action.upper()}"
+        if name in env:
+            raise ConfigError(f"environment {name}: {action} is an action, not a setting: pass "
+                              f"--{action.replace('_', '-')} on the command line instead")
     values: dict[str, Any] = {}
     for name, (parse, good) in OPTIONS.items():
         raw, source = None, None
@@ -185,8 +200,10 @@ def _option_values(
         try:
             values[name] = parse(raw)
         except (ValueError, TypeError):
+            # a value that is no variable name may be a key typed in its place: never echo it
+            shown = "a value that is not shown" if name == "api_key_env" else repr(raw)
             raise ConfigError(f"invalid {name.replace('_', '-')} from {source}: expected {good}, "
-                              f"got {raw!r}") from None
+                              f"got {shown}") from None
     return values
 
 

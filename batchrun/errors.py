@@ -16,10 +16,11 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
         │   ├── ServerError       408, 409, 5xx
         │   ├── Timeout           no answer within --timeout
         │   ├── ConnectionLost    reset, refused, closed mid-answer
-        │   └── BadResponse       200 with an empty or unparsable body
+        │   └── BadResponse       a malformed HTTP answer
         └── FatalRequestError     the same request will fail again
             ├── AuthError         401/403: the whole job stops (exit 3)
             ├── QuotaExhausted    429 insufficient_quota: out of credit; the job stops (exit 3)
+            ├── UnreadableAnswer  a 200 that is not an answer: maybe billed, never resent
             ├── BadRequest        400, 422 and other 4xx
             ├── ModelNotFound     404
             └── ContextTooLong    the prompt is over the model's window
@@ -208,7 +209,7 @@ class ConnectionLost(RetryableError):
 
 
 class BadResponse(RetryableError):
-    """A 200 whose body is empty or not the expected JSON."""
+    """A malformed HTTP answer, or a list that is not in the expected shape."""
 
     code = "bad_response"
 
@@ -228,6 +229,13 @@ class QuotaExhausted(FatalRequestError):
     every request would fail the same way (the whole job stops, exit 3)."""
 
     code = "insufficient_quota"
+
+
+class UnreadableAnswer(FatalRequestError):
+    """A 200 whose body is not an answer (an HTML page, an `error` object, a stream): it may
+    have been billed, so it is recorded, never sent again."""
+
+    code = "bad_response"
 
 
 class BadRequest(FatalRequestError):

@@ -6,6 +6,7 @@ sentence naming the option, its source and what was expected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,13 @@ def _nonempty(v: Any) -> str:
     return v
 
 
+def _env_name(v: Any) -> str:
+    v = _nonempty(v)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        raise ValueError
+    return v
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -84,7 +92,7 @@ def _path(v: Any) -> Path:
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "model": (_nonempty, "a model name"),
     "base_url": (_url, "an http(s) URL"),
-    "api_key_env": (_nonempty, "an environment variable name"),
+    "api_key_env": (_env_name, "the name of an environment variable (the key itself is never taken)"),
     "concurrency": (_pos_int, "a whole number of at least 1"),
     "rpm": (_pos_float, "a positive number of requests per minute"),
     "tpm": (_pos_float, "a positive number of tokens per minute"),

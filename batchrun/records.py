@@ -38,6 +38,7 @@ class Fallback:
 
     from_model: str
     reason: str
+    attempts: int = 0  # sent to from_model before falling back
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,10 @@
-"""The API key, kept where its repr cannot leak it."""
+"""Secrets, redacted at the edge: the API key, whose repr cannot leak it, and credentials in a
+base URL, masked wherever a URL or a command line is shown or stored."""
 
 from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 
 class ApiKey:
@@ -20,3 +24,25 @@ class ApiKey:
 
     __str__ = __repr__
 
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in it masked: `http://user:***@host/v1`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+_URL_WITH_PASSWORD = re.compile(r"(\w+://[^/\s:@]*:)[^@\s/]+@")
+
+
+def redact_text(text: str, key: ApiKey | None = None) -> str:
+    """Text (a command line, a message) with URL passwords and the key masked."""
+    text = _URL_WITH_PASSWORD.sub(r"\1***@", text)
+    secret = key.reveal() if key is not None else None
+    return text.replace(secret, "<redacted>") if secret else text

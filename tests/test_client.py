@@ -91,14 +91,20 @@ async def test_status_classification(serve, status, body, headers, kind) -> None
     assert isinstance(info.value, errors.RetryableError) == (status in (429, 500, 503, 408, 409))
 
 
-@pytest.mark.parametrize("payload", [b"", b"not json", b'{"choi', b'{"no_choices": 1}'])
-async def test_200_with_bad_body_is_retryable(serve, payload: bytes) -> None:
+@pytest.mark.parametrize("payload", [b"", b"not json", b'{"choi', b'{"no_choices": 1}',
+                                     b"<html><body>502 Bad Gateway</body></html>"])
+async def test_200_with_bad_body_is_final_and_shows_what_came(serve, payload: bytes) -> None:
+    """A 200 may have been billed: it is never retried, and the error shows what came back."""
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=payload, content_type="application/json")
+        return web.Response(body=payload, content_type="text/html" if payload.startswith(b"<") else "application/json")
 
     client = await serve(handler)
-    with pytest.raises(errors.BadResponse):
+    with pytest.raises(errors.UnreadableAnswer) as caught:
         await client.send_once({"model": "m"})
+    assert not isinstance(caught.value, errors.RetryableError)
+    assert payload[:20].decode() in caught.value.message and "content" not in caught.value.message[:5]
+    if payload.startswith(b"<"):
+        assert "text/html" in caught.value.message
 
 
 async def test_connection_reset_is_connection_lost(serve) -> None:

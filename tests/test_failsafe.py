@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .conftest import plain_records, read_results, write_jsonl
-from .test_resume import env, run
+from .test_resume import env, run, wait_for_lines
 
 
 def free_port() -> int:
@@ -140,3 +141,48 @@ def test_too_many_files_caps_the_concurrency_and_says_so(tmp_path: Path, sim_fac
     assert "Too many open files" not in res.stderr and "Traceback" not in res.stderr
     assert "running with --concurrency 192" in res.stderr
     assert len(read_results(tmp_path / "in.results.jsonl")) == 300
+
+
+def test_credentials_in_the_base_url_are_never_written_or_printed(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory(latency_ms=200)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(30))
+    url = sim.url.replace("http://", "http://gateway:PASSWORD123@")
+    log = tmp_path / "run.log"
+    with_key = run(["process", str(inp), "--base-url", url, "--model", "m"])
+    assert with_key.returncode == 2 and "***" in with_key.stderr  # one Authorization header only
+    e = {k: v for k, v in env().items() if k not in ("BATCHRUN_API_KEY", "OPENAI_API_KEY")}
+    proc = subprocess.Popen([sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url,
+                             "--model", "m", "--log-file", str(log), "--concurrency", "2"],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_lines(tmp_path / "in.results.jsonl", 2, proc)
+    proc.send_signal(signal.SIGTERM)  # the resume hint repeats the command line
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "to resume" in err
+    for text in (out, err, with_key.stderr, *(p.read_text(errors="replace") for p in tmp_path.iterdir())):
+        assert "PASSWORD123" not in text
+
+
+def test_a_key_typed_where_a_variable_name_belongs_is_not_echoed(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(2))
+    res = run(["process", str(inp), "--model", "m", "--api-key-env", "sk-proj-abcdef0123456789"])
+    assert res.returncode == 2 and "sk-proj" not in res.stderr and "environment variable" in res.stderr
+
+
+def test_fresh_is_an_action_never_a_setting(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(2))
+    (tmp_path / "batchrun.toml").write_text("fresh = true\n")
+    res = subprocess.run([sys.executable, "-m", "batchrun", "process", str(inp), "--simulate"], cwd=tmp_path,
+                         env=env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "fresh is an action" in res.stderr
+    (tmp_path / "batchrun.toml").unlink()
+    res = subprocess.run([sys.executable, "-m", "batchrun", "process", str(inp), "--simulate"], cwd=tmp_path,
+                         env=env(BATCHRUN_FRESH="1"), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "BATCHRUN_FRESH" in res.stderr
+
+
+def test_flags_read_as_flags_and_there_is_a_version() -> None:
+    assert run(["--version"]).stdout.startswith("batchrun ")
+    lines = run(["process", "--help"]).stdout.splitlines()
+    for flag in ("--simulate", "--fresh", "--retry-failed", "--quiet"):
+        line = next(x for x in lines if flag in x)
+        assert "<bool>" not in line, line

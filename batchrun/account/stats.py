@@ -108,13 +108,19 @@ class JobStats:
             self.succeeded += 1
         else:
             self.failed += 1
-        for fb in r.fallbacks:
-            self.model(fb.from_model).fallbacks += 1
+        moved = 0
+        for fb in r.fallbacks:  # the attempts each model was sent count on its own row
+            fell = self.model(fb.from_model)
+            fell.fallbacks += 1
+            fell.attempts += fb.attempts
+            if fb.attempts:
+                fell.requests += 1
+            moved += fb.attempts
         if r.model is None:
             return
         m = self.models.get(r.model) or self.model(r.model)
         m.requests += 1
-        m.attempts += r.attempts
+        m.attempts += r.attempts - moved
         m.rate_limited += r.rate_limited
         u = r.usage
         m.input_tokens += u.input_tokens

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from batchrun.cli.options import Opt
+from batchrun import __version__
+from batchrun.cli.options import Flag, Opt
 from batchrun.errors import BatchrunError, ExitCode
 
 __all__ = ["Opt", "app", "main"]
@@ -36,6 +37,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"batchrun {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, Flag("--version", help="Print the version and exit.", is_eager=True,
+                                  callback=_version)] = False,
+) -> None:
+    """Push a JSONL file of LLM work through an OpenAI-compatible API."""
+
 
 def _early_signal(signum: int, frame: Any) -> None:
     """SIGTERM or SIGHUP before the job's own handlers are in place: nothing was sent yet."""

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 Opt = typer.Option
+
+
+def Flag(*names: str, help: str, **kw: Any) -> Any:  # noqa: N802 (reads as the option kind it declares)
+    """An on/off option: shown without a value in --help (typer would print `<bool>`)."""
+    return typer.Option(*names, help=help, metavar=" ", **kw)
+
 
 InputFile = Annotated[Path, typer.Argument(help="JSONL input file.", show_default=False)]
 OutputFile = Annotated[
@@ -26,6 +32,6 @@ ApiKeyEnv = Annotated[
 ]
 Prices = Annotated[Path | None, Opt(help="TOML prices file (USD per million tokens), over the bundled snapshot.")]
 Config = Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml if present).")]
-Json = Annotated[bool, Opt("--json", help="Print JSON.")]
-Simulate = Annotated[bool, Opt("--simulate", help="Use the built-in simulator instead of a real API.")]
+Json = Annotated[bool, Flag("--json", help="Print JSON.")]
+Simulate = Annotated[bool, Flag("--simulate", help="Use the built-in simulator instead of a real API.")]
 Compare = Annotated[str | None, Opt(help="Also price the same tokens on these models: A,B,...")]

@@ -14,6 +14,7 @@ from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
     Config,
+    Flag,
     InputFile,
     MaxTokens,
     Model,
@@ -56,12 +57,12 @@ def process(
     fallback_model: Annotated[list[str] | None, Opt(help="Model to fall back to (repeatable).")] = None,
     simulate: Simulate = False,
     summary_json: Annotated[Path | None, Opt(help="Write the summary JSON here.")] = None,
-    fresh: Annotated[bool, Opt("--fresh", help="Start the job over (old output moved aside).")] = False,
+    fresh: Annotated[bool, Flag("--fresh", help="Start the job over (old output moved aside).")] = False,
     retry_failed: Annotated[
-        bool, Opt("--retry-failed", help="Send again the records whose lines are errors.")
+        bool, Flag("--retry-failed", help="Send again the records whose lines are errors.")
     ] = False,
     config: Config = None,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="Summary only.")] = False,
+    quiet: Annotated[bool, Flag("--quiet", "-q", help="Summary only.")] = False,
     drain_timeout: Annotated[
         float | None, Opt(help="Seconds to let in-flight requests finish on a stop (default: 30).")
     ] = None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batchrun.cli.app import Opt, app
+from batchrun.cli.options import Flag
 
 if TYPE_CHECKING:
     from batchrun.sim.server import Simulator
@@ -28,14 +29,14 @@ def mock_server(
                                     "--window-s windows) or minute (gateways, calendar minute).")] = "bucket",
     window_s: Annotated[float, Opt(help="Length of a fixed window, seconds.")] = 10.0,
     burst_s: Annotated[float, Opt(help="Seconds of the limit a bucket holds.")] = 1.0,
-    no_headers: Annotated[bool, Opt("--no-headers", help="Send no x-ratelimit-* headers.")] = False,
+    no_headers: Annotated[bool, Flag("--no-headers", help="Send no x-ratelimit-* headers.")] = False,
     retry_after: Annotated[str, Opt(help="What a 429 says of the wait: both, seconds, ms or none.")] = "both",
     queue_over: Annotated[int | None, Opt(help="Past N answers at once, hold requests with keep-alives "
                                                "(DeepSeek) instead of refusing.")] = None,
     keepalive_s: Annotated[float, Opt(help="Seconds between keep-alive lines of a held request.")] = 0.5,
     quota: Annotated[int | None, Opt(help="After N billed answers, 429 insufficient_quota.")] = None,
     api_key: Annotated[str | None, Opt(help="Require this key (else 401).", envvar="BATCHRUN_SIM_KEY")] = None,
-    strict_models: Annotated[bool, Opt("--strict-models", help="404 for unknown models.")] = False,
+    strict_models: Annotated[bool, Flag("--strict-models", help="404 for unknown models.")] = False,
     context_window: Annotated[int | None, Opt(help="Reject longer prompts with context_length_exceeded.")] = None,
     seed: Annotated[int, Opt(help="Random seed for latency and errors.")] = 0,
 ) -> None:

@@ -27,10 +27,11 @@ from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.run.connect import endpoint
 from batchrun.run.pipeline import Pipeline
+from batchrun.secret import redact_text
 from batchrun.send.client import Client, make_session
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
-from batchrun.show.console import Display, DisplayMode
+from batchrun.show.console import Display
 from batchrun.show.progress import LimitFigures, ProgressFigures
 from batchrun.store.opening import JobFiles, open_job
 from batchrun.store.state import JobState, save_atomic
@@ -159,7 +160,7 @@ async def _showing(
             display.update(figures())
 
     display.start(state.total, simulated)
-    ticker = asyncio.create_task(tick()) if display.mode != DisplayMode.QUIET else None
+    ticker = asyncio.create_task(tick()) if display.shows_progress else None
     try:
         yield
     finally:
@@ -218,6 +219,10 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
     elif pipe.stopped == StopReason.BUDGET:
         display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
                      "raise --max-cost and rerun the same command to go on")
+    elif pipe.abandoned:
+        display.notice(f"stopped at once after {state.stats.done} record(s); the requests in flight were "
+                       "abandoned and are sent again by the next run: "
+                       f"{redact_text(shlex.join(['batchrun', *sys.argv[1:]]), cfg.api_key)}")
     elif pipe.stopped is not None:
         display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run the same "
-                       f"command again: {shlex.join(['batchrun', *sys.argv[1:]])}")
+                       f"command again: {redact_text(shlex.join(['batchrun', *sys.argv[1:]]), cfg.api_key)}")

@@ -122,6 +122,7 @@ class Pipeline:
         self.drain_timeout_s = drain_timeout_s
         self.stopped: StopReason | None = None  # None: the whole input was read
         self.stop_message: str | None = None
+        self.abandoned = False  # in-flight requests were left unanswered (a second signal)
         self.in_flight = 0
         self._feed = Feed(max(64, 2 * concurrency))
         self._fd = -1
@@ -144,6 +145,7 @@ class Pipeline:
 
     def stop_now(self) -> None:
         """Second Ctrl-C: abandon in-flight requests; what is written stays consistent."""
+        self.abandoned = True
         self.stop(self.stopped or StopReason.INTERRUPTED)
         for w in self._workers:
             w.cancel()

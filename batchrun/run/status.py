@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from batchrun.errors import JobError
+from batchrun.errors import InputError, JobError, StopReason
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
 from batchrun.store.recovery import recover_output
@@ -14,6 +14,9 @@ from batchrun.store.state import checkpoint_path, load_state
 
 def job_status(input_path: Path, output: Path) -> dict[str, Any]:
     """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
+    if not input_path.is_file() and not checkpoint_path(output).exists():
+        raise InputError(f"input file {input_path} does not exist, and no job's checkpoint is beside "
+                         f"{output}; check the path (and -o if the job wrote elsewhere)")
     state = load_state(checkpoint_path(output))
     base: dict[str, Any] = {"input": str(input_path), "output": str(output)}
     if state is None:
@@ -37,6 +40,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         state_name = "complete"
     elif status == "running":
         state_name = "killed"  # no clean stop was recorded: kill -9, crash or power loss
+        last["status"] = "killed (no clean stop was recorded)"
     else:
         state_name = "stopped"
     total = state.total
@@ -63,5 +67,19 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "input_unchanged": input_ok,
         "problem": problem,
         "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
+        "next": _next_step(state_name, status, st.failed, input_ok and problem is None),
     }
+
+
+def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | None:
+    """What to do next, in words, for the person reading `status`."""
+    if not sound or state_name == "running":
+        return None
+    if state_name == "complete":
+        return f"{failed} record(s) failed: rerun with --retry-failed to send them again" if failed else None
+    if status.endswith(StopReason.BUDGET):
+        return "the --max-cost cap was reached: raise --max-cost and run the same command to go on"
+    if status.endswith((StopReason.AUTH, StopReason.QUOTA)):
+        return "the key was refused or the account is out of quota: fix that, then run the same command"
+    return "run the same process command again to resume"
 

@@ -30,6 +30,7 @@ from batchrun.errors import (
     RequestError,
     ServerError,
     Timeout,
+    UnreadableAnswer,
 )
 from batchrun.input.endpoints import CHAT, Endpoint
 from batchrun.secret import ApiKey
@@ -127,10 +128,13 @@ class Client:
             parsed = None
         if status == 200:
             if not endpoint.is_answer(parsed):
-                raise BadResponse(
-                    "the server answered 200 with an empty or invalid body",
+                # a 200 may have been billed: it is recorded as it came, never sent again
+                shown = self._scrub(_short(raw, 200))
+                raise UnreadableAnswer(
+                    f"the server answered 200 ({headers.get('Content-Type', 'no content type')}) with a body "
+                    f"that is not a {endpoint.name} answer, not retried as it may have been billed: {shown!r}",
                     status=status,
-                    body=_short(raw) if parsed is None else parsed,
+                    body=self._scrub(_short(raw) if parsed is None else parsed),
                     headers=headers,
                 )
             return Answer(status, parsed, raw, headers, request_id, latency_ms)
@@ -173,8 +177,8 @@ def _describe(e: BaseException) -> str:
     return f"{e.__class__.__name__}: {text}" if text else e.__class__.__name__
 
 
-def _short(raw: bytes) -> str:
-    return raw[:500].decode("utf-8", "replace")
+def _short(raw: bytes, n: int = 500) -> str:
+    return raw[:n].decode("utf-8", "replace")
 
 
 def _error_fields(body: Any) -> tuple[str, str]:

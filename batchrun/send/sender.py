@@ -38,6 +38,7 @@ from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiter, Limiters
 from batchrun.records import Fallback, Record, Result, Usage
+from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
 from batchrun.send.retry import RetryPolicy, next_delay
@@ -118,6 +119,7 @@ class Sender:
             if not self.budget.try_reserve(reserve):
                 raise BudgetReached("the next request would cross --max-cost")
             spent: float | None = None
+            before = tally.attempts
             try:
                 result, err = await self._attempts(rec, model, tally)
                 spent = result.cost_usd
@@ -127,7 +129,7 @@ class Sender:
                 self._check_down(model, err)
             if err is None or last or not isinstance(err, ModelNotFound | ContextTooLong | RetryableError):
                 return result
-            tally.fallbacks.append(Fallback(model, err.code))
+            tally.fallbacks.append(Fallback(model, err.code, tally.attempts - before))
         assert result is not None
         return result
 
@@ -135,7 +137,7 @@ class Sender:
         """A record whose attempts all failed while its provider is down is not a failed record:
         the job stops and the next run sends it."""
         if isinstance(err, _DOWN_SIGNS) and self.breaker.down(model):
-            raise ProviderDown(f"{model} at {self.client.base_url} does not answer ({err.message})")
+            raise ProviderDown(f"{model} at {redact_url(self.client.base_url)} does not answer ({err.message})")
 
     async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
         """Attempts on one model until an answer, a fatal error or --max-attempts failures. A 429

@@ -60,6 +60,11 @@ class Display:
         self._progress: _Progress | None = None
         self._task: Any = None
 
+    @property
+    def shows_progress(self) -> bool:
+        """Whether progress goes anywhere: the screen, or the log file even with --quiet."""
+        return self.mode != DisplayMode.QUIET or self._log is not None
+
     def _to_log(self, text: str) -> None:
         if self._log is not None:
             self._log.write(f"{now_iso()} {text}\n")

@@ -73,8 +73,10 @@ def format_status(st: dict[str, Any]) -> list[str]:
         + (f" (unknown for {', '.join(st['unpriced_models'])})" if st["unpriced_models"] else ""),
         f"runs: {st['runs']}, {st['elapsed_s']:.1f}s in all; last run: {last.get('status', '?')}, "
         f"started {last.get('started', '?')}" + (f", ended {last['ended']}" if last.get("ended") else ""),
-        "resumable: " + ("yes: run the same process command again" if st["resumable"] else "no"),
+        "resumable: " + ("yes" if st["resumable"] else "no"),
     ]
+    if st.get("next"):
+        lines.append("next: " + st["next"])
     if not st["input_unchanged"]:
         lines.append("note: the input file changed since the job started (--fresh to start over)")
     if st.get("problem"):

@@ -44,7 +44,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
         "finished_at": None if finished_at is None else round(finished_at, 3),
     }
     if r.fallbacks:
-        extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason} for f in r.fallbacks]
+        extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts}
+                              for f in r.fallbacks]
     doc = {
         "id": f"batch_req_{_RUN_ID}{next(_SEQ):08x}",
         "custom_id": r.key,
@@ -82,7 +83,8 @@ def parse_result_line(raw: bytes) -> Result:
         cost_usd=ex.get("cost_usd"),
         rate_limited=int(ex.get("rate_limited") or 0),
         fallbacks=tuple(
-            Fallback(str(f.get("from")), str(f.get("reason"))) for f in ex.get("fallbacks") or ()
+            Fallback(str(f.get("from")), str(f.get("reason")), int(f.get("attempts") or 0))
+            for f in ex.get("fallbacks") or ()
         ),
         started_at=_float(ex.get("started_at")),
     )
