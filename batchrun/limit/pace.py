@@ -31,7 +31,7 @@ class Pace:
         self.cut_at = -math.inf
         self.bad_rpm: float | None = None  # the send rate a 429 last came at
         self._last_grow = now
-        self._answers: deque[float] = deque()  # times of the answers of the last second
+        self._answers: deque[list[float]] = deque()  # [tenth of a second, answers]: the last second
         self._answered_since_cut = True
         self._answers_since_cut = 0
 
@@ -39,14 +39,18 @@ class Pace:
         """An answer came for a request sent at `sent_at`."""
         self._answered_since_cut = self._answered_since_cut or sent_at >= self.cut_at
         self._answers_since_cut += 1
+        slot = now - now % 0.1
         answers = self._answers
-        answers.append(now)
-        while answers[0] < now - 1.0:
-            answers.popleft()
+        if answers and answers[-1][0] == slot:
+            answers[-1][1] += 1
+        else:
+            answers.append([slot, 1.0])
+            while answers[0][0] < now - 1.0:
+                answers.popleft()
 
     def answered_lately(self, now: float) -> bool:
         """Whether any answer came in the last second."""
-        return bool(self._answers) and self._answers[-1] >= now - 1.0
+        return bool(self._answers) and self._answers[-1][0] >= now - 1.1
 
     def new_event(self, sent_at: float) -> bool:
         """Whether a 429 for a request sent at `sent_at` is a new congestion event: one cut per
@@ -65,7 +69,7 @@ class Pace:
         self._answered_since_cut = False
         if bucket is None:
             self.bad_rpm = None
-            rpm = 60.0 * float(sum(1 for t in self._answers if t >= now - 1.0) or 1)
+            rpm = 60.0 * (sum(n for slot, n in self._answers if slot >= now - 1.0) or 1.0)
             bucket = Bucket(rpm, now, full=False)
         else:
             self.bad_rpm = bucket.per_minute

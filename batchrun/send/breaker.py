@@ -40,7 +40,8 @@ class Breaker:
     def answered(self, model: str, provider: str | None = None) -> None:
         """The provider answered (anything but a transport failure or a 5xx)."""
         h = self._of(model, provider)
-        h.failures_in_a_row, h.last_answer, h.first_failure = 0, self.clock(), None
+        if h.failures_in_a_row or h.last_answer is None:  # on the hot path: no clock read when all is well
+            h.failures_in_a_row, h.last_answer, h.first_failure = 0, self.clock(), None
 
     def failed(self, model: str, provider: str | None = None) -> None:
         """A connection error, a timeout or a 5xx."""
