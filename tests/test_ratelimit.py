@@ -8,12 +8,16 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from typer.testing import CliRunner
 
 from batchrun.account.pricing import PriceBook
+from batchrun.cli import app
 from batchrun.errors import QuotaExhausted, WaitTooLong
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
@@ -22,6 +26,8 @@ from batchrun.secret import ApiKey
 from batchrun.send.client import Client, make_session
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
+
+from .conftest import plain_records, read_results, write_jsonl
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OK = {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
@@ -172,3 +178,27 @@ async def test_a_queued_answer_with_keep_alive_lines_is_not_timed_out_or_resent(
     sender = await sender_for(handler, read_timeout_s=0.3)
     result = await sender.send(rec(1))
     assert result.ok and result.attempts == 1 and requests == 1
+
+
+SHAPES = [
+    ("bucket, headers", {"rpm": 6000}, 0.005),
+    ("bucket, retry-after only", {"rpm": 6000, "headers": False}, 0.10),
+    ("bucket, bare 429s", {"rpm": 6000, "headers": False, "retry_after": "none"}, 0.10),
+    ("fixed 2 s windows, headers", {"rpm": 6000, "window": "fixed", "window_s": 2.0}, 0.02),
+    ("tokens bucket, headers", {"tpm": 300_000}, 0.01),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "cap"), SHAPES, ids=[s[0] for s in SHAPES])
+def test_every_limit_shape_over_real_http_fails_no_record(
+    tmp_path: Path, sim_factory, name: str, shape: dict[str, Any], cap: float
+) -> None:
+    """A short whole job per shape, counted at the server: nothing fails, 429s stay rare (the
+    floors themselves are measured by bench/ratelimit.py over longer jobs)."""
+    sim = sim_factory(latency_ms=20, **shape)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(150))
+    res = CliRunner().invoke(app, ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet",
+                                   "--concurrency", "32", "--max-attempts", "3", "--max-tokens", "20"])
+    assert res.exit_code == 0, res.output
+    assert all(r["error"] is None for r in read_results(tmp_path / "in.results.jsonl"))
+    assert sim.stats.rate_limited / sim.stats.requests <= cap, (name, sim.stats.rate_limited, sim.stats.requests)
