@@ -186,3 +186,15 @@ def test_flags_read_as_flags_and_there_is_a_version() -> None:
     for flag in ("--simulate", "--fresh", "--retry-failed", "--quiet"):
         line = next(x for x in lines if flag in x)
         assert "<bool>" not in line, line
+
+
+def test_a_template_with_literal_braces_is_refused_before_anything_is_sent(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    bad = run(["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet",
+               "--template", 'Reply as JSON like {"label": "billing"}. Ticket: {text}'])
+    assert bad.returncode == 2 and "{{ and }}" in bad.stderr and "Traceback" not in bad.stderr
+    assert sim.stats.requests == 0 and not (tmp_path / "in.results.jsonl.checkpoint").exists()
+    good = run(["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet",
+                "--template", 'Reply as JSON like {{"label": "billing"}}. Ticket: {text}'])
+    assert good.returncode == 0, good.stderr  # fixing it needs no --fresh

@@ -79,7 +79,7 @@ def test_retries_on_each_retryable_failure_counted_by_server(tmp_path: Path, sim
 
 
 def test_timeout_is_retried(tmp_path: Path, sim_factory) -> None:
-    sim = sim_factory(fail_first=1, fail_kinds=("timeout",), hang_s=3.0)
+    sim = sim_factory(fail_first=1, fail_kinds=("timeout",), hang_s=1.0)
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
     res = run([str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--timeout", "0.3"])
     assert res.exit_code == 0, res.output

@@ -1,7 +1,15 @@
-"""Record keys: which key a line has, and which keys were seen."""
+"""Record keys: which key a line has, and which keys were seen.
+
+Every output line's `custom_id` is unique in a file. A line with no key of its own, and every bad
+line, is keyed `line-N` by its own line number (the README), so keys of that form belong to their
+line: a record on line 5 whose own key is `line-3` is a bad line, whatever line 3 turns out to be
+(it may be a bad line keyed `line-3` that is only read later). Own keys that pass are checked
+against each other in a KeySet; `line-N` keys are unique by their line number and need no entry.
+"""
 
 from __future__ import annotations
 
+import re
 from array import array
 from typing import Any
 
@@ -64,12 +72,31 @@ class KeySet:
                 table[i] = h
 
 
-def record_key(obj: dict[str, Any], line: int) -> str:
-    """A line's key: `custom_id`, else `id`, else `line-N`."""
-    v = obj.get("custom_id")
-    if v is None or v == "":
-        v = obj.get("id")
-        if v is None or v == "":
-            return f"line-{line}"
-    return v if type(v) is str else str(v)
+class BadKey(ValueError):
+    """A record's own key that cannot be used; the message says why, for the error line."""
 
+
+_LINE_KEY = re.compile(r"line-([1-9][0-9]*)")
+
+
+def own_key(obj: dict[str, Any], line: int) -> str | None:
+    """A line's own key: `custom_id`, else `id`; None when it has neither.
+
+    Raises BadKey for an empty key, and for a `line-N` key on any line but N.
+    """
+    for field in ("custom_id", "id"):
+        v = obj.get(field)
+        if v is None:
+            continue
+        key = v if type(v) is str else str(v)
+        if not key:  # replacing it would quietly unhook the answer from the user's record
+            raise BadKey(f"empty {field}")
+        if key.startswith("line-") and (m := _LINE_KEY.fullmatch(key)) and int(m[1]) != line:
+            raise BadKey(f"{field} {key!r} is kept for line {m[1]} (a key line-N belongs to line N)")
+        return key
+    return None
+
+
+def record_key(obj: dict[str, Any], line: int) -> str:
+    """A line's key: `custom_id`, else `id`, else `line-N`; raises BadKey as own_key does."""
+    return own_key(obj, line) or f"line-{line}"

@@ -5,7 +5,7 @@ size and no line costs a thread hop of its own."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ class RawLine:
 
 async def line_batches(
     path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+) -> AsyncGenerator[list[tuple[int, bytes | None]], None]:
     """Per chunk read, its complete non-blank lines as (1-based number, bytes).
 
     The bytes are None for a line longer than max_line_bytes, which is never buffered whole.

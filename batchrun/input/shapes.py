@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from batchrun.input.endpoints import CHAT, ENDPOINTS, BadBody, Endpoint, for_batch_url
-from batchrun.input.keys import KeySet, record_key
-from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES, RawLine
+from batchrun.input.keys import BadKey, KeySet, own_key
+from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES, RawLine, line_batches
+from batchrun.input.template import check_template, fill, template_fields
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.records import Record, Result, invalid_result
+
+NO_MODEL = "no model: give the record a model or pass --model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +31,29 @@ class Shaping:
     aliases: tuple[tuple[str, str], ...] = ()
 
 
+def is_plain(obj: dict[str, Any]) -> bool:
+    """A plain record: neither a Batch API request line nor a chat-completions body."""
+    return not _is_batch_line(obj) and "messages" not in obj
+
+
+def _is_batch_line(obj: dict[str, Any]) -> bool:
+    return isinstance(obj.get("body"), dict) and ("url" in obj or "method" in obj)
+
+
 class LineParser:
-    """Turns raw lines into Records; remembers keys so that a duplicate is a bad line."""
+    """Turns raw lines into Records; remembers keys so that a duplicate is a bad line.
+
+    Counts what the caller reports once after reading: `streams_disabled`, records that asked
+    for `stream: true` and are sent with `stream: false`; `models_missing`, lines that named no
+    model while no --model was given.
+    """
 
     def __init__(self, shaping: Shaping, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.shaping = shaping
         self.max_line_bytes = max_line_bytes
         self.seen = KeySet()
+        self.streams_disabled = 0
+        self.models_missing = 0
         self._aliases = dict(shaping.aliases)
 
     def key_only(self, n: int, data: bytes | None) -> None:
@@ -44,7 +65,12 @@ class LineParser:
         except orjson.JSONDecodeError:
             return
         if type(obj) is dict:
-            self.seen.add(record_key(obj, n))
+            try:
+                key = own_key(obj, n)
+            except BadKey:
+                return
+            if key is not None:
+                self.seen.add(key)
 
     def parse(self, raw: RawLine) -> Record | Result:
         """A Record, or the invalid-line Result saying why not."""
@@ -62,8 +88,13 @@ class LineParser:
             return invalid_result(n, f"invalid JSON ({e.msg})")
         if not isinstance(obj, dict):
             return invalid_result(n, f"a JSON {_kind(obj)}, not an object")
-        key = record_key(obj, n)
-        if not self.seen.add(key):
+        try:
+            key = own_key(obj, n)
+        except BadKey as e:
+            return invalid_result(n, str(e))
+        if key is None:
+            key = f"line-{n}"  # unique by its line number: no other line may use it (keys.py)
+        elif not self.seen.add(key):
             return invalid_result(n, f"duplicate key {key!r}")
         try:
             endpoint, body = self._body(obj)
@@ -71,9 +102,15 @@ class LineParser:
             return invalid_result(n, str(e))
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            return invalid_result(n, "no model: give the record a model or pass --model")
+            self.models_missing += 1
+            return invalid_result(n, NO_MODEL)
         model = self._aliases.get(model, model)
         body["model"] = model
+        if body.get("stream"):
+            # answers are read whole; a streamed 200 is billed, then unreadable as an answer
+            body["stream"] = False
+            body.pop("stream_options", None)  # only allowed with stream: true
+            self.streams_disabled += 1
         return Record(
             key=key,
             line=n,
@@ -87,7 +124,7 @@ class LineParser:
     def _body(self, obj: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
         s = self.shaping
         endpoint = CHAT
-        if isinstance(obj.get("body"), dict) and ("url" in obj or "method" in obj):
+        if _is_batch_line(obj):
             url = obj.get("url", CHAT.batch_url)
             found = for_batch_url(url)
             if found is None:
@@ -105,19 +142,15 @@ class LineParser:
                 body["model"] = obj["model"]
         if "model" not in body and s.model:
             body["model"] = s.model
-        if s.max_tokens is not None and "max_tokens" not in body:
+        # a body's own cap wins, in either spelling: providers refuse a request that sets both
+        if s.max_tokens is not None and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_tokens"] = s.max_tokens
         return endpoint, body
 
     def _plain_messages(self, obj: dict[str, Any]) -> list[dict[str, str]]:
         s = self.shaping
         if s.template is not None:
-            try:
-                user = s.template.format_map(obj)
-            except KeyError as e:
-                raise BadBody(f"template field {e.args[0]!r} is missing from the record") from None
-            except (IndexError, ValueError, AttributeError) as e:
-                raise BadBody(f"template cannot be filled from the record ({e})") from None
+            user = fill(s.template, obj)
         elif isinstance(obj.get("text"), str):
             user = obj["text"]
         else:
@@ -141,3 +174,33 @@ def _bad_utf8(data: bytes) -> bool:
         return True
     return False
 
+
+async def first_plain_record(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> tuple[int, dict[str, Any]] | None:
+    """The first plain record of a file with a usable key, and its line number; None if there is
+    none. Reading stops there, so on a file of plain records this costs one line."""
+    async with aclosing(line_batches(path, max_line_bytes)) as batches:
+        async for batch in batches:
+            for n, data in batch:
+                if data is None:
+                    continue
+                try:
+                    obj = orjson.loads(data)
+                    if type(obj) is dict and is_plain(obj):
+                        own_key(obj, n)
+                        return n, obj
+                except (orjson.JSONDecodeError, BadKey):
+                    continue  # a bad line: it becomes an error line, it does not shape the job
+    return None
+
+
+async def check_template_file(template: str | None, path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    """Before anything is sent: raise ConfigError if --template does not parse or names a field
+    the input's first plain record lacks (InputError if the input cannot be read)."""
+    if template is None:
+        return
+    template_fields(template)  # a template that does not parse is refused without reading the file
+    found = await first_plain_record(path, max_line_bytes)
+    if found is not None:
+        check_template(template, found[1], found[0])

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
+from batchrun.errors import ConfigError
 from batchrun.input.lines import line_batches
-from batchrun.input.shapes import LineParser
+from batchrun.input.shapes import LineParser, check_template_file
 from batchrun.records import Record, Usage
 
 
@@ -34,6 +35,7 @@ class Estimate:
     invalid: int = 0
     invalid_examples: list[str] = field(default_factory=list)
     models: dict[str, ModelEstimate] = field(default_factory=dict)
+    streams_disabled: int = 0  # records that ask to stream: they are sent with stream false
 
     @property
     def input_tokens(self) -> int:
@@ -47,7 +49,9 @@ class Estimate:
 
 
 async def estimate_file(path: Path, parser: LineParser) -> Estimate:
-    """Read the file once and count per model."""
+    """Read the file once and count per model; ConfigError for a template that cannot shape the
+    records, or when no record can have a model."""
+    await check_template_file(parser.shaping.template, path, parser.max_line_bytes)
     est = Estimate()
     async for batch in line_batches(path, parser.max_line_bytes):
         for n, data in batch:
@@ -62,6 +66,9 @@ async def estimate_file(path: Path, parser: LineParser) -> Estimate:
                 est.invalid += 1
                 if len(est.invalid_examples) < 5 and item.error_message:
                     est.invalid_examples.append(item.error_message)
+    if est.valid == 0 and parser.models_missing:  # not a file of bad lines: a missing flag
+        raise ConfigError("name a model: records without one need --model")
+    est.streams_disabled = parser.streams_disabled
     return est
 
 
@@ -86,6 +93,7 @@ def estimate_report(est: Estimate, prices: PriceBook, compare: list[str], defaul
     return {
         "lines": {"valid": est.valid, "invalid": est.invalid},
         "invalid_examples": est.invalid_examples,
+        "streams_disabled": est.streams_disabled,
         "default_max_output_tokens": default_output,
         "models": models,
         "total_cost_min_usd": round(sum(m["cost_min_usd"] for m in priced), 8),

@@ -23,6 +23,7 @@ from batchrun.clock import now_iso
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason, WriteFailed
 from batchrun.input.lines import line_batches
+from batchrun.input.shapes import check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.run.connect import endpoint
@@ -48,6 +49,8 @@ class Outcome:
 
 async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     """Run the job to its end or a clean stop."""
+    # before the job is opened: a bad template must not become the identity of a job
+    await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         clock = _JobClock(state)
@@ -60,7 +63,8 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                             Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
                             RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
                             cfg.fallback_models)
-            pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), cfg.parser(), sender, state,
+            parser = cfg.parser()
+            pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout)
             figures = _progress(cfg, state, clock, limiters, sender, pipe)
             with _signals(pipe, display, cfg.drain_timeout):
@@ -68,6 +72,9 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                     await pipe.run()
         await _save_final(state, pipe.stopped, files, clock)
         summ = _summarise(cfg, state, pipe.stopped, limiters)
+    if parser.streams_disabled:
+        display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
+                     "so they were sent with \"stream\": false")
     _report(cfg, display, state, pipe, summ)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
 
