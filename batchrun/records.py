@@ -61,6 +61,7 @@ class Result:
     rate_limited: int = 0
     fallbacks: tuple[Fallback, ...] = ()
     started_at: float | None = None  # epoch seconds: the first attempt's start
+    unmetered: bool = False  # answered without usage: its tokens and cost are unknown
 
     @property
     def ok(self) -> bool:

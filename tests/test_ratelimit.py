@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from typer.testing import CliRunner
 
+from batchrun.account.prices import Price, Rate
 from batchrun.account.pricing import PriceBook
+from batchrun.account.stats import JobStats, summary
 from batchrun.cli import app
 from batchrun.errors import QuotaExhausted, WaitTooLong
 from batchrun.limit.budget import Budget
@@ -202,3 +205,19 @@ def test_every_limit_shape_over_real_http_fails_no_record(
     assert res.exit_code == 0, res.output
     assert all(r["error"] is None for r in read_results(tmp_path / "in.results.jsonl"))
     assert sim.stats.rate_limited / sim.stats.requests <= cap, (name, sim.stats.rate_limited, sim.stats.requests)
+
+
+async def test_an_answer_without_usage_is_unmetered_never_free(sender_for) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"choices": [{"message": {"content": "x"}}]})  # no usage at all
+
+    sender = await sender_for(handler)
+    sender.prices = PriceBook({"m": Price(Rate(Decimal(1)), Rate(Decimal(1)), None, "test")})
+    result = await sender.send(rec(1))
+    assert result.ok and result.unmetered and result.cost_usd is None
+    stats = JobStats()
+    stats.add(result)
+    row = stats.models["m"].to_dict()
+    assert row["unmetered"] == 1 and row["cost_usd"] is None
+    assert summary(stats, input_path="", output_path="", total=1, complete=True, simulated=False, runs=1,
+                   elapsed_s=0.0, stopped=None)["unpriced_models"] == ["m"]

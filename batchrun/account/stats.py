@@ -58,6 +58,7 @@ class ModelStats:
     cached_tokens: int = 0
     cost_usd: float = 0.0
     unpriced: bool = False
+    unmetered: int = 0  # answers without usage: while above 0, the model's cost is unknown
     latency: Histogram = field(default_factory=Histogram)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,7 +74,8 @@ class ModelStats:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cached_tokens": self.cached_tokens,
-            "cost_usd": None if self.unpriced else round(self.cost_usd, 8),
+            "cost_usd": None if self.unpriced or self.unmetered else round(self.cost_usd, 8),
+            "unmetered": self.unmetered,
             "latency_ms": {"p50": self.latency.percentile(0.5), "p95": self.latency.percentile(0.95)},
         }
 
@@ -132,7 +134,9 @@ class JobStats:
                 m.latency.add(r.latency_ms)
         else:
             m.failed += 1
-        if r.cost_usd is not None:
+        if r.unmetered:
+            m.unmetered += 1
+        elif r.cost_usd is not None:
             m.cost_usd += r.cost_usd
         elif u.input_tokens or u.output_tokens:
             m.unpriced = True
@@ -140,7 +144,7 @@ class JobStats:
     @property
     def cost_usd(self) -> float:
         """Sum over priced models."""
-        return sum(m.cost_usd for m in self.models.values() if not m.unpriced)
+        return sum(m.cost_usd for m in self.models.values() if not m.unpriced and not m.unmetered)
 
     @property
     def tokens(self) -> tuple[int, int]:
@@ -172,7 +176,8 @@ class JobStats:
         for name, d in state["models"].items():
             m = s.model(name)
             for k in _MODEL_FIELDS:
-                setattr(m, k, d[k])
+                if k in d:  # a checkpoint from before a field was added keeps its default
+                    setattr(m, k, d[k])
             for b, c in d["latency"]:
                 m.latency.counts[int(b)] = int(c)
                 m.latency.n += int(c)
@@ -180,7 +185,7 @@ class JobStats:
 
 _MODEL_FIELDS = (
     "requests", "succeeded", "failed", "attempts", "rate_limited", "fallbacks",
-    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced",
+    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced", "unmetered",
 )
 
 
@@ -198,7 +203,7 @@ def summary(
     rate_limit_wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """The summary JSON (the README's "Summary JSON")."""
-    unpriced = sorted(name for name, m in stats.models.items() if m.unpriced)
+    unpriced = sorted(name for name, m in stats.models.items() if m.unpriced or m.unmetered)
     return {
         "job": {
             "input": input_path,

@@ -25,7 +25,7 @@ class Endpoint:
     path: str  # appended to the base URL
     check_body: Callable[[dict[str, Any]], None]  # raises BadBody
     is_answer: Callable[[Any], bool]  # a 200's parsed body is a real answer
-    usage: Callable[[Any], Usage]
+    usage: Callable[[Any], Usage | None]  # None: the answer reported no usage (unmetered)
     prompt_tokens: Callable[[dict[str, Any]], int]  # estimated, offline
     max_output_tokens: Callable[[dict[str, Any], int], int]
 
@@ -48,11 +48,11 @@ def _check_chat(body: dict[str, Any]) -> None:
             raise BadBody("every message must be an object with a role")
 
 
-def _chat_usage(body: Any) -> Usage:
-    """OpenAI's chat `usage` object; missing or odd fields count as zero."""
+def _chat_usage(body: Any) -> Usage | None:
+    """OpenAI's chat `usage` object, None when there is none; odd fields count as zero."""
     usage = body.get("usage") if type(body) is dict else None
     if type(usage) is not dict:
-        return Usage()
+        return None
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if type(details) is dict else 0
     return Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached))

@@ -203,8 +203,13 @@ def _summarise(cfg: RunConfig, state: JobState, stopped: StopReason | None, limi
 def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, summ: dict[str, Any]) -> None:
     """The summary, and what to do next when the run stopped early."""
     for model in summ["unpriced_models"]:
-        display.warn(f"no price is known for model {model!r}: its cost is shown as unknown "
-                     "(add it with --prices)")
+        unmetered = summ["models"].get(model, {}).get("unmetered", 0)
+        if unmetered:
+            display.warn(f"{unmetered} answer(s) from model {model!r} came back without usage: its tokens "
+                         "and cost are unknown for those, so its cost is shown as unknown")
+        else:
+            display.warn(f"no price is known for model {model!r}: its cost is shown as unknown "
+                         "(add it with --prices)")
     if cfg.summary_json is not None:
         try:
             cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")

@@ -206,19 +206,23 @@ class Sender:
             limiter.answered(permit, None, None)
             raise
         self.breaker.answered(model)
-        usage = endpoint.usage(ans.body)
+        reported = endpoint.usage(ans.body)
+        usage = reported or Usage()  # no usage: tokens and cost unknown (unmetered), never $0
         # what the provider counts against tokens-per-minute: prompt plus max_tokens when the
         # request caps its output (OpenAI reserves it), else the output it produced
         capped = "max_tokens" in body or "max_completion_tokens" in body
         charged = usage.input_tokens + (rec.max_output_tokens if capped else usage.output_tokens)
+        if reported is None:
+            charged = rec.est_input_tokens + rec.max_output_tokens
         limiter.answered(permit, charged, parse_rate_headers(ans.headers),
                          rec.est_input_tokens + rec.max_output_tokens if usage.input_tokens else None)
         return Result(
             key=rec.key, line=rec.line, model=model, status_code=ans.status,
             request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
             latency_ms=ans.latency_ms, usage=usage,
-            cost_usd=self.prices.cost(model, usage, sent_at), rate_limited=tally.rate_limited,
-            fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
+            cost_usd=None if reported is None else self.prices.cost(model, usage, sent_at),
+            rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
+            unmetered=reported is None,
         )
 
     @staticmethod

@@ -43,6 +43,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
         "started_at": None if r.started_at is None else round(r.started_at, 3),
         "finished_at": None if finished_at is None else round(finished_at, 3),
     }
+    if r.unmetered:
+        extra["unmetered"] = True
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts}
                               for f in r.fallbacks]
@@ -87,6 +89,7 @@ def parse_result_line(raw: bytes) -> Result:
             for f in ex.get("fallbacks") or ()
         ),
         started_at=_float(ex.get("started_at")),
+        unmetered=ex.get("unmetered") is True,
     )
 
 
