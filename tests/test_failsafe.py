@@ -198,3 +198,51 @@ def test_a_template_with_literal_braces_is_refused_before_anything_is_sent(tmp_p
     good = run(["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet",
                 "--template", 'Reply as JSON like {{"label": "billing"}}. Ticket: {text}'])
     assert good.returncode == 0, good.stderr  # fixing it needs no --fresh
+
+
+def test_a_503_asking_to_wait_past_max_wait_stops_with_75(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from .conftest import SimThread  # noqa: F401  (only for the thread pattern)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": "overloaded"}}, status=503, headers={"retry-after": "3600"})
+
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+        res = run(["process", str(inp), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--quiet",
+                   "--max-wait", "60"])
+        assert res.returncode == 75, res.stderr
+        assert "3600" in res.stderr and read_results(tmp_path / "in.results.jsonl") == []
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_status_says_what_to_do_next_and_quiet_still_logs_progress(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory(error_rate=0.2, error_kinds=("500",), latency_ms=30, seed=4)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(40))
+    log = tmp_path / "cron.log"
+    res = run(["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--max-attempts", "1",
+               "--log-file", str(log), "--progress-interval", "0.1"])
+    assert res.returncode == 1
+    assert " done" in log.read_text()  # progress lines reach the log with --quiet
+    st = json.loads(run(["status", str(inp), "--json"]).stdout)
+    assert "--retry-failed" in st["next"] and st["rate_limited"] == 0
+    missing = run(["status", str(tmp_path / "nope.jsonl")])
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

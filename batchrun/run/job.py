@@ -70,8 +70,9 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
             with _signals(pipe, display, cfg.drain_timeout):
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
+        state.rate_limit_wait_s += limiters.waited_s
         await _save_final(state, pipe.stopped, files, clock)
-        summ = _summarise(cfg, state, pipe.stopped, limiters)
+        summ = _summarise(cfg, state, pipe.stopped)
     if parser.streams_disabled:
         display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
                      "so they were sent with \"stream\": false")
@@ -192,11 +193,11 @@ async def _save_final(state: JobState, stopped: StopReason | None, files: JobFil
                           "nothing was lost: free space, then run the same command again to resume") from None
 
 
-def _summarise(cfg: RunConfig, state: JobState, stopped: StopReason | None, limiters: Limiters) -> dict[str, Any]:
+def _summarise(cfg: RunConfig, state: JobState, stopped: StopReason | None) -> dict[str, Any]:
     return summary(
         state.stats, input_path=str(cfg.input), output_path=str(cfg.output),
         total=state.total or state.stats.done, complete=stopped is None, simulated=cfg.simulate,
-        runs=state.runs, elapsed_s=state.elapsed_s, stopped=stopped, rate_limit_wait_s=limiters.waited_s,
+        runs=state.runs, elapsed_s=state.elapsed_s, stopped=stopped, rate_limit_wait_s=state.rate_limit_wait_s,
     )
 
 
@@ -232,7 +233,7 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
         display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
                      "raise --max-cost and rerun the same command to go on")
     elif pipe.abandoned:
-        display.notice(f"stopped at once after {state.stats.done} record(s); the requests in flight were "
+        display.warn(f"stopped at once after {state.stats.done} record(s); the requests in flight were "
                        "abandoned and are sent again by the next run: "
                        f"{redact_text(shlex.join(['batchrun', *sys.argv[1:]]), cfg.api_key)}")
     elif pipe.stopped is not None:

@@ -41,7 +41,7 @@ from batchrun.records import Fallback, Record, Result, Usage
 from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
-from batchrun.send.retry import RetryPolicy, next_delay
+from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
 
 # The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
 # assumes it may be this much short.
@@ -164,6 +164,12 @@ class Sender:
                 return self._failure(rec, model, tally, outcome, outcome.code, msg), outcome
             await self._backoff(delay)
 
+    def _check_wait(self, retry_after: float | None) -> None:
+        """A server asking to wait longer than --max-wait stops the job, to be run again later."""
+        limit = self.policy.max_wait_s
+        if retry_after is not None and limit is not None and retry_after > limit:
+            raise WaitTooLong(f"the server asks to wait {retry_after:g}s, longer than --max-wait {limit:g}s")
+
     async def _backoff(self, seconds: float) -> None:
         """Wait before the next attempt; a clean stop lets go of the record (no attempt of it is
         on the wire, and the next run sends it)."""
@@ -188,10 +194,7 @@ class Sender:
         except RateLimited as e:
             tally.rate_limited += 1
             limiter.rate_limited(permit, e.retry_after, _headers(e))
-            if e.retry_after is not None and self.policy.max_wait_s is not None \
-                    and e.retry_after > self.policy.max_wait_s:
-                raise WaitTooLong(f"the server asks to wait {e.retry_after:g}s, longer than --max-wait "
-                                  f"{self.policy.max_wait_s:g}s") from None
+            self._check_wait(e.retry_after)
             return e
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
@@ -201,6 +204,8 @@ class Sender:
                 self.breaker.answered(model)
             if isinstance(e, AuthError | QuotaExhausted):
                 raise
+            if isinstance(e, ServerError) and e.headers is not None:  # a 503 may ask to wait too
+                self._check_wait(parse_retry_after(e.headers, self.wall_clock()))
             return e
         except BaseException:
             limiter.answered(permit, None, None)

@@ -73,6 +73,7 @@ def format_status(st: dict[str, Any]) -> list[str]:
         + (f" (unknown for {', '.join(st['unpriced_models'])})" if st["unpriced_models"] else ""),
         f"runs: {st['runs']}, {st['elapsed_s']:.1f}s in all; last run: {last.get('status', '?')}, "
         f"started {last.get('started', '?')}" + (f", ended {last['ended']}" if last.get("ended") else ""),
+        f"rate limits: {st['rate_limited']} x 429, {st['rate_limit_wait_s']:.1f}s waited",
         "resumable: " + ("yes" if st["resumable"] else "no"),
     ]
     if st.get("next"):

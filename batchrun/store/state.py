@@ -71,6 +71,7 @@ class JobState:
     elapsed_s: float = 0.0
     total: int | None = None
     last_run: dict[str, Any] = field(default_factory=dict)
+    rate_limit_wait_s: float = 0.0  # waited on rate limits, over the runs that ended cleanly
 
     def record(self, r: Result) -> None:
         """A result line was written."""
@@ -91,6 +92,7 @@ class JobState:
                 "elapsed_s": self.elapsed_s,
                 "total": self.total,
                 "last_run": self.last_run,
+                "rate_limit_wait_s": self.rate_limit_wait_s,
             }
         )
 
@@ -110,6 +112,7 @@ class JobState:
             elapsed_s=float(d["elapsed_s"]),
             total=d.get("total"),
             last_run=d.get("last_run") or {},
+            rate_limit_wait_s=float(d.get("rate_limit_wait_s") or 0.0),
         )
 
 
