@@ -84,17 +84,19 @@ def own_key(obj: dict[str, Any], line: int) -> str | None:
 
     Raises BadKey for an empty key, and for a `line-N` key on any line but N.
     """
-    for field in ("custom_id", "id"):
+    field = "custom_id"
+    v = obj.get(field)
+    if v is None:
+        field = "id"
         v = obj.get(field)
         if v is None:
-            continue
-        key = v if type(v) is str else str(v)
-        if not key:  # replacing it would quietly unhook the answer from the user's record
-            raise BadKey(f"empty {field}")
-        if key.startswith("line-") and (m := _LINE_KEY.fullmatch(key)) and int(m[1]) != line:
-            raise BadKey(f"{field} {key!r} is kept for line {m[1]} (a key line-N belongs to line N)")
-        return key
-    return None
+            return None
+    key = v if type(v) is str else str(v)
+    if not key:  # replacing it would quietly unhook the answer from the user's record
+        raise BadKey(f"empty {field}")
+    if key[:5] == "line-" and (m := _LINE_KEY.fullmatch(key)) and int(m[1]) != line:
+        raise BadKey(f"{field} {key!r} is kept for line {m[1]} (a key line-N belongs to line N)")
+    return key
 
 
 def record_key(obj: dict[str, Any], line: int) -> str:
