@@ -217,25 +217,33 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
         except OSError as e:
             display.warn(f"cannot write --summary-json {cfg.summary_json}: {e.strerror or e}")
     display.summary(summ)
-    if pipe.stopped == StopReason.AUTH:
-        display.warn(f"the API refused the key read from {cfg.api_key_env} ({pipe.stop_message}); "
-                     "fix the key and rerun the same command to resume")
-    elif pipe.stopped == StopReason.QUOTA:
-        display.warn(f"the account is out of quota ({pipe.stop_message}); no record was marked failed for it: "
-                     "add credit and rerun the same command to resume")
-    elif pipe.stopped in (StopReason.WAIT, StopReason.UNAVAILABLE):
-        display.warn(f"{pipe.stop_message}: stopped, no record was marked failed for it; "
-                     "run the same command again later to resume")
-    elif pipe.stopped == StopReason.WRITE_FAILED:
-        display.warn(f"{pipe.stop_message}: stopped, nothing was lost; free space or fix the permissions, "
-                     "then run the same command again to resume")
-    elif pipe.stopped == StopReason.BUDGET:
-        display.warn(f"--max-cost ${cfg.max_cost:g} reached: spent ${state.stats.cost_usd:.6f}; "
-                     "raise --max-cost and rerun the same command to go on")
-    elif pipe.abandoned:
+    if pipe.stopped is None:
+        return
+    again = redact_text(shlex.join(["batchrun", *sys.argv[1:]]), cfg.api_key)
+    advice = _ADVICE.get(pipe.stopped)
+    if pipe.abandoned:
         display.warn(f"stopped at once after {state.stats.done} record(s); the requests in flight were "
-                       "abandoned and are sent again by the next run: "
-                       f"{redact_text(shlex.join(['batchrun', *sys.argv[1:]]), cfg.api_key)}")
-    elif pipe.stopped is not None:
+                     f"abandoned and are sent again by the next run: {again}")
+    elif advice is not None:
+        display.warn(advice.format(message=pipe.stop_message, key_env=cfg.api_key_env, cap=cfg.max_cost or 0.0,
+                                   spent=state.stats.cost_usd))
+    else:
         display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run the same "
-                       f"command again: {redact_text(shlex.join(['batchrun', *sys.argv[1:]]), cfg.api_key)}")
+                       f"command again: {again}")
+
+
+# What to do after a stop that is not a signal; none of them marked a record failed.
+_ADVICE = {
+    StopReason.AUTH: "the API refused the key read from {key_env} ({message}); fix the key and rerun "
+                     "the same command to resume",
+    StopReason.QUOTA: "the account is out of quota ({message}); no record was marked failed for it: add "
+                      "credit and rerun the same command to resume",
+    StopReason.WAIT: "{message}: stopped, no record was marked failed for it; run the same command again "
+                     "later to resume",
+    StopReason.UNAVAILABLE: "{message}: stopped, no record was marked failed for it; run the same command "
+                            "again later to resume",
+    StopReason.WRITE_FAILED: "{message}: stopped, nothing was lost; free space or fix the permissions, then "
+                             "run the same command again to resume",
+    StopReason.BUDGET: "--max-cost ${cap:g} reached: spent ${spent:.6f}; raise --max-cost and rerun the "
+                       "same command to go on",
+}
