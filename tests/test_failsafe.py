@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import plain_records, read_results, write_jsonl
+from aiohttp import web
+
+from .conftest import plain_records, read_results, serving, write_jsonl
 from .test_resume import env, run, wait_for_lines
 
 
@@ -201,37 +203,14 @@ def test_a_template_with_literal_braces_is_refused_before_anything_is_sent(tmp_p
 
 
 def test_a_503_asking_to_wait_past_max_wait_stops_with_75(tmp_path: Path) -> None:
-    import asyncio
-    import threading
-
-    from aiohttp import web
-
-    from .conftest import SimThread  # noqa: F401  (only for the thread pattern)
-
     async def handler(request: web.Request) -> web.Response:
         return web.json_response({"error": {"code": "overloaded"}}, status=503, headers={"retry-after": "3600"})
 
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
-        res = run(["process", str(inp), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--quiet",
-                   "--max-wait", "60"])
-        assert res.returncode == 75, res.stderr
-        assert "3600" in res.stderr and read_results(tmp_path / "in.results.jsonl") == []
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    with serving(handler) as url:
+        res = run(["process", str(inp), "--base-url", url, "--model", "m", "--quiet", "--max-wait", "60"])
+    assert res.returncode == 75, res.stderr
+    assert "3600" in res.stderr and read_results(tmp_path / "in.results.jsonl") == []
 
 
 def test_status_says_what_to_do_next_and_quiet_still_logs_progress(tmp_path: Path, sim_factory) -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from typer.testing import CliRunner
 
 from batchrun.cli import app
 
-from .conftest import plain_records, read_results, write_jsonl
+from .conftest import plain_records, read_results, serving, write_jsonl
 
 KEY = "sk-test-NEVER-PRINT-ME-0123456789"
 
@@ -183,48 +184,18 @@ def test_simulate_marks_everything(tmp_path: Path) -> None:
 
 def test_pretty_printed_answers_still_make_one_line_each(tmp_path: Path) -> None:
     """A server that pretty-prints its JSON: the answer is copied as is, newlines folded."""
-    import asyncio
-    import threading
-
-    from aiohttp import web
-
     body = ('{\n  "id": "x",\n  "choices": [\n    {"message": {"content": "line one\\nline two"}}\n  ],\n'
             '  "usage": {"prompt_tokens": 3,\r\n "completion_tokens": 2}\n}\n')
 
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text=body, content_type="application/json")
 
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", handler)
-        runner = web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        holder["runner"] = runner
-        holder["port"] = runner.addresses[0][1]
-        started.set()
-        loop.run_forever()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    started.wait(10)
-    try:
+    with serving(handler) as url:
         inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
-        res = run([str(inp), "--base-url", f"http://127.0.0.1:{holder['port']}/v1", "--model", "m", "--quiet"])
-        assert res.exit_code == 0, res.output
-        lines = (tmp_path / "in.results.jsonl").read_bytes().split(b"\n")
-        assert len([ln for ln in lines if ln]) == 3 and b"\r" not in b"".join(lines)
-        out = read_results(tmp_path / "in.results.jsonl")
-        assert out[0]["response"]["body"]["choices"][0]["message"]["content"] == "line one\nline two"
-        assert out[0]["batchrun"]["input_tokens"] == 3
-    finally:
-        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(10)
-        loop.close()
+        res = run([str(inp), "--base-url", url, "--model", "m", "--quiet"])
+    assert res.exit_code == 0, res.output
+    lines = (tmp_path / "in.results.jsonl").read_bytes().split(b"\n")
+    assert len([ln for ln in lines if ln]) == 3 and b"\r" not in b"".join(lines)
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert out[0]["response"]["body"]["choices"][0]["message"]["content"] == "line one\nline two"
+    assert out[0]["batchrun"]["input_tokens"] == 3
