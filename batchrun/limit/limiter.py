@@ -42,7 +42,8 @@ class Limiter:
                     return None
                 started = self.clock()
                 await self._wait(d, give_up)
-                self.waited_s += self.clock() - started
+                if d != math.inf:  # waiting for the slow-start window to open is no rate limit
+                    self.waited_s += self.clock() - started
                 reserved = c.reservation(est_tokens)
             if give_up is not None and give_up.is_set():
                 return None
