@@ -69,7 +69,7 @@ def parse_result_line(raw: bytes) -> Result:
     return Result(
         key=str(doc.get("custom_id")),
         line=int(ex.get("line") or 0),
-        model=ex.get("model"),
+        model=ex.get("model") if isinstance(ex.get("model"), str) else None,
         status_code=resp.get("status_code"),
         request_id=resp.get("request_id"),
         body=None,  # not needed for accounting; keeps resume memory flat
@@ -82,7 +82,7 @@ def parse_result_line(raw: bytes) -> Result:
             _int(ex.get("output_tokens")),
             _int(ex.get("cached_tokens")),
         ),
-        cost_usd=ex.get("cost_usd"),
+        cost_usd=_float(ex.get("cost_usd")),  # a hand-edited line with odd values counts as unpriced
         rate_limited=int(ex.get("rate_limited") or 0),
         fallbacks=tuple(
             Fallback(str(f.get("from")), str(f.get("reason")), int(f.get("attempts") or 0))
