@@ -70,6 +70,10 @@ class RunConfig:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     log_file: Path | None = None
     progress_interval: float | None = None
+    batch_api: bool = False  # through the provider's /v1/files + /v1/batches instead of live requests
+    batch_size: int = 50_000
+    batch_expired: str = "resubmit"  # unanswered lines of an expired batch: a new batch, or "live"
+    no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""

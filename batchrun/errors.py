@@ -63,6 +63,7 @@ class StopReason(StrEnum):
     WAIT = "wait"  # the server asked to wait longer than --max-wait
     UNAVAILABLE = "unavailable"  # the provider does not answer: connection errors, timeouts, 5xx
     WRITE_FAILED = "write_failed"  # the output or checkpoint could not be written
+    BATCHES_RUNNING = "batches_running"  # --batch-api --no-wait: provider batches are still running
 
     @property
     def exit_code(self) -> ExitCode:
@@ -80,6 +81,7 @@ _EXIT_BY_STOP = {
     StopReason.WAIT: ExitCode.TRY_LATER,
     StopReason.UNAVAILABLE: ExitCode.TRY_LATER,
     StopReason.WRITE_FAILED: ExitCode.CANT_WRITE,
+    StopReason.BATCHES_RUNNING: ExitCode.TRY_LATER,
 }
 
 

@@ -88,6 +88,18 @@ def _models(v: Any) -> tuple[str, ...]:
 def _path(v: Any) -> Path:
     return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
 
+def _batch_size(v: Any) -> int:
+    n = _pos_int(v)
+    if n > 50_000:  # the Batch API takes at most 50,000 requests in one batch
+        raise ValueError
+    return n
+
+
+def _batch_expired(v: Any) -> str:
+    if v not in ("resubmit", "live"):
+        raise ValueError
+    return str(v)
+
 # name: (parser, what a good value is)
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "model": (_nonempty, "a model name"),
@@ -118,6 +130,10 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "log_file": (_path, "a file path"),
     "progress_interval": (_pos_float, "a positive number of seconds"),
     "output": (_path, "a file path"),
+    "batch_api": (_bool, "true or false"),
+    "batch_size": (_batch_size, "a whole number from 1 to 50000"),
+    "batch_expired": (_batch_expired, "resubmit or live"),
+    "no_wait": (_bool, "true or false"),
 }
 # Options that are never read from the environment (the key is read from its own variable).
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}

@@ -37,6 +37,9 @@ class Price:
     output: Rate
     cached_input: Rate | None
     source: str
+    # the provider's Batch API rates, where the user's prices file states them (batch_input, batch_output)
+    batch_input: Rate | None = None
+    batch_output: Rate | None = None
     _flat: tuple[int, int, int | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +92,8 @@ def _rate_from(value: Any, where: str) -> Rate:
 
 
 def parse_price_tables(models: Any, source: str) -> dict[str, Price]:
-    """Prices from `[models."NAME"]` tables (`input`, `output`, optional `cached_input`)."""
+    """Prices from `[models."NAME"]` tables (`input`, `output`, optional `cached_input`, and
+    `batch_input` with `batch_output` for the provider's Batch API)."""
     if not isinstance(models, dict):
         raise ConfigError(f"{source}: expected tables [models.\"NAME\"] with input and output prices")
     out: dict[str, Price] = {}
@@ -98,11 +102,17 @@ def parse_price_tables(models: Any, source: str) -> dict[str, Price]:
         if not isinstance(table, dict) or "input" not in table or "output" not in table:
             raise ConfigError(f"{where} needs both input and output (USD per million tokens)")
         cached = table.get("cached_input")
+        batch = [_rate_from(table[k], f"{where} {k}") if table.get(k) is not None else None
+                 for k in ("batch_input", "batch_output")]
+        if (batch[0] is None) != (batch[1] is None):
+            raise ConfigError(f"{where} needs both batch_input and batch_output, or neither")
         out[str(name)] = Price(
             _rate_from(table["input"], f"{where} input"),
             _rate_from(table["output"], f"{where} output"),
             _rate_from(cached, f"{where} cached_input") if cached is not None else None,
             source,
+            batch[0],
+            batch[1],
         )
     return out
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchrun.account.prices import Price
-from batchrun.account.snapshot import UNKNOWN, Entry, Period, snapshot_entry
+from batchrun.account.snapshot import UNKNOWN, Entry, Period, snapshot_batch_price, snapshot_entry
 from batchrun.records import Usage
 
 
@@ -44,6 +44,7 @@ class PriceBook:
         self.user_windows = dict(context_windows or {})
         self.clock = clock
         self._snapshot: dict[tuple[str | None, str], Entry] = {}
+        self._batch: dict[tuple[str, int | None], Price | None] = {}
 
     def _entry(self, model: str, provider: str | None) -> Entry:
         entry = self._snapshot.get((provider, model))
@@ -96,6 +97,20 @@ class PriceBook:
         """USD for a usage on a model, for a request sent at `at`; None when its price is unknown."""
         p = self.price(model, at, provider)
         return None if p is None else p.cost(usage)
+
+    def batch_price(self, model: str, at: float | None = None) -> Price | None:
+        """A model's Batch API price: the user's batch_input/batch_output, else the snapshot's batch
+        price, else None (unknown: never the live price with a guessed discount)."""
+        user = self.user.get(model)
+        if user is not None and user.batch_input is not None and user.batch_output is not None:
+            return Price(user.batch_input, user.batch_output, None, user.source + " (batch)")
+        if not self.use_snapshot:
+            return None
+        key = (model, None if at is None else int(at // 3600))
+        if key not in self._batch:
+            when = datetime.fromtimestamp(self.clock() if at is None else at, UTC)
+            self._batch[key] = snapshot_batch_price(model, self.base_url, when)
+        return self._batch[key]
 
     def most(self, model: str, usage: Usage, provider: str | None = None) -> float | None:
         """The highest a usage can cost on a model at any time: a reservation must hold even if

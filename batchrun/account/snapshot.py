@@ -102,3 +102,19 @@ def snapshot_entry(model: str, base_url: str | None) -> Entry:
         others = ", ".join(p.label for p in periods[1:])
         periods[0] = Period(periods[0].price, None, f"outside {others}")
     return Entry(tuple(periods), window)
+
+
+BATCH = {"processing": "batch"}  # genai-prices' request context for the provider's Batch API
+
+
+def snapshot_batch_price(model: str, base_url: str | None, when: datetime) -> Price | None:
+    """The snapshot's Batch API price of a model at `when`, None where it states none (never
+    the standard price with a discount guessed onto it)."""
+    found = _genai_model(model, base_url)
+    if found is None:
+        return None
+    provider, info = found
+    variants = [v for v in getattr(info, "price_variants", None) or () if v.when == BATCH]
+    if not any(v.constraint is None or v.constraint.active(when) for v in variants):
+        return None
+    return _price_of(info.get_prices(when, dict(BATCH)), f"genai-prices ({provider.id}, batch)")

@@ -71,6 +71,16 @@ def process(
     progress_interval: Annotated[
         float | None, Opt(help="Seconds between plain progress lines off a terminal (default: 10).")
     ] = None,
+    batch_api: Annotated[
+        bool, Flag("--batch-api", help="Run the file through the provider's Batch API (/v1/files + /v1/batches).")
+    ] = False,
+    batch_size: Annotated[int | None, Opt(help="--batch-api: requests per batch at most (default: 50000).")] = None,
+    batch_expired: Annotated[
+        str | None, Opt(help="--batch-api: unanswered lines of an expired batch: resubmit (default) or live.")
+    ] = None,
+    no_wait: Annotated[
+        bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
+    ] = False,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))

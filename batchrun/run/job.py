@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,7 +25,9 @@ from batchrun.input.lines import line_batches
 from batchrun.input.shapes import check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
+from batchrun.run.batch_job import refuse_live_while_batches_run, run_batch_job
 from batchrun.run.connect import endpoint
+from batchrun.run.outcome import Outcome
 from batchrun.run.pipeline import Pipeline
 from batchrun.secret import redact_text
 from batchrun.send.client import Client, make_session
@@ -38,21 +39,15 @@ from batchrun.store.opening import JobFiles, open_job
 from batchrun.store.state import JobState, save_atomic
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a run ended: why it stopped (None: it read the whole input) and its summary."""
-
-    stopped: StopReason | None
-    all_ok: bool  # every record of the job succeeded
-    summary: dict[str, Any]
-
-
 async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     """Run the job to its end or a clean stop."""
+    if cfg.batch_api:
+        return await run_batch_job(cfg, display)
     # before the job is opened: a bad template must not become the identity of a job
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
+        refuse_live_while_batches_run(state)
         clock = _JobClock(state)
         prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
                            context_windows=dict(cfg.context_windows))

@@ -41,6 +41,13 @@ class SimConfig:
     context_windows: dict[str, int] = field(default_factory=dict)  # per model, over the global one
     failing_models: tuple[str, ...] = ()  # these always answer 503
     seed: int = 0
+    # Batch API: seconds a batch spends in each of validating, in_progress and finalizing; the
+    # share of a batch's lines left unanswered so that the batch ends expired (chosen by a hash
+    # of custom_id, so the same lines expire every time); fail_batch_validation rejects every
+    # batch at validation, each line with its own error.
+    batch_step_s: float = 0.2
+    batch_expire_share: float = 0.0
+    fail_batch_validation: bool = False
 
 
 def check_config(c: SimConfig) -> None:
@@ -61,5 +68,9 @@ def check_config(c: SimConfig) -> None:
             raise ConfigError(f"{flag} {count}: expected a whole number of at least 1")
     if c.quota is not None and c.quota < 0:
         raise ConfigError(f"--quota {c.quota}: expected a number of answers, 0 or more")
+    if not 0.0 <= c.batch_expire_share <= 1.0:
+        raise ConfigError(f"--batch-expire-share {c.batch_expire_share}: expected a share from 0 to 1")
+    if c.batch_step_s < 0:
+        raise ConfigError(f"--batch-step-s {c.batch_step_s}: expected a number of seconds, 0 or more")
     if c.latency_ms < 0 or c.jitter_ms < 0:
         raise ConfigError("--latency-ms and --jitter-ms: expected milliseconds, 0 or more")

@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from batchrun.sim.answers import Ask, PromptCache, completion_body, error_body, read_ask, sim_tokens
+from batchrun.sim.batches import BatchService
 from batchrun.sim.config import DEFAULT_MODELS, SimConfig, check_config
 from batchrun.sim.faults import Outcome, fault_outcome, injected_429_headers, pick_fault, quota_body
 from batchrun.sim.limits import ModelLimits, Shape, retry_after_headers
@@ -67,6 +68,7 @@ class Simulator:
         self._billed_total = 0  # the account's, for the quota: /_sim/reset does not refund it
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.batches = BatchService(self, lambda request: not self._unauthorized(request))
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -74,6 +76,7 @@ class Simulator:
         for prefix in ("/v1", ""):
             app.router.add_post(prefix + "/chat/completions", self.chat)
             app.router.add_get(prefix + "/models", self.models)
+        self.batches.register(app)
         app.router.add_get("/_sim/stats", self.get_stats)
         app.router.add_post("/_sim/reset", self.reset_stats)
         return app

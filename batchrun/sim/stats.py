@@ -32,6 +32,12 @@ class SimStats:
     admitted: list[tuple[float, int, int]] = field(default_factory=list)
     ok_times: list[float] = field(default_factory=list)  # monotonic, per successful answer
     ok_charged: list[int] = field(default_factory=list)  # tokens counted against tpm, per answer
+    # the Batch API's work, apart from the live requests above
+    files_uploaded: int = 0
+    batches_created: int = 0
+    batch_billed: int = 0  # batch lines answered (billed at the batch price)
+    batch_prompt_tokens: int = 0
+    batch_completion_tokens: int = 0
 
     def received(self, now: float) -> None:
         """Count one request arriving at monotonic time `now`."""
@@ -81,4 +87,9 @@ class SimStats:
             "admitted": self.admitted,  # orjson writes each tuple as an array
             "ok_times": self.ok_times,
             "ok_charged": self.ok_charged,
+            "files_uploaded": self.files_uploaded,
+            "batches_created": self.batches_created,
+            "batch_billed": self.batch_billed,
+            "batch_prompt_tokens": self.batch_prompt_tokens,
+            "batch_completion_tokens": self.batch_completion_tokens,
         }

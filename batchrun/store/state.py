@@ -72,6 +72,7 @@ class JobState:
     total: int | None = None
     last_run: dict[str, Any] = field(default_factory=dict)
     rate_limit_wait_s: float = 0.0  # waited on rate limits, over the runs that ended cleanly
+    batch: dict[str, Any] = field(default_factory=dict)  # a --batch-api job's plan (batch.plan); {} if none
 
     def record(self, r: Result) -> None:
         """A result line was written."""
@@ -93,6 +94,7 @@ class JobState:
                 "total": self.total,
                 "last_run": self.last_run,
                 "rate_limit_wait_s": self.rate_limit_wait_s,
+                "batch": self.batch,
             }
         )
 
@@ -113,6 +115,7 @@ class JobState:
             total=d.get("total"),
             last_run=d.get("last_run") or {},
             rate_limit_wait_s=float(d.get("rate_limit_wait_s") or 0.0),
+            batch=d.get("batch") or {},  # older checkpoints have none
         )
 
 

@@ -1,0 +1,150 @@
+"""The provider's Files and Batches API: upload a file (multipart, streamed from disk), create,
+get, list and cancel batches, download a file (streamed to disk). Errors come out as the same
+RequestErrors the live path uses; transient ones are retried here a few times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from batchrun.errors import BadResponse, RetryableError
+from batchrun.secret import ApiKey
+from batchrun.send.client import classify, map_aiohttp_errors
+
+T = TypeVar("T")
+ATTEMPTS = 5  # per call, for transient failures (5xx, resets, timeouts, 429)
+
+
+class BatchApi:
+    """One base URL's /files and /batches, with one key."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
+                 retry_base_s: float = 0.5) -> None:
+        self.session = session
+        self.base = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retry_base_s = retry_base_s
+        self._timeout = aiohttp.ClientTimeout(sock_read=timeout_s, sock_connect=timeout_s)
+        secret = key.reveal()
+        self._auth = {"Authorization": "Bearer " + secret} if secret else {}
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(ATTEMPTS):
+            try:
+                return await call()
+            except RetryableError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(self.retry_base_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _json(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        """One JSON call: the parsed answer, or the classified RequestError."""
+        with map_aiohttp_errors(self.timeout_s):
+            async with self.session.request(
+                method, self.base + path, timeout=self._timeout, params=params,
+                headers=self._auth if body is None else {**self._auth, "Content-Type": "application/json"},
+                data=None if body is None else orjson.dumps(body),
+            ) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        try:
+            parsed = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        if status != 200:
+            raise classify(status, parsed if parsed is not None else raw[:500].decode("utf-8", "replace"), headers)
+        if not isinstance(parsed, dict):
+            raise BadResponse(f"{method} {path}: the answer is not a JSON object", status=status)
+        return parsed
+
+    async def upload(self, path: Path, filename: str) -> dict[str, Any]:
+        """POST /files, purpose=batch, the file streamed from disk."""
+
+        async def once() -> Any:
+            with open(path, "rb") as f:  # noqa: ASYNC230 (aiohttp reads it in chunks as it sends)
+                form = aiohttp.FormData()
+                form.add_field("purpose", "batch")
+                form.add_field("file", f, filename=filename, content_type="application/jsonl")
+                with map_aiohttp_errors(self.timeout_s):
+                    async with self.session.post(self.base + "/files", data=form, headers=self._auth,
+                                                 timeout=self._timeout) as resp:
+                        raw = await resp.read()
+                        status, headers = resp.status, resp.headers
+            parsed = _loads(raw)
+            if status != 200:
+                raise classify(status, parsed if parsed is not None else raw[:500].decode("utf-8", "replace"),
+                               headers)
+            if not isinstance(parsed, dict) or not isinstance(parsed.get("id"), str):
+                raise BadResponse("POST /files: the answer names no file id", status=status)
+            return parsed
+
+        return await self._retrying(once)
+
+    async def create(self, file_id: str, endpoint_url: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """POST /batches, completion window 24h. Not retried here: a lost answer may hide a batch
+        that was made, so the caller looks for it by its metadata first."""
+        doc = await self._json("POST", "/batches", {"input_file_id": file_id, "endpoint": endpoint_url,
+                                                    "completion_window": "24h", "metadata": metadata})
+        if not isinstance(doc.get("id"), str):
+            raise BadResponse("POST /batches: the answer names no batch id")
+        return dict(doc)
+
+    async def get(self, batch_id: str) -> dict[str, Any]:
+        """GET /batches/{id}."""
+        return dict(await self._retrying(lambda: self._json("GET", f"/batches/{batch_id}")))
+
+    async def cancel(self, batch_id: str) -> dict[str, Any]:
+        """POST /batches/{id}/cancel."""
+        return dict(await self._retrying(lambda: self._json("POST", f"/batches/{batch_id}/cancel")))
+
+    async def batches(self, max_pages: int = 50) -> AsyncIterator[dict[str, Any]]:
+        """GET /batches, newest first, page after page (at most `max_pages` of 100)."""
+        after: str | None = None
+        for _ in range(max_pages):
+            params = {"limit": "100"} | ({"after": after} if after else {})
+            page = await self._retrying(lambda p=params: self._json("GET", "/batches", params=p))  # type: ignore[misc]
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise BadResponse("GET /batches: the answer holds no list")
+            for b in data:
+                if isinstance(b, dict):
+                    yield b
+            if not page.get("has_more") or not data:
+                return
+            after = page.get("last_id") or data[-1].get("id")
+
+    async def download(self, file_id: str, dest: Path) -> None:
+        """GET /files/{id}/content into `dest`, streamed, replaced whole (a temp file, then rename)."""
+
+        async def once() -> None:
+            tmp = dest.with_name(dest.name + ".part")
+            with map_aiohttp_errors(self.timeout_s):
+                async with self.session.get(self.base + f"/files/{file_id}/content", headers=self._auth,
+                                            timeout=self._timeout) as resp:
+                    if resp.status != 200:
+                        raw = await resp.read()
+                        raise classify(resp.status, _loads(raw) or raw[:500].decode("utf-8", "replace"),
+                                       resp.headers)
+                    with open(tmp, "wb") as f:  # noqa: ASYNC230 (chunks to a local file)
+                        async for chunk in resp.content.iter_chunked(1 << 16):
+                            f.write(chunk)
+                        f.flush()
+                        os.fsync(f.fileno())
+            os.replace(tmp, dest)
+
+        await self._retrying(once)
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None

@@ -1,0 +1,264 @@
+"""One run of a `process --batch-api` job: shard the input, submit each shard as a provider
+batch, poll, collect, and place what a batch left unanswered; every step in the checkpoint as
+it happens, so the same command carries on after any stop without submitting a shard twice.
+
+`--no-wait` does one round (submit, collect what is finished) and stops with exit 75 while
+batches run; Ctrl-C while waiting leaves the batches running at the provider (exit 130).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from batchrun.account.pricing import PriceBook
+from batchrun.account.stats import summary
+from batchrun.batch.api import BatchApi
+from batchrun.batch.output import JobOutput
+from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, Plan, Shard, shard_dir
+from batchrun.batch.poll import PollBackoff
+from batchrun.batch.settle import Settler
+from batchrun.batch.split import split_input
+from batchrun.batch.submit import Submitter
+from batchrun.clock import now_iso
+from batchrun.config import RunConfig
+from batchrun.errors import JobError, StopReason
+from batchrun.input.shapes import check_template_file
+from batchrun.run.batch_live import send_live
+from batchrun.run.connect import endpoint
+from batchrun.run.outcome import Outcome
+from batchrun.run.pipeline import Pipeline
+from batchrun.secret import ApiKey
+from batchrun.send.client import make_session
+from batchrun.show.console import Display
+from batchrun.show.progress import ProgressFigures
+from batchrun.store.opening import JobFiles, open_job
+from batchrun.store.state import JobState
+
+_SIGNALS = {signal.SIGINT: StopReason.INTERRUPTED, signal.SIGTERM: StopReason.TERMINATED,
+            signal.SIGHUP: StopReason.HANGUP}
+
+
+def refuse_live_while_batches_run(state: JobState) -> None:
+    """A live run of a job whose batches still run would send their records a second time."""
+    plan = Plan.from_state(state.batch)
+    if plan is not None and any(s.phase != "written" for s in plan.open):
+        raise JobError(f"this job has {len(plan.open)} provider batch(es) not yet collected: run it with "
+                       "--batch-api to collect them (or --fresh to start over)")
+
+
+async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
+    """Run a Batch API job to its end, a --no-wait round, or a clean stop."""
+    await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
+    files = JobFiles(cfg.input, cfg.output, cfg.identity())
+    with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
+        run = BatchRun(cfg, display, state, files)
+        try:
+            await run.go()
+        finally:
+            run.finish()
+        summ = run.summarise()
+    run.report(summ)
+    return Outcome(run.stopped, state.stats.failed + state.stats.invalid == 0, summ)
+
+
+class BatchRun:
+    """The parts of one Batch API run and the steps it takes."""
+
+    def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
+        self.cfg, self.display, self.state, self.files = cfg, display, state, files
+        self.started, self.elapsed_before = time.monotonic(), state.elapsed_s
+        plan = Plan.from_state(state.batch)
+        if plan is None or (cfg.retry_failed and not plan.open):
+            plan = Plan.new()  # --retry-failed: the lines it dropped go into new shards
+        self.plan = plan
+        self.dir = shard_dir(files.checkpoint)
+        self.out = JobOutput(cfg.output, files.checkpoint, state, plan, self.state_bytes)
+        self.prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url)
+        self.stopped: StopReason | None = None
+        self._wake = asyncio.Event()
+        self._pipe: Pipeline | None = None
+
+    def state_bytes(self) -> bytes:
+        """The checkpoint's content, elapsed time brought up to now."""
+        self.state.elapsed_s = self.elapsed_before + time.monotonic() - self.started
+        return self.state.to_bytes()
+
+    async def go(self) -> None:
+        """Shard (once per job), then submit, poll and collect until done or stopped."""
+        self.out.save()  # the plan's job id is on disk before anything is uploaded under it
+        if not self.plan.sharded:
+            await split_input(self.cfg.input, self.cfg.max_line_bytes, self.cfg.parser(), self.plan, self.dir,
+                              self.out, self.cfg.batch_size)
+            self.display.notice(f"--batch-api: {len(self.plan.shards)} shard(s) written to {self.dir}")
+        self._warn_prices()
+        self.display.start(self.state.total, self.cfg.simulate)
+        try:
+            async with endpoint(self.cfg) as (url, key), make_session(4) as session:
+                api = BatchApi(session, url, key, self.cfg.timeout, self.cfg.retry_base)
+                submitter = Submitter(api, self.plan, self.dir, self.out.save)
+                settler = Settler(api, self.plan, self.dir, self.out, self.cfg.batch_size,
+                                  self.cfg.batch_expired == "live")
+                with self._signals():
+                    await self._loop(api, submitter, settler, url, key)
+        finally:
+            self.display.update(self._figures())
+            self.display.stop()
+
+    def _warn_prices(self) -> None:
+        for model in sorted({s.model for s in self.plan.open}):
+            if self.prices.batch_price(model) is None:
+                self.display.warn(f"no Batch API price is known for model {model!r}: its cost is shown as unknown "
+                                  "(add batch_input and batch_output for it with --prices)")
+
+    async def _loop(self, api: BatchApi, submitter: Submitter, settler: Settler, url: str, key: ApiKey) -> None:
+        backoff = PollBackoff()
+        while self.stopped is None:
+            for s in [s for s in self.plan.open if s.phase not in (SUBMITTED, LIVE)]:
+                if self.stopped is not None:
+                    return
+                await submitter.submit(s)
+                self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
+            for s in [s for s in self.plan.open if s.phase == LIVE]:
+                if not await self._live(s, url, key):
+                    return
+            changed = await self._poll(api, settler)
+            if not self.plan.open:
+                return
+            if any(s.phase != SUBMITTED for s in self.plan.open):
+                continue  # a batch left lines for a new shard: submit it now
+            if self.cfg.no_wait:
+                self.stopped = StopReason.BATCHES_RUNNING
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), backoff.next_s(changed))
+
+    async def _poll(self, api: BatchApi, settler: Settler) -> bool:
+        """Ask after every running batch; collect those that ended. Whether any moved on."""
+        changed = False
+        for s in [s for s in self.plan.open if s.phase == SUBMITTED]:
+            if self.stopped is not None:
+                break
+            assert s.batch_id is not None
+            b = await api.get(s.batch_id)
+            status = str(b.get("status"))
+            raw = b.get("request_counts")
+            counts = {k: v for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
+            if status != s.status or counts != s.counts:
+                changed, s.status, s.counts = True, status, counts
+                self.display.notice(f"batch {s.id} ({s.batch_id}): {status}, {_counts(counts)}")
+            if status in TERMINAL_STATES:
+                await settler.settle(s, b, self.prices.batch_price(s.model, b.get("created_at")))
+                self.display.notice(f"batch {s.id}: collected ({status}){'; ' + s.note if s.note else ''}")
+        if changed:
+            self.out.save()
+        self.display.update(self._figures())
+        return changed
+
+    async def _live(self, shard: Shard, url: str, key: ApiKey) -> bool:
+        """Send a live shard; True when all its requests are answered."""
+        self.display.notice(f"--batch-expired live: sending the {shard.requests} unanswered request(s) of "
+                            f"shard {shard.id} through the live API")
+        self.out.save()
+        stopped = await send_live(self.cfg, self.state, shard, self.dir, self.files.checkpoint, self.state_bytes,
+                                  url, key, self._on_pipeline)
+        if stopped is not None:
+            self.stopped = self.stopped or stopped
+            return False
+        shard.phase = "collected"
+        self.out.save()
+        return True
+
+    def _on_pipeline(self, pipe: Pipeline | None) -> None:
+        self._pipe = pipe
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """A signal stops the run where it is: batches keep running at the provider."""
+        loop = asyncio.get_running_loop()
+
+        def on_signal(reason: StopReason) -> None:
+            if self.stopped is None:
+                self.stopped = reason
+                self.display.notice("stopping: the submitted batches keep running at the provider; run the "
+                                    "same command again to collect them")
+            self._wake.set()
+            if self._pipe is not None:
+                self._pipe.stop(reason)
+
+        for sig, reason in _SIGNALS.items():
+            loop.add_signal_handler(sig, on_signal, reason)
+        try:
+            yield
+        finally:
+            for sig in _SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    def _figures(self) -> ProgressFigures:
+        st = self.state.stats
+        running = [s for s in self.plan.open if s.phase == SUBMITTED]
+        in_batches = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in running)
+        el = time.monotonic() - self.started
+        tin, tout = st.tokens
+        return ProgressFigures(
+            done=st.done + in_batches, total=self.state.total, elapsed_s=el, rps=0.0, input_tokens=tin,
+            output_tokens=tout, cost_usd=st.cost_usd, cost_unknown=any(m.unpriced for m in st.models.values()),
+            retries=0, errors=st.failed + st.invalid, in_flight=sum(s.requests for s in running) - in_batches,
+            simulated=self.cfg.simulate)
+
+    def finish(self) -> None:
+        """The run's last checkpoint."""
+        if self.stopped is None and not self.plan.open:
+            self.state.total = self.state.stats.done
+        status = "complete" if self.stopped is None and not self.plan.open else f"stopped: {self.stopped}"
+        self.state.last_run = {**self.state.last_run, "status": status, "ended": now_iso()}
+        try:
+            self.out.save()
+        finally:
+            self.out.close()
+
+    def summarise(self) -> dict[str, Any]:
+        """The summary JSON, with each batch's state."""
+        st = self.state
+        summ = summary(st.stats, input_path=str(self.cfg.input), output_path=str(self.cfg.output),
+                       total=st.total or st.stats.done, complete=self.stopped is None and not self.plan.open,
+                       simulated=self.cfg.simulate, runs=st.runs, elapsed_s=st.elapsed_s, stopped=self.stopped,
+                       rate_limit_wait_s=st.rate_limit_wait_s)
+        summ["batches"] = batch_rows(self.plan)
+        return summ
+
+    def report(self, summ: dict[str, Any]) -> None:
+        """The summary, unknown prices, and what to do next."""
+        for model in summ["unpriced_models"]:
+            self.display.warn(f"no batch price is known for model {model!r}: its cost is shown as unknown")
+        if self.cfg.summary_json is not None:
+            try:
+                self.cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
+            except OSError as e:
+                self.display.warn(f"cannot write --summary-json {self.cfg.summary_json}: {e.strerror or e}")
+        self.display.summary(summ)
+        running = len(self.plan.open)
+        if self.stopped is StopReason.BATCHES_RUNNING:
+            self.display.notice(f"--no-wait: {running} batch(es) still running at the provider; run the same "
+                                "command again later to collect them (exit 75 until all are collected)")
+        elif self.stopped is not None:
+            self.display.notice(f"stopped with {running} batch(es) not yet collected; they keep running at the "
+                                "provider: run the same command again to collect them")
+
+
+def batch_rows(plan: Plan) -> list[dict[str, Any]]:
+    """Each shard's batch, for the summary and `status`."""
+    return [{"shard": s.id, "model": s.model, "endpoint": s.endpoint, "requests": s.requests, "round": s.round,
+             "phase": s.phase, "batch_id": s.batch_id, "status": s.status, "request_counts": s.counts,
+             "note": s.note} for s in plan.shards]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    total = counts.get("total", 0)
+    return f"{counts.get('completed', 0)}/{total} done, {counts.get('failed', 0)} failed" if total else "queued"

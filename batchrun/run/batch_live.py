@@ -1,0 +1,60 @@
+"""`--batch-expired live`: the requests an expired batch left unanswered, sent through the live
+path at once. A live shard's request lines are Batch API input lines, one of the input shapes,
+so they go through the ordinary pipeline as they are, under their own input line numbers:
+lines already answered are skipped, and a stopped run picks the rest up next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from batchrun.account.pricing import PriceBook
+from batchrun.batch.plan import Shard, ShardFiles
+from batchrun.batch.shard import index_lines
+from batchrun.config import RunConfig
+from batchrun.errors import StopReason
+from batchrun.limit.budget import Budget
+from batchrun.limit.limiter import Limiters
+from batchrun.run.pipeline import Pipeline
+from batchrun.secret import ApiKey
+from batchrun.send.client import Client, make_session
+from batchrun.send.retry import RetryPolicy
+from batchrun.send.sender import Sender
+from batchrun.store.state import JobState
+
+CHUNK = 1000
+
+
+async def shard_lines(files: ShardFiles) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+    """The shard's request lines under their input line numbers, a chunk at a time."""
+    chunk: list[tuple[int, bytes | None]] = []
+    with open(files.requests, "rb") as reqs:  # noqa: ASYNC230 (a local file, read a chunk at a time)
+        for (line, _key), data in zip(index_lines(files.index), reqs, strict=True):
+            chunk.append((line, data.rstrip(b"\n")))
+            if len(chunk) >= CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Path, checkpoint: Path,
+                    snapshot: Callable[[], bytes], base_url: str, key: ApiKey,
+                    on_pipeline: Callable[[Pipeline | None], None]) -> StopReason | None:
+    """Send a live shard's requests; why the pipeline stopped, None when it sent them all."""
+    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url, context_windows=dict(cfg.context_windows))
+    async with make_session(cfg.concurrency) as session:
+        limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency)
+        sender = Sender(Client(session, base_url, key, cfg.timeout, cfg.max_request_time), limiters, prices,
+                        Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
+                        RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
+                        cfg.fallback_models)
+        pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id)), cfg.parser(), sender, state,
+                        cfg.output, checkpoint, snapshot, cfg.concurrency, cfg.drain_timeout)
+        on_pipeline(pipe)
+        try:
+            await pipe.run()
+        finally:
+            on_pipeline(None)
+    return pipe.stopped
