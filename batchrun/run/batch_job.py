@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -222,6 +223,8 @@ class BatchRun:
             self.out.save()
         finally:
             self.out.close()
+        if status == "complete":  # every line is in the output: the shards have served
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def summarise(self) -> dict[str, Any]:
         """The summary JSON, with each batch's state."""

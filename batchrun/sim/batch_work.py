@@ -43,6 +43,9 @@ class Progress:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    # custom_ids that expired once already (shared by all batches of a simulator): the same line
+    # submitted again is answered, as a provider past its busy hour would
+    expired_once: set[str] = field(default_factory=set)
 
 
 def validate(
@@ -89,7 +92,7 @@ def _line_problem(raw: bytes, endpoint: str, models: tuple[str, ...] | None,
 
 
 def expires(custom_id: str, share: float) -> bool:
-    """Whether a line is one of the share left unanswered (the same lines every time)."""
+    """Whether a line is one of the share left unanswered the first time it is sent."""
     return share > 0 and hashlib.blake2b(custom_id.encode(), digest_size=2).digest()[0] < share * 256
 
 
@@ -104,7 +107,8 @@ def answer_file(src: Path, out: Path, err: Path, endpoint: str, expire_share: fl
             doc = orjson.loads(raw)
             cid = doc["custom_id"]
             rid = f"batch_req_{n:08x}{hashlib.blake2b(cid.encode(), digest_size=4).hexdigest()}"
-            if expires(cid, expire_share):
+            if expires(cid, expire_share) and cid not in progress.expired_once:
+                progress.expired_once.add(cid)
                 progress.expired += 1
                 ferr.write(orjson.dumps({"id": rid, "custom_id": cid, "response": None,
                                          "error": {"code": "batch_expired", "message": EXPIRED}}) + b"\n")

@@ -55,6 +55,7 @@ class BatchService:
         self._progress: dict[str, Progress] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
+        self._expired_once: set[str] = set()
 
     def register(self, app: web.Application) -> None:
         """Add the routes, under /v1 and bare, as the chat route is."""
@@ -162,7 +163,7 @@ class BatchService:
                  "request_counts": {"total": 0, "completed": 0, "failed": 0},
                  "metadata": doc.get("metadata") if isinstance(doc.get("metadata"), dict) else None}
         self.batches[bid] = batch
-        self._progress[bid] = Progress()
+        self._progress[bid] = Progress(expired_once=self._expired_once)
         self.sim.stats.batches_created += 1
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)

@@ -43,7 +43,7 @@ class SimConfig:
     seed: int = 0
     # Batch API: seconds a batch spends in each of validating, in_progress and finalizing; the
     # share of a batch's lines left unanswered so that the batch ends expired (chosen by a hash
-    # of custom_id, so the same lines expire every time); fail_batch_validation rejects every
+    # of custom_id; a line expires only the first time it is sent); fail_batch_validation rejects every
     # batch at validation, each line with its own error.
     batch_step_s: float = 0.2
     batch_expire_share: float = 0.0

@@ -1,0 +1,196 @@
+"""`process --batch-api` end to end against the simulator's /files and /batches on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .conftest import plain_records, read_results, write_jsonl
+from .test_process import KEY, run
+
+# genai-prices' batch price of gpt-4o-mini (USD per million tokens), half the live one
+BATCH_IN, BATCH_OUT = 0.075, 0.3
+
+
+def _batch_run(sim: Any, inp: Path, *args: str) -> Any:
+    return run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--batch-api", "--quiet", *args])
+
+
+def _lines(out: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(o["custom_id"] for o in out)
+
+
+def test_thousand_records_make_four_batches_and_no_live_request(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1000))
+    res = _batch_run(sim, inp, "--batch-size", "300", "--summary-json", str(tmp_path / "s.json"))
+    assert res.exit_code == 0, res.output
+    st = sim.stats
+    assert st.batches_created == 4 and st.files_uploaded == 4
+    assert st.requests == 0  # not one live request
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _lines(out) == Counter({f"r{i}": 1 for i in range(1000)})
+    assert all(o["error"] is None and o["response"]["status_code"] == 200 for o in out)
+    tin = sum(o["batchrun"]["input_tokens"] for o in out)
+    tout = sum(o["batchrun"]["output_tokens"] for o in out)
+    assert (tin, tout) == (st.batch_prompt_tokens, st.batch_completion_tokens)  # what the server billed
+    assert st.batch_billed == 1000
+    summ = json.loads((tmp_path / "s.json").read_text())
+    want = (tin * BATCH_IN + tout * BATCH_OUT) / 1e6
+    assert abs(summ["total_cost_usd"] - want) < 1e-9
+    assert abs(sum(o["batchrun"]["cost_usd"] for o in out) - want) < 1e-9
+    assert [b["requests"] for b in summ["batches"]] == [300, 300, 300, 100]
+    assert not (tmp_path / "in.results.jsonl.batches").exists()  # shards removed once all is collected
+
+
+def test_expired_lines_go_into_a_new_batch_and_only_they(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_expire_share=0.3)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(200))
+    res = _batch_run(sim, inp, "--batch-size", "100", "--summary-json", str(tmp_path / "s.json"))
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _lines(out) == Counter({f"r{i}": 1 for i in range(200)})
+    assert all(o["error"] is None for o in out)
+    assert sim.stats.batch_billed == 200 and sim.stats.requests == 0  # none billed twice
+    batches = json.loads((tmp_path / "s.json").read_text())["batches"]
+    first, again = [b for b in batches if b["round"] == 1], [b for b in batches if b["round"] == 2]
+    assert [b["status"] for b in first] == ["expired", "expired"]
+    expired = sum(b["request_counts"]["failed"] for b in first)
+    assert 0 < expired < 200 and sum(b["requests"] for b in again) == expired
+
+
+def test_expired_lines_go_live_with_batch_expired_live(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_expire_share=0.3)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(200))
+    res = _batch_run(sim, inp, "--batch-size", "100", "--batch-expired", "live")
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _lines(out) == Counter({f"r{i}": 1 for i in range(200)})
+    st = sim.stats
+    assert st.batches_created == 2
+    assert st.requests == 200 - st.batch_billed > 0  # exactly the expired ones, live
+
+
+def test_validation_failure_fails_only_the_lines_it_names(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(strict_models=True)
+    rows: list[Any] = plain_records(50)
+    rows += [{"custom_id": f"x{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "no-such-model", "messages": [{"role": "user", "content": f"q {i}"}]}}
+             for i in range(3)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = _batch_run(sim, inp)
+    assert res.exit_code == 1, res.output
+    by_id = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
+    assert len(by_id) == 53
+    assert all(by_id[f"r{i}"]["error"] is None for i in range(50))
+    for i in range(3):
+        err = by_id[f"x{i}"]["error"]
+        assert err["code"] == "model_not_found" and "no-such-model" in err["message"]
+
+
+def test_every_line_refused_by_validation_fails_with_the_providers_error(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(fail_batch_validation=True)
+    inp = write_jsonl(tmp_path / "in.jsonl", [*plain_records(20), "{bad json"])
+    res = _batch_run(sim, inp)
+    assert res.exit_code == 1, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert len(out) == 21 and sim.stats.batches_created == 1
+    codes = Counter(o["error"]["code"] for o in out)
+    assert codes == {"invalid_request": 20, "invalid_input": 1}  # the bad line never went up
+
+
+def test_user_batch_price_and_unknown_batch_price(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory()
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."sim-small"]\ninput = 2.0\noutput = 4.0\nbatch_input = 1.0\nbatch_output = 2.0\n')
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(30))
+    res = run([str(inp), "--base-url", sim.url, "--model", "sim-small", "--batch-api", "--prices", str(prices),
+               "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    for o in out:
+        b = o["batchrun"]
+        assert abs(b["cost_usd"] - (b["input_tokens"] * 1.0 + b["output_tokens"] * 2.0) / 1e6) < 1e-12
+    # deepseek-chat: the price DB has its live price but no batch price: unknown, never a guess
+    res = run([str(inp), "--base-url", sim.url, "--model", "deepseek-chat", "--batch-api", "-o",
+               str(tmp_path / "ds.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert "no Batch API price is known for model 'deepseek-chat'" in res.output
+    assert all(o["batchrun"]["cost_usd"] is None for o in read_results(tmp_path / "ds.jsonl"))
+
+
+def test_a_live_run_refuses_while_batches_run(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=30.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(10))
+    res = _batch_run(sim, inp, "--no-wait")
+    assert res.exit_code == 75, res.output
+    res = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet"])
+    assert res.exit_code == 2 and "not yet collected" in res.output
+    assert sim.stats.requests == 0
+
+
+def _env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHRUN_", "OPENAI_"))}
+    return {**e, "BATCHRUN_API_KEY": KEY, "BATCHRUN_RETRY_BASE": "0.01"}
+
+
+def _cmd(inp: Path, url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url, "--model", "gpt-4o-mini",
+            "--batch-api", "--batch-size", "300", "--quiet", *args]
+
+
+def test_no_wait_under_cron_with_kill9_during_submission(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=0.3)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1000))
+    proc = subprocess.Popen(_cmd(inp, sim.url, "--no-wait"), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(2000):  # until the second file is up: submission is under way
+        if sim.stats.files_uploaded >= 2 or proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    codes = []
+    for _ in range(60):  # cron: run again until it says done (bounded)
+        res = subprocess.run(_cmd(inp, sim.url, "--no-wait"), env=_env(), capture_output=True, text=True,
+                             timeout=60)
+        codes.append(res.returncode)
+        if res.returncode != 75:
+            break
+        time.sleep(0.2)
+    assert codes[-1] == 0 and set(codes[:-1]) <= {75}, codes
+    assert sim.stats.batches_created == 4
+    assert sim.stats.requests == 0
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _lines(out) == Counter({f"r{i}": 1 for i in range(1000)})
+
+
+def test_ctrl_c_while_waiting_leaves_batches_running(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=1.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(400))
+    proc = subprocess.Popen(_cmd(inp, sim.url), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for _ in range(2000):
+        if sim.stats.batches_created >= 2 or proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    ckpt = tmp_path / "in.results.jsonl.checkpoint"
+    for _ in range(2000):  # until the second batch is in the checkpoint: waiting now
+        if ckpt.exists() and json.loads(ckpt.read_bytes())["batch"]["shards"][1]["batch_id"]:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    res = subprocess.run(_cmd(inp, sim.url), env=_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert sim.stats.batches_created == 2
+    assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(400)})
