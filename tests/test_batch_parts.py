@@ -1,0 +1,117 @@
+"""The Batch API parts one at a time, against the simulator on 127.0.0.1: the files and batches
+routes, finding a batch created but never recorded, the plan in the checkpoint, backoff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from batchrun.batch.api import BatchApi
+from batchrun.batch.plan import CREATING, SUBMITTED, UPLOADED, Plan, Shard, ShardFiles
+from batchrun.batch.poll import PollBackoff
+from batchrun.batch.submit import Submitter
+from batchrun.errors import AuthError
+from batchrun.secret import ApiKey
+from batchrun.store.state import JobState
+
+KEY = "sk-batch-test-key"
+
+
+def _request_file(path: Path, n: int, model: str = "gpt-4o-mini") -> Path:
+    with open(path, "wb") as f:
+        for i in range(n):
+            f.write(orjson.dumps({"custom_id": f"k{i}", "method": "POST", "url": "/v1/chat/completions",
+                                  "body": {"model": model, "messages": [{"role": "user", "content": f"q{i}"}]}})
+                    + b"\n")
+    return path
+
+
+async def test_upload_create_list_cancel_and_key_check(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(api_key=KEY, batch_step_s=5.0)
+    src = _request_file(tmp_path / "req.jsonl", 5)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(AuthError):
+            await BatchApi(session, sim.url, ApiKey("wrong"), 10).upload(src, "req.jsonl")
+        api = BatchApi(session, sim.url, ApiKey(KEY), 10)
+        f = await api.upload(src, "req.jsonl")
+        assert f["bytes"] == src.stat().st_size and f["purpose"] == "batch"
+        made = [await api.create(f["id"], "/v1/chat/completions", {"batchrun_shard": f"s{i}"}) for i in range(3)]
+        assert all(b["status"] == "validating" for b in made)
+        listed = [b["id"] async for b in api.batches()]
+        assert listed == [b["id"] for b in reversed(made)]  # newest first
+        cancelled = await api.cancel(made[0]["id"])
+        assert cancelled["status"] == "cancelling"
+    assert sim.stats.files_uploaded == 1 and sim.stats.batches_created == 3
+
+
+async def test_list_pages_through_more_than_one_page(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=30.0)
+    src = _request_file(tmp_path / "req.jsonl", 1)
+    async with aiohttp.ClientSession() as session:
+        api = BatchApi(session, sim.url, ApiKey(None), 10)
+        f = await api.upload(src, "req.jsonl")
+        for i in range(105):
+            await api.create(f["id"], "/v1/chat/completions", {"n": str(i)})
+        seen = [b["metadata"]["n"] async for b in api.batches()]
+    assert seen == [str(i) for i in reversed(range(105))]
+
+
+async def test_a_batch_created_but_not_recorded_is_found_not_made_again(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=30.0)
+    plan = Plan.new()
+    _request_file(ShardFiles.of(tmp_path, "s0001").requests, 4)
+    saves: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        api = BatchApi(session, sim.url, ApiKey(None), 10)
+        sub = Submitter(api, plan, tmp_path, lambda: saves.append(plan.shards[0].phase))
+        shard = Shard("s0001", "chat", "gpt-4o-mini", 4, 100)
+        plan.shards.append(shard)
+        # the run before the crash: uploaded, saved `creating`, asked for the batch, killed
+        # before the answer was recorded
+        f = await api.upload(ShardFiles.of(tmp_path, "s0001").requests, "s0001.jsonl")
+        shard.file_id, shard.phase, shard.creating_at = f["id"], CREATING, 0.0
+        lost = await api.create(f["id"], "/v1/chat/completions", sub.metadata(shard))
+        other = Shard("s0002", "chat", "gpt-4o-mini", 4, 100)  # another shard's batch does not match
+        await api.create(f["id"], "/v1/chat/completions", sub.metadata(other))
+        await sub.submit(shard)
+    assert shard.batch_id == lost["id"] and shard.phase == SUBMITTED
+    assert sim.stats.batches_created == 2
+    assert saves == [SUBMITTED]
+
+
+async def test_each_step_is_saved_before_the_next(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=30.0)
+    plan = Plan.new()
+    _request_file(ShardFiles.of(tmp_path, "s0001").requests, 2)
+    shard = Shard("s0001", "chat", "gpt-4o-mini", 2, 100)
+    plan.shards.append(shard)
+    saves: list[tuple[str, str | None, str | None]] = []
+    async with aiohttp.ClientSession() as session:
+        sub = Submitter(BatchApi(session, sim.url, ApiKey(None), 10), plan, tmp_path,
+                        lambda: saves.append((shard.phase, shard.file_id, shard.batch_id)))
+        await sub.submit(shard)
+    assert [s[0] for s in saves] == [UPLOADED, CREATING, SUBMITTED]
+    assert saves[0][1] is not None and saves[2][2] is not None
+
+
+def test_plan_round_trips_through_the_checkpoint_and_old_checkpoints_load() -> None:
+    plan = Plan.new()
+    plan.shards.append(Shard("s0001", "chat", "m", 3, 10, phase=SUBMITTED, batch_id="b1", counts={"total": 3}))
+    state = JobState(input_fingerprint={"size": 1}, identity={}, batch=plan.to_state())
+    back = Plan.from_state(JobState.from_bytes(state.to_bytes()).batch)
+    assert back == plan
+    old = json.loads(state.to_bytes())
+    del old["batch"]  # a checkpoint from before --batch-api
+    assert JobState.from_bytes(json.dumps(old).encode()).batch == {}
+    assert Plan.from_state({}) is None
+
+
+def test_poll_backoff_grows_to_its_cap_and_restarts_after_a_change() -> None:
+    b = PollBackoff(first_s=1.0, factor=2.0, cap_s=5.0)
+    assert [b.next_s(False) for _ in range(4)] == [2.0, 4.0, 5.0, 5.0]
+    assert b.next_s(True) == 1.0
