@@ -194,3 +194,27 @@ def test_ctrl_c_while_waiting_leaves_batches_running(tmp_path: Path, sim_factory
     assert res.returncode == 0, res.stderr
     assert sim.stats.batches_created == 2
     assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(400)})
+
+
+def test_status_shows_each_batch_and_estimate_shows_batch_cost(tmp_path: Path, sim_factory: Any) -> None:
+    from typer.testing import CliRunner
+
+    from batchrun.cli import app
+
+    sim = sim_factory(batch_step_s=30.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(500))
+    assert _batch_run(sim, inp, "--no-wait", "--batch-size", "200").exit_code == 75
+    res = CliRunner().invoke(app, ["status", str(inp), "--json"])
+    st = json.loads(res.output)
+    assert [(b["shard"], b["requests"], b["phase"], b["status"]) for b in st["batches"]] == [
+        ("s0001", 200, "submitted", "validating"), ("s0002", 200, "submitted", "validating"),
+        ("s0003", 100, "submitted", "validating")]
+    assert "provider batches are still running" in st["next"]
+    plain = CliRunner().invoke(app, ["status", str(inp)]).output
+    assert "batch s0002: 200 request(s) to gpt-4o-mini as batch-" in plain
+    res = CliRunner().invoke(app, ["estimate", str(inp), "--model", "gpt-4o-mini", "--json"])
+    est = json.loads(res.output)
+    m = est["models"]["gpt-4o-mini"]
+    assert m["batch_price_source"] == "genai-prices (openai, batch)"
+    assert abs(m["batch_cost_max_usd"] - m["cost_max_usd"] / 2) < 1e-8  # OpenAI's batch price: half
+    assert est["total_batch_cost_max_usd"] == m["batch_cost_max_usd"]

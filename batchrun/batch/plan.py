@@ -69,6 +69,12 @@ class Plan:
         """Shards not yet collected."""
         return [s for s in self.shards if s.open]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Each shard and its batch, for the summary and `status`."""
+        return [{"shard": s.id, "model": s.model, "endpoint": s.endpoint, "requests": s.requests, "round": s.round,
+                 "phase": s.phase, "batch_id": s.batch_id, "status": s.status, "request_counts": s.counts,
+                 "note": s.note} for s in self.shards]
+
     def to_state(self) -> dict[str, Any]:
         """The checkpoint's `batch` entry."""
         return {"job_id": self.job_id, "sharded": self.sharded, "shards": [asdict(s) for s in self.shards]}

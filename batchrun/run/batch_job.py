@@ -233,7 +233,7 @@ class BatchRun:
                        total=st.total or st.stats.done, complete=self.stopped is None and not self.plan.open,
                        simulated=self.cfg.simulate, runs=st.runs, elapsed_s=st.elapsed_s, stopped=self.stopped,
                        rate_limit_wait_s=st.rate_limit_wait_s)
-        summ["batches"] = batch_rows(self.plan)
+        summ["batches"] = self.plan.rows()
         return summ
 
     def report(self, summ: dict[str, Any]) -> None:
@@ -253,13 +253,6 @@ class BatchRun:
         elif self.stopped is not None:
             self.display.notice(f"stopped with {running} batch(es) not yet collected; they keep running at the "
                                 "provider: run the same command again to collect them")
-
-
-def batch_rows(plan: Plan) -> list[dict[str, Any]]:
-    """Each shard's batch, for the summary and `status`."""
-    return [{"shard": s.id, "model": s.model, "endpoint": s.endpoint, "requests": s.requests, "round": s.round,
-             "phase": s.phase, "batch_id": s.batch_id, "status": s.status, "request_counts": s.counts,
-             "note": s.note} for s in plan.shards]
 
 
 def _counts(counts: dict[str, int]) -> str:

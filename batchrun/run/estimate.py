@@ -82,14 +82,26 @@ def cost_range(prices: PriceBook, model: str, input_tokens: int, max_output: int
     }
 
 
+def batch_cost_range(prices: PriceBook, model: str, input_tokens: int, max_output: int) -> dict[str, Any]:
+    """The same range at the model's Batch API price (`process --batch-api`), None where unknown."""
+    p = prices.batch_price(model)
+    return {
+        "batch_price_source": p.source if p else None,
+        "batch_cost_min_usd": round(p.cost(Usage(input_tokens, 0)), 8) if p else None,
+        "batch_cost_max_usd": round(p.cost(Usage(input_tokens, max_output)), 8) if p else None,
+    }
+
+
 def estimate_report(est: Estimate, prices: PriceBook, compare: list[str], default_output: int) -> dict[str, Any]:
     """The estimate as JSON-ready data; `compare` prices the whole job on each named model."""
     models = {
         name: {"records": m.records, "input_tokens": m.input_tokens, "max_output_tokens": m.max_output_tokens,
-               **cost_range(prices, name, m.input_tokens, m.max_output_tokens)}
+               **cost_range(prices, name, m.input_tokens, m.max_output_tokens),
+               **batch_cost_range(prices, name, m.input_tokens, m.max_output_tokens)}
         for name, m in sorted(est.models.items())
     }
     priced = [m for m in models.values() if m["cost_max_usd"] is not None]
+    batch_priced = [m for m in models.values() if m["batch_cost_max_usd"] is not None]
     return {
         "lines": {"valid": est.valid, "invalid": est.invalid},
         "invalid_examples": est.invalid_examples,
@@ -99,6 +111,9 @@ def estimate_report(est: Estimate, prices: PriceBook, compare: list[str], defaul
         "total_cost_min_usd": round(sum(m["cost_min_usd"] for m in priced), 8),
         "total_cost_max_usd": round(sum(m["cost_max_usd"] for m in priced), 8),
         "unpriced_models": sorted(n for n, m in models.items() if m["cost_max_usd"] is None),
+        "total_batch_cost_min_usd": round(sum(m["batch_cost_min_usd"] for m in batch_priced), 8),
+        "total_batch_cost_max_usd": round(sum(m["batch_cost_max_usd"] for m in batch_priced), 8),
+        "batch_unpriced_models": sorted(n for n, m in models.items() if m["batch_cost_max_usd"] is None),
         "compare": {
             name: cost_range(prices, name, est.input_tokens, est.max_output_tokens) for name in compare
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from batchrun.batch.plan import Plan
 from batchrun.errors import InputError, JobError, StopReason
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
@@ -70,6 +71,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "problem": problem,
         "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
         "next": _next_step(state_name, status, st.failed, input_ok and problem is None),
+        "batches": _batches(state.batch),
     }
 
 
@@ -79,9 +81,17 @@ def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | 
         return None
     if state_name == "complete":
         return f"{failed} record(s) failed: rerun with --retry-failed to send them again" if failed else None
+    if status.endswith(StopReason.BATCHES_RUNNING):
+        return "provider batches are still running: run the same process command again later to collect them"
     if status.endswith(StopReason.BUDGET):
         return "the --max-cost cap was reached: raise --max-cost and run the same command to go on"
     if status.endswith((StopReason.AUTH, StopReason.QUOTA)):
         return "the key was refused or the account is out of quota: fix that, then run the same command"
     return "run the same process command again to resume"
 
+
+
+def _batches(saved: dict[str, Any]) -> list[dict[str, Any]]:
+    """A --batch-api job's batches as the checkpoint last saw them (their state and request counts)."""
+    plan = Plan.from_state(saved)
+    return [] if plan is None else plan.rows()

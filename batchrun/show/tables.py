@@ -76,6 +76,8 @@ def format_status(st: dict[str, Any]) -> list[str]:
         f"rate limits: {st['rate_limited']} x 429, {st['rate_limit_wait_s']:.1f}s waited",
         "resumable: " + ("yes" if st["resumable"] else "no"),
     ]
+    for b in st.get("batches") or ():
+        lines.append(format_batch_row(b))
     if st.get("next"):
         lines.append("next: " + st["next"])
     if not st["input_unchanged"]:
@@ -83,6 +85,15 @@ def format_status(st: dict[str, Any]) -> list[str]:
     if st.get("problem"):
         lines.append("problem: " + st["problem"])
     return lines
+
+
+def format_batch_row(b: dict[str, Any]) -> str:
+    """One provider batch of a --batch-api job: its state and request counts."""
+    c = b.get("request_counts") or {}
+    counts = f", {c.get('completed', 0)}/{c['total']} done, {c.get('failed', 0)} failed" if c.get("total") else ""
+    where = f" as {b['batch_id']}" if b.get("batch_id") else ""
+    return (f"batch {b['shard']}: {b['requests']} request(s) to {b['model']}{where}: {b['phase']}"
+            + (f", {b['status']}" if b.get("status") else "") + counts + (f" ({b['note']})" if b.get("note") else ""))
 
 
 def _tok(v: int) -> str:
@@ -94,11 +105,12 @@ def format_estimate(data: dict[str, Any]) -> list[Any]:
     out: list[Any] = []
     t = Table(title="batchrun estimate (no request sent)")
     for col in ("model", "records", "input tok (est.)", "output tok (max)", "cost min", "cost max",
-                "price source"):
+                "batch min", "batch max", "price source"):
         t.add_column(col, justify="left" if col in ("model", "price source") else "right")
     for name, m in data["models"].items():
         t.add_row(name, str(m["records"]), _tok(m["input_tokens"]), _tok(m["max_output_tokens"]),
-                  _money(m["cost_min_usd"]), _money(m["cost_max_usd"]), m["price_source"] or "unknown")
+                  _money(m["cost_min_usd"]), _money(m["cost_max_usd"]), _money(m.get("batch_cost_min_usd")),
+                  _money(m.get("batch_cost_max_usd")), m["price_source"] or "unknown")
     out.append(t)
     lines = data["lines"]
     out.append(f"lines: {lines['valid']} valid, {lines['invalid']} invalid; output at most max_tokens "
@@ -111,6 +123,11 @@ def format_estimate(data: dict[str, Any]) -> list[Any]:
                        f"({m['price_period']}); each request is billed at the rate of the hour it is sent")
     out.append(f"total: ${data['total_cost_min_usd']:.6f} to ${data['total_cost_max_usd']:.6f}"
                + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else ""))
+    if "total_batch_cost_max_usd" in data:
+        unknown = data["batch_unpriced_models"]
+        out.append(f"with --batch-api (the provider's batch price): ${data['total_batch_cost_min_usd']:.6f} to "
+                   f"${data['total_batch_cost_max_usd']:.6f}"
+                   + (f" (no batch price known for {', '.join(unknown)})" if unknown else ""))
     if data["compare"]:
         c = Table(title="the same job on other models")
         for col in ("model", "input $/MTok", "output $/MTok", "cost min", "cost max", "price source"):
