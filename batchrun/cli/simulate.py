@@ -39,6 +39,12 @@ def mock_server(
     strict_models: Annotated[bool, Flag("--strict-models", help="404 for unknown models.")] = False,
     context_window: Annotated[int | None, Opt(help="Reject longer prompts with context_length_exceeded.")] = None,
     seed: Annotated[int, Opt(help="Random seed for latency and errors.")] = 0,
+    batch_step_s: Annotated[float, Opt(help="Batch API: seconds a batch spends validating, in progress "
+                                            "and finalizing, each.")] = 0.2,
+    batch_expire_share: Annotated[float, Opt(help="Batch API: share of lines left unanswered the first "
+                                                  "time they are sent (the batch ends expired).")] = 0.0,
+    fail_batch_validation: Annotated[bool, Flag("--fail-batch-validation",
+                                                help="Batch API: refuse every batch at validation.")] = False,
 ) -> None:
     """Serve the built-in OpenAI-compatible simulator on loopback until Ctrl-C."""
     from batchrun.errors import ConfigError
@@ -52,6 +58,8 @@ def mock_server(
         headers=not no_headers, window=window, window_s=window_s, burst_s=burst_s,
         retry_after=retry_after, queue_over=queue_over, keepalive_s=keepalive_s, quota=quota,
         api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,
+        batch_step_s=batch_step_s, batch_expire_share=batch_expire_share,
+        fail_batch_validation=fail_batch_validation,
     ))
     try:
         asyncio.run(_serve(sim, host, port))
