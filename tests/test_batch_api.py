@@ -19,8 +19,9 @@ from .test_process import KEY, run
 BATCH_IN, BATCH_OUT = 0.075, 0.3
 
 
-def _batch_run(sim: Any, inp: Path, *args: str) -> Any:
-    return run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--batch-api", "--quiet", *args])
+def _batch_run(sim: Any, inp: Path, *args: str, env_key: str | None = None) -> Any:
+    return run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--batch-api", "--quiet", *args],
+               env={"BATCHRUN_API_KEY": env_key} if env_key else None)
 
 
 def _lines(out: list[dict[str, Any]]) -> Counter[str]:
@@ -156,7 +157,9 @@ def test_no_wait_under_cron_with_kill9_during_submission(tmp_path: Path, sim_fac
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    assert proc.wait(30) == -signal.SIGKILL  # killed mid-submission, not finished
+    ckpt = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())
+    assert any(s["batch_id"] is None for s in ckpt["batch"]["shards"])  # some shard not yet submitted
     codes = []
     for _ in range(60):  # cron: run again until it says done (bounded)
         res = subprocess.run(_cmd(inp, sim.url, "--no-wait"), env=_env(), capture_output=True, text=True,
@@ -218,3 +221,32 @@ def test_status_shows_each_batch_and_estimate_shows_batch_cost(tmp_path: Path, s
     assert m["batch_price_source"] == "genai-prices (openai, batch)"
     assert abs(m["batch_cost_max_usd"] - m["cost_max_usd"] / 2) < 1e-8  # OpenAI's batch price: half
     assert est["total_batch_cost_max_usd"] == m["batch_cost_max_usd"]
+
+
+def test_bad_batch_options_and_simulate_no_wait_are_one_sentence_exit_2(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
+    res = run([str(inp), "--simulate", "--batch-api", "--batch-size", "60000"])
+    assert res.exit_code == 2 and "batch-size" in res.output and "50000" in res.output
+    res = run([str(inp), "--simulate", "--batch-api", "--batch-expired", "later"])
+    assert res.exit_code == 2 and "resubmit or live" in res.output
+    res = run([str(inp), "--simulate", "--batch-api", "--no-wait"])
+    assert res.exit_code == 2 and "mock-server" in res.output
+    assert not (tmp_path / "in.results.jsonl.checkpoint").exists()
+
+
+def test_a_refused_key_stops_with_exit_3_and_nothing_lost(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(api_key="the-right-key")
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    res = _batch_run(sim, inp)
+    assert res.exit_code == 3, res.output
+    assert KEY not in res.output and sim.stats.batches_created == 0
+    res = _batch_run(sim, inp, env_key="the-right-key")
+    assert res.exit_code == 0, res.output
+    assert len(read_results(tmp_path / "in.results.jsonl")) == 5
+
+
+def test_simulate_runs_the_batch_path_in_one_command(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(40))
+    res = run([str(inp), "--simulate", "--batch-api", "--batch-size", "15", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(40)})

@@ -13,25 +13,33 @@ import contextlib
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
-
-import orjson
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.batch.api import BatchApi
 from batchrun.batch.output import JobOutput
-from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, Plan, Shard, shard_dir
+from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, shard_dir
 from batchrun.batch.poll import PollBackoff
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
 from batchrun.batch.submit import Submitter
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import JobError, StopReason
+from batchrun.errors import (
+    AuthError,
+    ConfigError,
+    FatalRequestError,
+    JobError,
+    ModelNotFound,
+    QuotaExhausted,
+    RetryableError,
+    StopReason,
+)
 from batchrun.input.shapes import check_template_file
 from batchrun.run.batch_live import send_live
+from batchrun.run.batch_report import report_batches
 from batchrun.run.connect import endpoint
 from batchrun.run.outcome import Outcome
 from batchrun.run.pipeline import Pipeline
@@ -56,6 +64,9 @@ def refuse_live_while_batches_run(state: JobState) -> None:
 
 async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
     """Run a Batch API job to its end, a --no-wait round, or a clean stop."""
+    if cfg.simulate and cfg.no_wait:
+        raise ConfigError("--no-wait with --simulate: the in-process simulator ends with the run and its "
+                          "batches with it; serve `batchrun mock-server` and pass its --base-url instead")
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
@@ -65,7 +76,7 @@ async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
         finally:
             run.finish()
         summ = run.summarise()
-    run.report(summ)
+    report_batches(cfg, display, run.plan, run.stopped, summ)
     return Outcome(run.stopped, state.stats.failed + state.stats.invalid == 0, summ)
 
 
@@ -99,6 +110,9 @@ class BatchRun:
                               self.out, self.cfg.batch_size)
             self.display.notice(f"--batch-api: {len(self.plan.shards)} shard(s) written to {self.dir}")
         self._warn_prices()
+        if self.cfg.max_cost is not None:
+            self.display.warn("--max-cost is not applied with --batch-api: a batch's cost is known only when it "
+                              "is done; check `batchrun estimate` first")
         self.display.start(self.state.total, self.cfg.simulate)
         try:
             async with endpoint(self.cfg) as (url, key), make_session(4) as session:
@@ -107,10 +121,23 @@ class BatchRun:
                 settler = Settler(api, self.plan, self.dir, self.out, self.cfg.batch_size,
                                   self.cfg.batch_expired == "live")
                 with self._signals():
-                    await self._loop(api, submitter, settler, url, key)
+                    await self._calls(self._loop(api, submitter, settler, url, key))
         finally:
             self.display.update(self._figures())
             self.display.stop()
+
+    async def _calls(self, loop: Coroutine[Any, Any, None]) -> None:
+        """The provider's refusals as the live path's stops: the same exit codes, all resumable."""
+        try:
+            await loop
+        except (AuthError, QuotaExhausted, RetryableError) as e:
+            self.stopped = (StopReason.AUTH if isinstance(e, AuthError) else
+                            StopReason.QUOTA if isinstance(e, QuotaExhausted) else StopReason.UNAVAILABLE)
+            self.display.warn(f"the provider's Batch API: {e.message}; stopped, nothing is lost: run the same "
+                              "command again to go on")
+        except FatalRequestError as e:
+            raise JobError(f"the provider refused a Batch API call ({e.message}); does {self.cfg.base_url} "
+                           "serve /files and /batches?") from None
 
     def _warn_prices(self) -> None:
         for model in sorted({s.model for s in self.plan.open}):
@@ -147,7 +174,14 @@ class BatchRun:
             if self.stopped is not None:
                 break
             assert s.batch_id is not None
-            b = await api.get(s.batch_id)
+            try:
+                b = await api.get(s.batch_id)
+            except ModelNotFound:  # 404: the provider has no such batch (another account or server)
+                self.display.warn(f"batch {s.batch_id} of shard {s.id} is unknown to the provider: "
+                                  "submitting the shard again")
+                s.phase, s.file_id, s.batch_id, s.status, s.counts = WRITTEN, None, None, None, {}
+                changed = True
+                continue
             status = str(b.get("status"))
             raw = b.get("request_counts")
             counts = {k: v for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
@@ -235,25 +269,6 @@ class BatchRun:
                        rate_limit_wait_s=st.rate_limit_wait_s)
         summ["batches"] = self.plan.rows()
         return summ
-
-    def report(self, summ: dict[str, Any]) -> None:
-        """The summary, unknown prices, and what to do next."""
-        for model in summ["unpriced_models"]:
-            self.display.warn(f"no batch price is known for model {model!r}: its cost is shown as unknown")
-        if self.cfg.summary_json is not None:
-            try:
-                self.cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
-            except OSError as e:
-                self.display.warn(f"cannot write --summary-json {self.cfg.summary_json}: {e.strerror or e}")
-        self.display.summary(summ)
-        running = len(self.plan.open)
-        if self.stopped is StopReason.BATCHES_RUNNING:
-            self.display.notice(f"--no-wait: {running} batch(es) still running at the provider; run the same "
-                                "command again later to collect them (exit 75 until all are collected)")
-        elif self.stopped is not None:
-            self.display.notice(f"stopped with {running} batch(es) not yet collected; they keep running at the "
-                                "provider: run the same command again to collect them")
-
 
 def _counts(counts: dict[str, int]) -> str:
     total = counts.get("total", 0)

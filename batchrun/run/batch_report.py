@@ -1,0 +1,32 @@
+"""The end of a Batch API run on screen: the summary, unknown batch prices, what to do next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from batchrun.batch.plan import Plan
+from batchrun.config import RunConfig
+from batchrun.errors import StopReason
+from batchrun.show.console import Display
+
+
+def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopReason | None,
+                   summ: dict[str, Any]) -> None:
+    """Show the summary (and write --summary-json), then the next step when batches remain."""
+    for model in summ["unpriced_models"]:
+        display.warn(f"no batch price is known for model {model!r}: its cost is shown as unknown")
+    if cfg.summary_json is not None:
+        try:
+            cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
+        except OSError as e:
+            display.warn(f"cannot write --summary-json {cfg.summary_json}: {e.strerror or e}")
+    display.summary(summ)
+    running = len(plan.open)
+    if stopped is StopReason.BATCHES_RUNNING:
+        display.notice(f"--no-wait: {running} batch(es) still running at the provider; run the same command "
+                       "again later to collect them (exit 75 until all are collected)")
+    elif stopped is not None and running:
+        display.notice(f"stopped with {running} batch(es) not yet collected; they keep running at the provider: "
+                       "run the same command again to collect them")
