@@ -250,3 +250,16 @@ def test_simulate_runs_the_batch_path_in_one_command(tmp_path: Path) -> None:
     res = run([str(inp), "--simulate", "--batch-api", "--batch-size", "15", "--quiet"])
     assert res.exit_code == 0, res.output
     assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(40)})
+
+
+def test_a_live_run_after_shards_were_only_written_drops_the_plan(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(api_key="the-right-key")
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(12))
+    assert _batch_run(sim, inp).exit_code == 3  # shards written, the upload refused
+    live = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet"],
+               env={"BATCHRUN_API_KEY": "the-right-key"})
+    assert live.exit_code == 0, live.output
+    again = _batch_run(sim, inp, env_key="the-right-key")
+    assert again.exit_code == 0, again.output
+    assert sim.stats.batches_created == 0 and sim.stats.requests == 12
+    assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(12)})

@@ -115,3 +115,22 @@ def test_poll_backoff_grows_to_its_cap_and_restarts_after_a_change() -> None:
     b = PollBackoff(first_s=1.0, factor=2.0, cap_s=5.0)
     assert [b.next_s(False) for _ in range(4)] == [2.0, 4.0, 5.0, 5.0]
     assert b.next_s(True) == 1.0
+
+
+async def test_a_key_the_server_echoes_never_reaches_the_message(tmp_path: Path) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from batchrun.errors import BadRequest
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": f"bad: {request.headers['Authorization']}",
+                                            "code": "invalid_request"}}, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v1/files", echo)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+        api = BatchApi(session, str(server.make_url("/v1")), ApiKey(KEY), 10)
+        with pytest.raises(BadRequest) as e:
+            await api.upload(_request_file(tmp_path / "r.jsonl", 1), "r.jsonl")
+    assert KEY not in e.value.message and "<redacted>" in e.value.message

@@ -33,7 +33,15 @@ class BatchApi:
         self.retry_base_s = retry_base_s
         self._timeout = aiohttp.ClientTimeout(sock_read=timeout_s, sock_connect=timeout_s)
         secret = key.reveal()
+        self._secret = secret
         self._auth = {"Authorization": "Bearer " + secret} if secret else {}
+
+    def _refusal(self, status: int, raw: bytes, headers: Any) -> Exception:
+        """The classified error of a non-200 answer; a key the server echoes never reaches a message."""
+        if self._secret:
+            raw = raw.replace(self._secret.encode(), b"<redacted>")
+        parsed = _loads(raw)
+        return classify(status, parsed if parsed is not None else raw[:500].decode("utf-8", "replace"), headers)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(ATTEMPTS):
@@ -55,12 +63,9 @@ class BatchApi:
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
-        try:
-            parsed = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            parsed = None
         if status != 200:
-            raise classify(status, parsed if parsed is not None else raw[:500].decode("utf-8", "replace"), headers)
+            raise self._refusal(status, raw, headers)
+        parsed = _loads(raw)
         if not isinstance(parsed, dict):
             raise BadResponse(f"{method} {path}: the answer is not a JSON object", status=status)
         return parsed
@@ -78,10 +83,9 @@ class BatchApi:
                                                  timeout=self._timeout) as resp:
                         raw = await resp.read()
                         status, headers = resp.status, resp.headers
-            parsed = _loads(raw)
             if status != 200:
-                raise classify(status, parsed if parsed is not None else raw[:500].decode("utf-8", "replace"),
-                               headers)
+                raise self._refusal(status, raw, headers)
+            parsed = _loads(raw)
             if not isinstance(parsed, dict) or not isinstance(parsed.get("id"), str):
                 raise BadResponse("POST /files: the answer names no file id", status=status)
             return parsed
@@ -130,9 +134,7 @@ class BatchApi:
                 async with self.session.get(self.base + f"/files/{file_id}/content", headers=self._auth,
                                             timeout=self._timeout) as resp:
                     if resp.status != 200:
-                        raw = await resp.read()
-                        raise classify(resp.status, _loads(raw) or raw[:500].decode("utf-8", "replace"),
-                                       resp.headers)
+                        raise self._refusal(resp.status, await resp.read(), resp.headers)
                     with open(tmp, "wb") as f:  # noqa: ASYNC230 (chunks to a local file)
                         async for chunk in resp.content.iter_chunked(1 << 16):
                             f.write(chunk)

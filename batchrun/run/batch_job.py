@@ -20,7 +20,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.batch.api import BatchApi
 from batchrun.batch.output import JobOutput
-from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, shard_dir
+from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, UPLOADED, WRITTEN, Plan, Shard, shard_dir
 from batchrun.batch.poll import PollBackoff
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
@@ -55,11 +55,16 @@ _SIGNALS = {signal.SIGINT: StopReason.INTERRUPTED, signal.SIGTERM: StopReason.TE
 
 
 def refuse_live_while_batches_run(state: JobState) -> None:
-    """A live run of a job whose batches still run would send their records a second time."""
+    """A live run of a job whose batches may exist at the provider would send their records a
+    second time: refused. A plan that never got as far as asking for a batch is dropped instead
+    (a later --batch-api run shards what the live run leaves)."""
     plan = Plan.from_state(state.batch)
-    if plan is not None and any(s.phase != "written" for s in plan.open):
+    if plan is None:
+        return
+    if any(s.phase not in (WRITTEN, UPLOADED) for s in plan.open):
         raise JobError(f"this job has {len(plan.open)} provider batch(es) not yet collected: run it with "
                        "--batch-api to collect them (or --fresh to start over)")
+    state.batch = {}
 
 
 async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
