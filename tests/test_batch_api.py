@@ -263,3 +263,23 @@ def test_a_live_run_after_shards_were_only_written_drops_the_plan(tmp_path: Path
     assert again.exit_code == 0, again.output
     assert sim.stats.batches_created == 0 and sim.stats.requests == 12
     assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(12)})
+
+
+def test_a_batch_cancelled_at_the_provider_has_its_unanswered_lines_sent_again(tmp_path: Path,
+                                                                               sim_factory: Any) -> None:
+    import urllib.request
+
+    sim = sim_factory(batch_step_s=0.5)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(60))
+    assert _batch_run(sim, inp, "--no-wait", "--batch-size", "30").exit_code == 75
+    first = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())["batch"]["shards"][0]["batch_id"]
+    req = urllib.request.Request(f"{sim.url}/batches/{first}/cancel", method="POST", data=b"",
+                                 headers={"Authorization": f"Bearer {KEY}"})
+    assert json.loads(urllib.request.urlopen(req, timeout=10).read())["status"] == "cancelling"
+    res = _batch_run(sim, inp, "--batch-size", "30", "--summary-json", str(tmp_path / "s.json"))
+    assert res.exit_code == 0, res.output
+    assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(60)})
+    batches = json.loads((tmp_path / "s.json").read_text())["batches"]
+    assert batches[0]["status"] == "cancelled"
+    assert [b["round"] for b in batches] == [1, 1, 2] and batches[2]["requests"] == 30
+    assert sim.stats.batch_billed == 60
