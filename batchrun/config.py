@@ -22,6 +22,8 @@ from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS
+from batchrun.route.providers import check_keys
+from batchrun.route.tables import Routing, parse_routing
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
@@ -32,6 +34,8 @@ KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 SIMULATE_MODEL = "gpt-4o-mini"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
+# The tables batchrun.toml may hold; any other is a typo, refused rather than ignored.
+TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow")
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,19 @@ class RunConfig:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     log_file: Path | None = None
     progress_interval: float | None = None
+    routing: Routing = field(default_factory=Routing)
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
         return LineParser(
-            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases),
+            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases,
+                    self.routing.route.field if self.routing.route else None),
             self.max_line_bytes,
         )
+
+    def models_named(self) -> list[str]:
+        """Every model the options and tables name (records may name more)."""
+        return [m for m in (self.model, *self.fallback_models, *self.routing.models_named()) if m]
 
     def identity(self) -> dict[str, Any]:
         """The request-shaping options: changing one makes it another job."""
@@ -92,6 +102,7 @@ class RunConfig:
             ),
             "max_tokens": self.max_tokens,
             "aliases": [list(a) for a in self.aliases],
+            **self.routing.identity(),
         }
 
 
@@ -149,15 +160,23 @@ def resolve(
     fallback = values.pop("fallback_model", ())
     if simulate and "model" not in values:
         values["model"] = SIMULATE_MODEL
-    return RunConfig(
+    cfg = RunConfig(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
-        context_windows=tuple(sorted(windows.items())), **values,
+        context_windows=tuple(sorted(windows.items())), routing=parse_routing(doc, env, f"config file {doc_name}"),
+        **values,
     )
+    if need_key:
+        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", _is_loopback)
+    return cfg
 
 
 def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
     """The config file's option values: top level and `[process]`, dashes or underscores alike."""
+    tables = sorted(k for k, v in doc.items() if isinstance(v, dict) and k not in TABLES)
+    if tables:
+        raise ConfigError(f"config file {doc_name}: unknown table [{tables[0]}] (expected one of "
+                          f"{', '.join('[' + t + ']' for t in TABLES)})")
     file_opts = _norm({k: v for k, v in doc.items() if not isinstance(v, dict)})
     if isinstance(doc.get("process"), dict):
         file_opts.update(_norm(doc["process"]))
