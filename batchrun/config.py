@@ -147,12 +147,14 @@ def resolve(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
     ):
         raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
     output = values.pop("output", None) or default_output(input_path)
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
+    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url) and (
+            _uses_default(routing, values.get("model"))):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
     if key.reveal() is not None and urlsplit(base_url).password is not None and not simulate:
         raise ConfigError(f"--base-url {redact_url(base_url)} carries a password and {key_source} a key: "
@@ -163,12 +165,21 @@ def resolve(
     cfg = RunConfig(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
-        context_windows=tuple(sorted(windows.items())), routing=parse_routing(doc, env, f"config file {doc_name}"),
+        context_windows=tuple(sorted(windows.items())), routing=routing,
         **values,
     )
     if need_key:
         check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", _is_loopback)
     return cfg
+
+
+def _uses_default(routing: Routing, model: str | None) -> bool:
+    """Does a model the job names go to the default endpoint (so its key is needed up front)?
+    With providers configured and --model naming one, records go there unless they say otherwise."""
+    if not routing.providers:
+        return True
+    names = {p.name for p in routing.providers}
+    return model is None or model.partition("/")[0] not in names
 
 
 def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
