@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from batchrun.errors import ConfigError
 from batchrun.route.canary import CanaryConfig, parse_canary
 from batchrun.route.providers import Provider, describe, parse_providers
 from batchrun.route.routes import RouteConfig, parse_route
@@ -46,9 +47,28 @@ class Routing:
 
 def parse_routing(doc: Mapping[str, Any], env: Mapping[str, str], where: str) -> Routing:
     """The four tables of a config document; ConfigError naming the table and key."""
-    return Routing(
+    routing = Routing(
         parse_providers(doc.get("providers"), env, where),
         parse_route(doc.get("route"), where),
         parse_canary(doc.get("canary"), where),
         parse_shadow(doc.get("shadow"), where),
     )
+    _check_provider_names(routing, where)
+    return routing
+
+
+def _check_provider_names(r: Routing, where: str) -> None:
+    """With providers configured, a table naming `NAME/model` for a NAME that is not one is a
+    typo (`deepsek/deepseek-chat`), refused rather than sent whole to the default endpoint."""
+    names = {p.name for p in r.providers}
+    if not names:
+        return
+    named = [("route", k, m) for k, m in (r.route.models if r.route else ())]
+    if r.route and r.route.long_model:
+        named.append(("route", "long", r.route.long_model))
+    named += [(t, "model", c.model) for t, c in (("canary", r.canary), ("shadow", r.shadow)) if c is not None]
+    for table, key, model in named:
+        prefix, sep, _ = model.partition("/")
+        if sep and prefix not in names:
+            raise ConfigError(f"{where}: [{table}] {key}: {model!r} names no configured provider {prefix!r} "
+                              f"(configured: {', '.join(sorted(names))})")

@@ -36,7 +36,9 @@ from batchrun.run.routing import (
     make_planner,
     routing_summary,
     shadow_figures,
+    shadow_open,
     shadow_path,
+    warn_route_field,
 )
 from batchrun.secret import redact_text
 from batchrun.send.retry import RetryPolicy
@@ -86,7 +88,7 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                             send=shadow.wrap(sender.send) if shadow else None,
                             after_write=shadow.written if shadow else None)
             figures = _progress(cfg, state, clock, limiters, sender, pipe, planner)
-            with _signals(pipe, display, cfg.drain_timeout), _open(shadow, cfg.fresh):
+            with _signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh):
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
         state.rate_limit_wait_s += limiters.waited_s
@@ -98,6 +100,7 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
         display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
                      "so they were sent with \"stream\": false")
     _report(cfg, display, state, pipe, summ)
+    warn_route_field(cfg, planner, display)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
 
 
@@ -126,21 +129,6 @@ async def _look_prices_up(cfg: RunConfig, prices: PriceBook, targets: Targets, d
         if await asyncio.to_thread(prices.price, t.model, None, t.provider) is None and cfg.max_cost is not None:
             display.warn(f"--max-cost cannot cap model {model!r}: its price is unknown (add it with --prices)")
         await asyncio.to_thread(prices.context_window, t.model, t.provider)
-
-
-@contextlib.contextmanager
-def _open(shadow: Shadowing | None, fresh: bool) -> Any:
-    """The shadow file open for the run (emptied with --fresh, like the output)."""
-    if shadow is None:
-        yield
-        return
-    if fresh:
-        shadow.path.unlink(missing_ok=True)
-    shadow.open()
-    try:
-        yield
-    finally:
-        shadow.close()
 
 
 def _progress(

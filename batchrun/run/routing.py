@@ -26,6 +26,7 @@ from batchrun.route.providers import Targets
 from batchrun.route.routes import Router
 from batchrun.route.shadow import ShadowConfig, agree, answer_text
 from batchrun.send.sender import Sender
+from batchrun.show.console import Display
 from batchrun.store.state import JobState
 from batchrun.store.wire import read_result_lines, result_line
 
@@ -175,3 +176,26 @@ def canary_section(cfg: RunConfig, state: JobState, planner: Planner | None) -> 
         "changed_at": saved.get("at"), "judged": saved.get("judged", 0), "records_at_change": saved.get("records"),
         "baseline": state.arms.baseline.figures(), "canary": state.arms.canary.figures(),
     }
+
+
+@contextlib.contextmanager
+def shadow_open(shadow: Shadowing | None, fresh: bool) -> Any:
+    """The shadow file open for the run (emptied with --fresh, like the output)."""
+    if shadow is None:
+        yield
+        return
+    if fresh:
+        shadow.path.unlink(missing_ok=True)
+    shadow.open()
+    try:
+        yield
+    finally:
+        shadow.close()
+
+
+def warn_route_field(cfg: RunConfig, planner: Planner | None, display: Display) -> None:
+    """A route field no record had is likely a typo: the table routed nothing."""
+    route = cfg.routing.route
+    if planner is not None and route is not None and route.field and not planner.router.field_seen:
+        display.warn(f"[route] field {route.field!r}: no record sent this run has that field, so no record "
+                     "was routed by it")

@@ -73,3 +73,16 @@ def format_routing(summary: dict[str, Any]) -> list[Any]:
                    f"cost {_usd(s['cost_usd'])} (counted against --max-cost; "
                    f"answers in the .shadow.jsonl file)")
     return out
+
+
+def format_providers_health(rows: list[dict[str, Any]]) -> Table:
+    """`batchrun providers`: a row per provider, its problem spelled out."""
+    t = Table(title="providers", title_justify="left")
+    for col in ("provider", "reachable", "key", "latency ms", "models", "healthy"):
+        t.add_column(col, justify="right" if col in ("latency ms", "models") else "left")
+    for r in rows:
+        key = {True: "accepted", False: "refused", None: "-"}[r["key_accepted"]]
+        t.add_row(r["provider"], "yes" if r["reachable"] else "no", key, _ms(r["latency_ms"]),
+                  "-" if r["models"] is None else str(r["models"]),
+                  "yes" if r["healthy"] else f"no: {r['problem']}")
+    return t
