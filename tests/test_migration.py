@@ -173,6 +173,8 @@ def test_a_kill_9_in_the_middle_of_a_rollback_resumes_with_the_rollback_held(tmp
     proc.wait(10)
     canary_requests = new.stats.requests
     assert len(read_results(out)) < 160
+    status = json.loads(batchrun(["status", str(inp), "--json"]).stdout)
+    assert status["canary"]["state"] == "rolled_back" and status["canary"]["at"] > 0
     done, summ = process(tmp_path, inp, cfg, "--concurrency", "4")
     assert done.returncode == 0, done.stderr
     assert new.stats.requests == canary_requests  # the rollback held: no canary traffic after it

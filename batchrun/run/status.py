@@ -62,6 +62,8 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "cost_usd": round(st.cost_usd, 8),
         "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced or m.unmetered),
         "rate_limited": sum(m.rate_limited for m in st.models.values()),
+        **({"canary": {**state.canary, "baseline": state.arms.baseline.figures(),
+                       "canary": state.arms.canary.figures()}} if state.canary else {}),
         "rate_limit_wait_s": round(state.rate_limit_wait_s, 1),
         "runs": state.runs,
         "elapsed_s": round(state.elapsed_s, 1),
