@@ -92,4 +92,5 @@ def _canary(state: JobState) -> dict[str, Any]:
     """The canary's saved state with both arms side by side, where a canary ran."""
     if not state.canary:
         return {}
-    return {"canary": {**state.canary, "baseline": state.arms.baseline.figures(), "canary": state.arms.canary.figures()}}
+    arms = state.arms
+    return {"canary": {**state.canary, "baseline": arms.baseline.figures(), "canary": arms.canary.figures()}}
