@@ -22,6 +22,8 @@ from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS
+from batchrun.route.providers import check_keys
+from batchrun.route.tables import Routing, parse_routing
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
@@ -32,6 +34,8 @@ KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 SIMULATE_MODEL = "gpt-4o-mini"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
+# The tables batchrun.toml may hold; any other is a typo, refused rather than ignored.
+TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow")
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,19 @@ class RunConfig:
     batch_size: int = 50_000
     batch_expired: str = "resubmit"  # unanswered lines of an expired batch: a new batch, or "live"
     no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
+    routing: Routing = field(default_factory=Routing)
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
         return LineParser(
-            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases),
+            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases,
+                    self.routing.route.field if self.routing.route else None),
             self.max_line_bytes,
         )
+
+    def models_named(self) -> list[str]:
+        """Every model the options and tables name (records may name more)."""
+        return [m for m in (self.model, *self.fallback_models, *self.routing.models_named()) if m]
 
     def identity(self) -> dict[str, Any]:
         """The request-shaping options: changing one makes it another job."""
@@ -96,6 +106,7 @@ class RunConfig:
             ),
             "max_tokens": self.max_tokens,
             "aliases": [list(a) for a in self.aliases],
+            **self.routing.identity(),
         }
 
 
@@ -140,12 +151,14 @@ def resolve(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
     ):
         raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
     output = values.pop("output", None) or default_output(input_path)
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
+    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url) and (
+            _uses_default(routing, values.get("model"))):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
     if key.reveal() is not None and urlsplit(base_url).password is not None and not simulate:
         raise ConfigError(f"--base-url {redact_url(base_url)} carries a password and {key_source} a key: "
@@ -153,15 +166,32 @@ def resolve(
     fallback = values.pop("fallback_model", ())
     if simulate and "model" not in values:
         values["model"] = SIMULATE_MODEL
-    return RunConfig(
+    cfg = RunConfig(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
-        context_windows=tuple(sorted(windows.items())), **values,
+        context_windows=tuple(sorted(windows.items())), routing=routing,
+        **values,
     )
+    if need_key:
+        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", _is_loopback)
+    return cfg
+
+
+def _uses_default(routing: Routing, model: str | None) -> bool:
+    """Does a model the job names go to the default endpoint (so its key is needed up front)?
+    With providers configured and --model naming one, records go there unless they say otherwise."""
+    if not routing.providers:
+        return True
+    names = {p.name for p in routing.providers}
+    return model is None or model.partition("/")[0] not in names
 
 
 def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
     """The config file's option values: top level and `[process]`, dashes or underscores alike."""
+    tables = sorted(k for k, v in doc.items() if isinstance(v, dict) and k not in TABLES)
+    if tables:
+        raise ConfigError(f"config file {doc_name}: unknown table [{tables[0]}] (expected one of "
+                          f"{', '.join('[' + t + ']' for t in TABLES)})")
     file_opts = _norm({k: v for k, v in doc.items() if not isinstance(v, dict)})
     if isinstance(doc.get("process"), dict):
         file_opts.update(_norm(doc["process"]))

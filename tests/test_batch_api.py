@@ -275,7 +275,8 @@ def test_a_batch_cancelled_at_the_provider_has_its_unanswered_lines_sent_again(t
     first = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())["batch"]["shards"][0]["batch_id"]
     req = urllib.request.Request(f"{sim.url}/batches/{first}/cancel", method="POST", data=b"",
                                  headers={"Authorization": f"Bearer {KEY}"})
-    assert json.loads(urllib.request.urlopen(req, timeout=10).read())["status"] == "cancelling"
+    with urllib.request.urlopen(req, timeout=10) as answer:  # loopback only
+        assert json.loads(answer.read())["status"] == "cancelling"
     res = _batch_run(sim, inp, "--batch-size", "30", "--summary-json", str(tmp_path / "s.json"))
     assert res.exit_code == 0, res.output
     assert _lines(read_results(tmp_path / "in.results.jsonl")) == Counter({f"r{i}": 1 for i in range(60)})

@@ -35,9 +35,11 @@ def status(
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
     from batchrun.config import default_output
     from batchrun.run.status import job_status
+    from batchrun.show.routing import canary_line
     from batchrun.show.tables import format_status
 
-    _show(job_status(input, output or default_output(input)), json_, format_status)
+    _show(job_status(input, output or default_output(input)), json_,
+          lambda st: format_status(st) + ([canary_line(st["canary"])] if st.get("canary") else []))
 
 
 @app.command()

@@ -29,6 +29,7 @@ class Shaping:
     max_tokens: int | None = None
     default_max_output: int = DEFAULT_MAX_OUTPUT_TOKENS
     aliases: tuple[tuple[str, str], ...] = ()
+    route_field: str | None = None  # a top-level field of the line that [route] decides by
 
 
 def is_plain(obj: dict[str, Any]) -> bool:
@@ -100,6 +101,7 @@ class LineParser:
             endpoint, body = self._body(obj)
         except BadBody as e:
             return invalid_result(n, str(e))
+        own_model = "model" in obj or isinstance(obj.get("body"), dict) and "model" in obj["body"]
         model = body.get("model")
         if not isinstance(model, str) or not model:
             self.models_missing += 1
@@ -119,6 +121,8 @@ class LineParser:
             est_input_tokens=endpoint.prompt_tokens(body),
             max_output_tokens=endpoint.max_output_tokens(body, self.shaping.default_max_output),
             endpoint=endpoint.name,
+            route_value=_route_value(obj, self.shaping.route_field),
+            own_model=own_model,
         )
 
     def _body(self, obj: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
@@ -159,6 +163,16 @@ class LineParser:
         if s.system:
             messages.insert(0, {"role": "system", "content": s.system})
         return messages
+
+
+def _route_value(obj: dict[str, Any], name: str | None) -> str | None:
+    """The line's value of the [route] field, as text; None when unset or not a scalar."""
+    if name is None:
+        return None
+    v = obj.get(name)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v) if isinstance(v, str | int | float) else None
 
 
 def _kind(v: Any) -> str:

@@ -72,6 +72,9 @@ async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
     if cfg.simulate and cfg.no_wait:
         raise ConfigError("--no-wait with --simulate: the in-process simulator ends with the run and its "
                           "batches with it; serve `batchrun mock-server` and pass its --base-url instead")
+    if cfg.routing.configured:  # each is a per-record decision of the live path
+        raise ConfigError("--batch-api sends every batch to --base-url: it does not take [providers], [route], "
+                          "[canary] or [shadow] from the config; run without them (another --config)")
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:

@@ -10,7 +10,7 @@ from batchrun.errors import InputError, JobError, StopReason
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
 from batchrun.store.recovery import recover_output
-from batchrun.store.state import checkpoint_path, load_state
+from batchrun.store.state import JobState, checkpoint_path, load_state
 
 
 def job_status(input_path: Path, output: Path) -> dict[str, Any]:
@@ -63,6 +63,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "cost_usd": round(st.cost_usd, 8),
         "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced or m.unmetered),
         "rate_limited": sum(m.rate_limited for m in st.models.values()),
+        **_canary(state), **_batches(state.batch),
         "rate_limit_wait_s": round(state.rate_limit_wait_s, 1),
         "runs": state.runs,
         "elapsed_s": round(state.elapsed_s, 1),
@@ -71,7 +72,6 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "problem": problem,
         "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
         "next": _next_step(state_name, status, st.failed, input_ok and problem is None),
-        "batches": _batches(state.batch),
     }
 
 
@@ -91,7 +91,15 @@ def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | 
 
 
 
-def _batches(saved: dict[str, Any]) -> list[dict[str, Any]]:
+def _batches(saved: dict[str, Any]) -> dict[str, Any]:
     """A --batch-api job's batches as the checkpoint last saw them (their state and request counts)."""
     plan = Plan.from_state(saved)
-    return [] if plan is None else plan.rows()
+    return {"batches": [] if plan is None else plan.rows()}
+
+
+def _canary(state: JobState) -> dict[str, Any]:
+    """The canary's saved state with both arms side by side, where a canary ran."""
+    if not state.canary:
+        return {}
+    arms = state.arms
+    return {"canary": {**state.canary, "baseline": arms.baseline.figures(), "canary": arms.canary.figures()}}

@@ -24,6 +24,7 @@ from batchrun.sim.config import DEFAULT_MODELS, SimConfig, check_config
 from batchrun.sim.faults import Outcome, fault_outcome, injected_429_headers, pick_fault, quota_body
 from batchrun.sim.limits import ModelLimits, Shape, retry_after_headers
 from batchrun.sim.stats import SimStats
+from batchrun.sim.variants import differs, vary
 
 __all__ = ["DEFAULT_MODELS", "SimConfig", "SimStats", "Simulator", "sim_tokens"]
 
@@ -221,7 +222,10 @@ class Simulator:
         cached = self._cache.cached_tokens(ask)
         self.stats.bill(ask.prompt, ask.prompt_tokens, ask.completion_tokens, ask.charge, time.monotonic())
         self._billed_total += 1
-        return Outcome(200, completion_body(ask, cached, int(self._clock())), billed=True)
+        body = completion_body(ask, cached, int(self._clock()))
+        if differs(ask.prompt, c.differ_share):
+            body = vary(body)
+        return Outcome(200, body, billed=True)
 
     def _respond(self, request: web.Request, outcome: Outcome, headers: dict[str, str]) -> web.Response:
         if outcome.reset:
