@@ -284,3 +284,11 @@ def test_a_batch_cancelled_at_the_provider_has_its_unanswered_lines_sent_again(t
     assert batches[0]["status"] == "cancelled"
     assert [b["round"] for b in batches] == [1, 1, 2] and batches[2]["requests"] == 30
     assert sim.stats.batch_billed == 60
+
+
+def test_batch_api_refuses_routing_tables(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
+    conf = tmp_path / "batchrun.toml"
+    conf.write_text('[providers.other]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "OTHER_KEY"\n')
+    res = run([str(inp), "--simulate", "--batch-api", "--config", str(conf)])
+    assert res.exit_code == 2 and "[providers]" in res.output, res.output
