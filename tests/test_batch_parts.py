@@ -134,3 +134,42 @@ async def test_a_key_the_server_echoes_never_reaches_the_message(tmp_path: Path)
         with pytest.raises(BadRequest) as e:
             await api.upload(_request_file(tmp_path / "r.jsonl", 1), "r.jsonl")
     assert KEY not in e.value.message and "<redacted>" in e.value.message
+
+
+def test_shards_split_by_count_bytes_endpoint_and_model(tmp_path: Path) -> None:
+    from batchrun.batch.shard import ShardWriter, index_lines
+
+    ids = iter(f"s{i:04d}" for i in range(1, 100))
+    w = ShardWriter(tmp_path, lambda: next(ids), batch_size=3, max_bytes=250)
+    line = b'{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"a"}}\n'  # 84 bytes
+    for n in range(7):
+        w.add("chat", "a", line, n + 1, f"k{n}")
+    w.add("chat", "b", line, 8, "k7")
+    shards = w.finish()
+    assert [(s.model, s.requests) for s in shards] == [("a", 2), ("a", 2), ("a", 2), ("a", 1), ("b", 1)]
+    assert all(s.bytes <= 250 for s in shards)
+    assert list(index_lines(ShardFiles.of(tmp_path, "s0002").index)) == [(3, "k2"), (4, "k3")]
+    assert not w.fits(b"x" * 251)
+
+
+def test_provider_lines_become_results_at_the_batch_price() -> None:
+    from decimal import Decimal
+
+    from batchrun.account.prices import Price, Rate
+    from batchrun.batch.collect import result_of
+
+    shard = Shard("s0001", "chat", "m", 3, 0)
+    price = Price(Rate(Decimal("1")), Rate(Decimal("2")), None, "test")
+    ok = {"custom_id": "a", "error": None, "response": {"status_code": 200, "request_id": "req1", "body": {
+        "choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}}}
+    r = result_of(ok, 7, shard, price, 1000.0)
+    assert (r.ok, r.line, r.usage.input_tokens, r.usage.output_tokens) == (True, 7, 10, 5)
+    assert r.cost_usd == (10 * 1 + 5 * 2) / 1e6 and r.started_at == 1000.0
+    refused = {"custom_id": "b", "error": None, "response": {"status_code": 400, "request_id": "req2", "body": {
+        "error": {"code": "context_length_exceeded", "message": "too long"}}}}
+    r = result_of(refused, 8, shard, price, None)
+    assert (r.ok, r.error_code, r.status_code, r.cost_usd) == (False, "context_length_exceeded", 400, None)
+    no_usage = {"custom_id": "c", "response": {"status_code": 200, "body": {"choices": []}}}
+    assert result_of(no_usage, 9, shard, price, None).unmetered
+    unknown_price = result_of(ok, 7, shard, None, None)
+    assert unknown_price.cost_usd is None and unknown_price.usage.input_tokens == 10  # never a guess
