@@ -114,9 +114,13 @@ class BatchRun:
         """Shard (once per job), then submit, poll and collect until done or stopped."""
         self.out.save()  # the plan's job id is on disk before anything is uploaded under it
         if not self.plan.sharded:
-            await split_input(self.cfg.input, self.cfg.max_line_bytes, self.cfg.parser(), self.plan, self.dir,
-                              self.out, self.cfg.batch_size)
+            parser = self.cfg.parser()
+            await split_input(self.cfg.input, self.cfg.max_line_bytes, parser, self.plan, self.dir, self.out,
+                              self.cfg.batch_size)
             self.display.notice(f"--batch-api: {len(self.plan.shards)} shard(s) written to {self.dir}")
+            if parser.streams_disabled:
+                self.display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batches do not "
+                                  "stream, so they were submitted with \"stream\": false")
         self._warn_prices()
         if self.cfg.max_cost is not None:
             self.display.warn("--max-cost is not applied with --batch-api: a batch's cost is known only when it "
