@@ -107,6 +107,8 @@ def test_plain_records_go_to_the_endpoint_named(tmp_path: Path, sim_factory, end
     billed = sim.stats.by_endpoint[endpoint]
     assert billed["prompt_tokens"] == sum(o["batchrun"]["input_tokens"] for o in out)
     assert billed["completion_tokens"] == sum(o["batchrun"]["output_tokens"] for o in out)
+    if endpoint == "embeddings":  # nothing generated: a request counts its input against TPM
+        assert sum(sim.stats.ok_charged) == billed["prompt_tokens"] and billed["completion_tokens"] == 0
     # the filled template is what the server saw as the prompt
     assert set(sim.stats.by_prompt) == {f"Ticket: {r['text']}" for r in plain_records(6)}
 
@@ -192,3 +194,24 @@ def test_bad_endpoint_options_are_one_sentence_exit_2(tmp_path: Path, args: list
     res = cli(["process", str(inp), "--simulate", "--quiet", *args])
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1 and says in res.output
+
+
+def test_responses_cached_input_is_read_and_priced_at_the_cached_rate(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    instructions = "Label the ticket. " + " ".join(f"rule{i}" for i in range(1200))  # past 1024 tokens
+    rows = [line(f"r{i}", "responses", {"model": "gpt-4.1-mini", "instructions": instructions,
+                                        "input": f"ticket {i}", "max_output_tokens": 20}) for i in range(3)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    # one at a time: the simulator caches an instruction it has seen before
+    res = cli(["process", str(inp), "--base-url", sim.url, "--quiet", "--concurrency", "1"])
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    cached = [o["batchrun"]["cached_tokens"] for o in out]
+    assert cached == [o["response"]["body"]["usage"]["input_tokens_details"]["cached_tokens"] for o in out]
+    assert sorted(cached)[0] == 0 and sorted(cached)[-1] > 0
+    for o in out:
+        b = o["batchrun"]
+        expected = ((b["input_tokens"] - b["cached_tokens"]) * 0.4 + b["cached_tokens"] * 0.1
+                    + b["output_tokens"] * 1.6) / 1e6
+        assert b["cost_usd"] == pytest.approx(expected, abs=1e-12)
+    assert sim.stats.by_endpoint["responses"]["prompt_tokens"] == sum(o["batchrun"]["input_tokens"] for o in out)
