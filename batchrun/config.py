@@ -30,6 +30,7 @@ DEFAULT_CONFIG = "batchrun.toml"
 KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 # --simulate with no --model: a model the simulator serves and the price snapshot knows.
 SIMULATE_MODEL = "gpt-4o-mini"
+SIMULATE_EMBEDDING_MODEL = "text-embedding-3-small"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
 
@@ -155,7 +156,7 @@ def resolve(
         raise ConfigError(f"--system cannot shape {values['endpoint']} requests: they take one text and no "
                           "system message (put it in --template instead)")
     if simulate and "model" not in values:
-        values["model"] = SIMULATE_MODEL
+        values["model"] = SIMULATE_EMBEDDING_MODEL if values.get("endpoint") == "embeddings" else SIMULATE_MODEL
     return RunConfig(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),

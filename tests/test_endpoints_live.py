@@ -215,3 +215,15 @@ def test_responses_cached_input_is_read_and_priced_at_the_cached_rate(tmp_path: 
                     + b["output_tokens"] * 1.6) / 1e6
         assert b["cost_usd"] == pytest.approx(expected, abs=1e-12)
     assert sim.stats.by_endpoint["responses"]["prompt_tokens"] == sum(o["batchrun"]["input_tokens"] for o in out)
+
+
+def test_the_every_endpoint_sample_runs_clean_offline(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parent.parent / "samples" / "every_endpoint.jsonl"
+    out = tmp_path / "out.jsonl"
+    res = cli(["process", str(sample), "--simulate", "--quiet", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    results = read_results(out)
+    assert len(results) == 12 and all(o["error"] is None and o["batchrun"]["cost_usd"] for o in results)
+    fields = {"chat": "choices", "embedding": "data", "completion": "choices", "response": "output"}
+    assert all(fields[o["custom_id"].split("-")[0]] in o["response"]["body"] for o in results)
+    assert {o["batchrun"]["model"] for o in results} == set(PRICES)
