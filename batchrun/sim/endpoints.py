@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,10 +107,11 @@ def read_responses(body: dict[str, Any]) -> Ask:
 
 
 def _vector(seed: bytes, n: int, as_base64: bool) -> Any:
-    rng = random.Random(seed)
-    v = [rng.gauss(0.0, 1.0) for _ in range(n)]
-    norm = math.sqrt(sum(x * x for x in v)) or 1.0
-    v = [round(x / norm, 6) for x in v]
+    """A deterministic unit vector; drawn from a hash, which is several times quicker than a
+    random generator and keeps the simulator's embeddings answers near its chat answers' rate."""
+    raw = [b - 127.5 for b in hashlib.shake_128(seed).digest(n)]  # never all zero: no b is 127.5
+    scale = 1.0 / math.hypot(*raw)
+    v = [x * scale for x in raw]
     return base64.b64encode(struct.pack(f"<{n}f", *v)).decode() if as_base64 else v
 
 
