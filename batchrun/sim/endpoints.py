@@ -56,10 +56,10 @@ def _ask(model: Any, texts: list[str], prompt_tokens: int, cap: Any, system: str
     return Ask(str(model or ""), prompt, system, prompt_tokens, completion, charge, digest)
 
 
-def _texts(value: Any, field: str) -> tuple[list[str], int]:
+def _texts(value: Any, field: str, allow_empty_text: bool = False) -> tuple[list[str], int]:
     """The texts of an `input` or `prompt` and their tokens (token ids count one each)."""
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or value == "":
+    if not isinstance(items, list) or not items or (value == "" and not allow_empty_text):
         raise BadAsk(f"'{field}' is a required property and must be a non-empty string or array")
     texts: list[str] = []
     tokens = 0
@@ -86,7 +86,7 @@ def read_embeddings(body: dict[str, Any]) -> Ask:
 
 def read_completions(body: dict[str, Any]) -> Ask:
     """A legacy completions request."""
-    texts, tokens = _texts(body.get("prompt"), "prompt")
+    texts, tokens = _texts(body.get("prompt"), "prompt", allow_empty_text=True)
     return _ask(body.get("model"), texts, tokens, body.get("max_tokens"))
 
 
