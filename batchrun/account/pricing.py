@@ -88,7 +88,7 @@ class PriceBook:
             "price_source": p.source if p else None,
             "price_period": self.period(model, at, provider),
             "input_per_mtok": float(p.input.base) if p else None,
-            "output_per_mtok": float(p.output.base) if p else None,
+            "output_per_mtok": float(p.output.base) if p and p.output else None,
             "cached_input_per_mtok": float(p.cached_input.base) if p and p.cached_input else None,
         }
 
@@ -104,4 +104,5 @@ class PriceBook:
         if p is not None:
             return p.cost(usage)
         costs = [period.price.cost(usage) for period in self._entry(model, provider).periods]
-        return max(costs) if costs else None
+        known = [c for c in costs if c is not None]
+        return max(known) if known and len(known) == len(costs) else None

@@ -14,6 +14,7 @@ from batchrun.cli.options import (
     BaseUrl,
     Compare,
     Config,
+    EndpointName,
     InputFile,
     Json,
     MaxTokens,
@@ -49,6 +50,7 @@ def estimate(
     template: Template = None,
     system: System = None,
     max_tokens: MaxTokens = None,
+    endpoint: EndpointName = None,
     prices: Prices = None,
     base_url: BaseUrl = None,
     compare: Compare = None,
@@ -62,7 +64,7 @@ def estimate(
     from batchrun.show.tables import format_estimate
 
     flags = {"input": input, "model": model, "template": template, "system": system,
-             "max_tokens": max_tokens, "prices": prices, "base_url": base_url}
+             "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url}
     cfg = resolve(flags, config_path=config, need_key=False)
     book = PriceBook(cfg.prices, cfg.base_url)
     data = estimate_report(asyncio.run(estimate_file(input, cfg.parser())), book, _names(compare),

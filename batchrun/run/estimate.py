@@ -75,10 +75,12 @@ async def estimate_file(path: Path, parser: LineParser) -> Estimate:
 def cost_range(prices: PriceBook, model: str, input_tokens: int, max_output: int) -> dict[str, Any]:
     """Least and most a model can cost for these tokens, and where its price comes from."""
     p = prices.price(model)
+    least = p.cost(Usage(input_tokens, 0)) if p else None
+    most = p.cost(Usage(input_tokens, max_output)) if p else None
     return {
         **prices.describe(model),
-        "cost_min_usd": round(p.cost(Usage(input_tokens, 0)), 8) if p else None,
-        "cost_max_usd": round(p.cost(Usage(input_tokens, max_output)), 8) if p else None,
+        "cost_min_usd": None if least is None or most is None else round(least, 8),
+        "cost_max_usd": None if most is None else round(most, 8),
     }
 
 
