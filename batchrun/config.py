@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchrun.account.prices import Price, load_prices_file, parse_price_tables
+from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
@@ -86,6 +87,12 @@ class RunConfig:
                     route_field=self.routing.route.field if self.routing.route else None),
             self.max_line_bytes,
         )
+
+    def price_book(self) -> PriceBook:
+        """Prices for this job: the user's, then the snapshot matched by each provider's URL."""
+        return PriceBook(self.prices, None if self.simulate else self.base_url,
+                         context_windows=dict(self.context_windows),
+                         provider_urls={p.name: p.base_url for p in self.routing.providers})
 
     def models_named(self) -> list[str]:
         """Every model the options and tables name (records may name more)."""

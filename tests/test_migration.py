@@ -245,3 +245,15 @@ def test_shadow_cost_counts_against_max_cost(tmp_path: Path, sim_factory) -> Non
     spent = summ["total_cost_usd"] + summ["shadow"]["cost_usd"]
     assert spent <= 0.004 and summ["shadow"]["cost_usd"] > 0.4 * spent
     assert summ["records"]["succeeded"] < 200
+
+
+def test_estimate_routes_and_prices_provider_models(tmp_path: Path) -> None:
+    cfg = toml(tmp_path, "https://api.openai.com/v1", "https://api.deepseek.com/v1",
+               '[route]\nfield = "task"\nmodels = { chat = "new/deepseek-chat" }\n')
+    rows = [{"id": str(i), "text": "hello there", "task": "chat" if i % 2 else "other"} for i in range(10)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    done = batchrun(["estimate", str(inp), "--config", str(cfg), "--model", "old/gpt-4o-mini", "--json"])
+    assert done.returncode == 0, done.stderr
+    models = json.loads(done.stdout)["models"]
+    assert {m: models[m]["records"] for m in models} == {"new/deepseek-chat": 5, "old/gpt-4o-mini": 5}
+    assert all(models[m]["cost_max_usd"] for m in models)  # priced from each provider's own list

@@ -58,16 +58,18 @@ def estimate(
     json_: Json = False,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
-    from batchrun.account.pricing import PriceBook
     from batchrun.config import resolve
+    from batchrun.route.routes import Router
     from batchrun.run.estimate import estimate_file, estimate_report
     from batchrun.show.tables import format_estimate
 
     flags = {"input": input, "model": model, "template": template, "system": system,
              "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url}
     cfg = resolve(flags, config_path=config, need_key=False)
-    book = PriceBook(cfg.prices, cfg.base_url)
-    data = estimate_report(asyncio.run(estimate_file(input, cfg.parser())), book, _names(compare),
+    book = cfg.price_book()
+    router = Router(cfg.routing.route, cfg.model) if cfg.routing.route else None
+    routed = asyncio.run(estimate_file(input, cfg.parser(), (lambda r: router.route(r)[0]) if router else None))
+    data = estimate_report(routed, book, _names(compare),
                            cfg.default_max_output)
     _show(data, json_, format_estimate)
 
@@ -82,13 +84,12 @@ def report(
     json_: Json = False,
 ) -> None:
     """The per-model summary table of any results file."""
-    from batchrun.account.pricing import PriceBook
     from batchrun.config import resolve
     from batchrun.run.report import report as make_report
     from batchrun.show.tables import format_report
 
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
-    data = make_report(results, PriceBook(cfg.prices, cfg.base_url), _names(compare))
+    data = make_report(results, cfg.price_book(), _names(compare))
     _show(data, json_, format_report)
 
 
