@@ -16,6 +16,7 @@ LAYERS = [
     {"batchrun.account"},
     {"batchrun.send"},
     {"batchrun.store"},
+    {"batchrun.results"},
     {"batchrun.show"},
     {"batchrun.sim"},
     {"batchrun.option_values", "batchrun.config"},
