@@ -3,9 +3,10 @@
     python bench/export_memory.py [--records 1000000] [--small 100000]
 
 Writes an input of plain records and a results file holding their results in a random order
-(JSON answers, some failures and bad lines), runs `batchrun export --parse-json` to CSV in its
-own process at both sizes, and prints each peak (ru_maxrss of the export process alone), the
-large one as a ratio of the 200 MB bar, and large ÷ small (flat memory: near 1).
+(JSON answers, some failures and bad lines, written over about 3 hours), runs `batchrun export
+--parse-json` to CSV in its own process at both sizes, and prints each peak (ru_maxrss of the
+export process alone), the large one as a ratio of the 200 MB bar, and large ÷ small (flat
+memory: near 1). Then `batchrun report --html` of both: the page's size, large ÷ small.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def make_files(work: Path, n: int) -> tuple[Path, Path]:
     order = list(range(1, n + 1))
     random.Random(1).shuffle(order)
     with open(out, "wb") as f:
-        for i in order:
-            f.write(result_line(_result(i), 1_790_000_000.0 + i / 1000))
+        for k, i in enumerate(order):
+            f.write(result_line(_result(i), 1_790_000_000.0 + k * 10_000 / n))
     return inp, out
 
 
@@ -63,9 +64,14 @@ def _result(i: int) -> Result:
 
 def export(inp: Path, out: Path, csv: Path) -> tuple[int, float, int]:
     """Exit code, wall seconds, peak RSS in MB of one export process."""
+    return measure(["export", str(out), "--input", str(inp), "--parse-json", "-o", str(csv)])
+
+
+def measure(args: list[str]) -> tuple[int, float, int]:
+    """Exit code, wall seconds, peak RSS in MB of one batchrun process."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "batchrun", "export", str(out), "--input", str(inp),
-                             "--parse-json", "-o", str(csv)], stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "batchrun", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -93,6 +99,14 @@ def main() -> None:
     big = peaks[a.records]
     print(f"RATIO peak RSS at {a.records} / bar {BAR_MB} MB = {big / BAR_MB:.2f} ({big} MB; bar: <= 1.0); "
           f"{a.records}/{a.small} = {big / peaks[a.small]:.2f}")
+    sizes = {}
+    for n in (a.small, a.records):
+        page = work / f"report{n}.html"
+        code, wall, rss = measure(["report", str(work / f"in{n}.results.jsonl"), "--html", str(page)])
+        assert code == 0, code
+        sizes[n] = page.stat().st_size
+        print(f"report --html of {n} lines: {sizes[n] / 1024:.0f} kB page, peak RSS {rss} MB, {wall:.1f}s")
+    print(f"RATIO HTML report size {a.records}/{a.small} lines = {sizes[a.records] / sizes[a.small]:.2f}")
 
 
 if __name__ == "__main__":

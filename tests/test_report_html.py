@@ -77,7 +77,9 @@ def test_a_long_run_gives_a_small_report() -> None:
     assert len(tl.counts) <= 4096
     s = tl.series()
     assert s is not None and len(s.ok) <= 240 and s.width >= 10 * 3600 / 240
-    assert abs(sum(s.ok) * s.width - 196_000) < 1 and abs(s.cumulative_cost["a"][-1] - 1.0) < 1e-6
+    # a steady 0.98 / 0.18 s completions a second, the partly filled first and last buckets too
+    assert all(abs(v - 0.98 / 0.18) < 0.05 for v in s.ok), (s.ok[0], s.ok[-1])
+    assert abs(s.cumulative_cost["a"][-1] - 1.0) < 1e-6
     data = {"models": {m: {"requests": 100_000, "succeeded": 98_000, "failed": 2_000, "error_rate": 0.02,
                            "attempts": 100_000, "rate_limited": 14_286, "fallbacks": 0, "input_tokens": 1,
                            "output_tokens": 1, "cached_tokens": 0, "cost_usd": 1.0,

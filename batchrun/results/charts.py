@@ -42,7 +42,7 @@ def duration(s: float) -> str:
     s = round(s)
     if s < 120:
         return f"{s}s"
-    if s < 7200:
+    if s < 3600:
         return f"{s // 60}m" + (f"{s % 60:02d}s" if s % 60 else "")
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 

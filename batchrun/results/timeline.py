@@ -103,16 +103,40 @@ class RunTimeline:
         ok, failed, limited = [0.0] * n, [0.0] * n, [0.0] * n
         for k, (o, f, r) in self.counts.items():
             i = k // factor - base
-            ok[i] += o / width
-            failed[i] += f / width
-            limited[i] += r / width
+            ok[i] += o
+            failed[i] += f
+            limited[i] += r
         cumulative = {}
         for model, per in sorted(self.costs.items()):
             dense = [0.0] * n
             for k, v in per.items():
                 dense[k // factor - base] += v
             cumulative[model] = list(_running_sum(dense))
-        return Series(base * width, width, ok, failed, limited, cumulative)
+        # The first and last buckets are only partly inside the run: their rates are over the
+        # part covered (a rate over the whole width would draw a false drop at each end), and a
+        # sliver of a bucket is folded into its neighbour rather than drawn as a spike.
+        assert self.first is not None and self.last is not None
+        seconds = [width] * n
+        seconds[0] = (base + 1) * width - self.first
+        seconds[-1] = min(seconds[-1], self.last - (base + n - 1) * width) if n > 1 else self.last - self.first
+        start = base * width
+        columns = [ok, failed, limited, seconds]
+        if n > 1 and seconds[-1] < width / 4:
+            for col in columns:
+                last = col.pop()
+                col[-1] += last
+            for line in cumulative.values():
+                del line[-2]  # the last running total stands
+        if len(seconds) > 1 and seconds[0] < width / 4:
+            for col in columns:
+                col[1] += col.pop(0)
+            for line in cumulative.values():
+                line.pop(0)
+            start += width
+        for i, sec in enumerate(seconds):
+            sec = max(sec, width / 4)  # a run of one instant
+            ok[i], failed[i], limited[i] = ok[i] / sec, failed[i] / sec, limited[i] / sec
+        return Series(start, width, ok, failed, limited, cumulative)
 
 
 def _running_sum(values: list[float]) -> list[float]:
