@@ -177,6 +177,7 @@ def test_bad_files_and_flags_are_one_sentence_and_exit_2(tmp_path: Path) -> None
         ([str(results), "-i", str(other)], "does not answer"),
         ([str(results), "-i", str(inp), "--format", "xml"], "--format must be csv or jsonl"),
         ([str(results), "-i", str(inp), "-o", str(tmp_path / "no" / "dir.csv")], "cannot write"),
+        ([str(results), "-i", str(inp), "-o", str(inp)], "would overwrite"),
     ]
     for args, words in cases:
         res = export(args)
@@ -184,3 +185,4 @@ def test_bad_files_and_flags_are_one_sentence_and_exit_2(tmp_path: Path) -> None
         assert words in res.stderr and "Traceback" not in res.output
         assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "no").exists()
+    assert inp.read_text().startswith('{"id": "r0"')

@@ -112,7 +112,8 @@ def test_html_paths_that_cannot_be_written_are_refused_before_anything_is_sent(t
     results = tmp_path / "r.results.jsonl"
     results.write_bytes(result_line(Result(key="a", line=1, model="m", status_code=200, body={}), 1.0))
     for args, words in (([str(results), "--html", str(tmp_path / "no" / "r.html")], "cannot write the HTML report"),
-                        ([str(inp), "--html", str(tmp_path / "r.html")], "is not a batchrun results file")):
+                        ([str(inp), "--html", str(tmp_path / "r.html")], "is not a batchrun results file"),
+                        ([str(results), "--html", str(results)], "would overwrite")):
         res = report(args)
         assert res.exit_code == 2 and words in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.html").exists()

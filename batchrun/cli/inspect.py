@@ -85,7 +85,7 @@ def report(
     from batchrun.run.report import report as make_report
     from batchrun.show.tables import format_report
 
-    check_html_path(html)
+    check_html_path(html, results)
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
     book = PriceBook(cfg.prices, cfg.base_url)
     if html is None:

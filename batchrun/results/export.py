@@ -132,6 +132,8 @@ async def export(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ExportCounts:
     """Write one row per non-blank input line, in input order, to output (None: stdout)."""
+    if output is not None and any(_same(output, p) for p in (results, input)):
+        raise ConfigError(f"-o {output} would overwrite the file it is made from")
     last, fields, fields_dropped = await input_fields(input, max_line_bytes)
     index = ResultIndex(results, last)
     found_fields = index.build(answer_fields=parse_json)
@@ -155,6 +157,13 @@ async def export(
         if mismatched and rows - by_status["missing"] == 0:  # raised before a wrong file replaces -o
             raise InputError(f"{results} does not answer {input}: no result carries its input line's key")
     return ExportCounts(rows, by_status, mismatched, found_fields, fields_dropped)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -68,7 +68,12 @@ def write_html_report(results: Path, prices: PriceBook, out: Path, compare: list
     return data
 
 
-def check_html_path(out: Path | None) -> None:
-    """Before a run: a report that could not be written at its end is refused now."""
-    if out is not None and not out.parent.is_dir():
+def check_html_path(out: Path | None, *sources: Path) -> None:
+    """Before a run: a report that could not be written at its end, or would replace one of
+    the job's files, is refused now."""
+    if out is None:
+        return
+    if not out.parent.is_dir():
         raise ConfigError(f"cannot write the HTML report {out}: no directory {out.parent}")
+    if any(out.resolve() == p.resolve() for p in sources):
+        raise ConfigError(f"the HTML report {out} would overwrite {out.name}, a file of the job")
