@@ -17,6 +17,7 @@ LAYERS = [
     {"batchrun.route"},
     {"batchrun.send"},
     {"batchrun.store"},
+    {"batchrun.results"},
     {"batchrun.show"},
     {"batchrun.sim"},
     {"batchrun.option_values", "batchrun.config"},

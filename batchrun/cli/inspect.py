@@ -82,15 +82,24 @@ def report(
     base_url: BaseUrl = None,
     config: Config = None,
     json_: Json = False,
+    html: Annotated[Path | None, Opt("--html", help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
-    """The per-model summary table of any results file."""
+    """The per-model summary table of any results file; --html adds a report page with charts."""
     from batchrun.config import resolve
+    from batchrun.run.report import check_html_path, write_html_report
     from batchrun.run.report import report as make_report
     from batchrun.show.tables import format_report
 
+    check_html_path(html, results)
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
-    data = make_report(results, cfg.price_book(), _names(compare))
+    book = cfg.price_book()
+    if html is None:
+        data = make_report(results, book, _names(compare))
+    else:  # one reading of the file for both
+        data = write_html_report(results, book, html, _names(compare))
     _show(data, json_, format_report)
+    if html is not None:
+        typer.echo(f"batchrun: HTML report written to {html}", err=True)
 
 
 @app.command()
