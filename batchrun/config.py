@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchrun.account.prices import Price, load_prices_file, parse_price_tables
+from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
@@ -32,6 +33,7 @@ DEFAULT_CONFIG = "batchrun.toml"
 KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 # --simulate with no --model: a model the simulator serves and the price snapshot knows.
 SIMULATE_MODEL = "gpt-4o-mini"
+SIMULATE_EMBEDDING_MODEL = "text-embedding-3-small"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
 # The tables batchrun.toml may hold; any other is a typo, refused rather than ignored.
@@ -61,6 +63,7 @@ class RunConfig:
     template: str | None = None
     system: str | None = None
     max_tokens: int | None = None
+    endpoint: str = "chat"  # where plain records and chat bodies are sent
     default_max_output: int = DEFAULT_MAX_OUTPUT_TOKENS
     fallback_models: tuple[str, ...] = ()
     aliases: tuple[tuple[str, str], ...] = ()
@@ -84,9 +87,16 @@ class RunConfig:
         """The line parser these options shape requests with."""
         return LineParser(
             Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases,
-                    self.routing.route.field if self.routing.route else None),
+                    endpoint=self.endpoint,
+                    route_field=self.routing.route.field if self.routing.route else None),
             self.max_line_bytes,
         )
+
+    def price_book(self) -> PriceBook:
+        """Prices for this job: the user's, then the snapshot matched by each provider's URL."""
+        return PriceBook(self.prices, None if self.simulate else self.base_url,
+                         context_windows=dict(self.context_windows),
+                         provider_urls={p.name: p.base_url for p in self.routing.providers})
 
     def models_named(self) -> list[str]:
         """Every model the options and tables name (records may name more)."""
@@ -100,13 +110,15 @@ class RunConfig:
             "system": self.system,
             "base_url": "simulator" if self.simulate else redact_url(self.base_url),
             "prices": sorted(
-                [n, str(p.input.base), str(p.output.base),
+                [n, str(p.input.base), str(p.output.base) if p.output else None,
                  str(p.cached_input.base) if p.cached_input else None]
                 for n, p in self.prices.items()
             ),
             "max_tokens": self.max_tokens,
             "aliases": [list(a) for a in self.aliases],
             **self.routing.identity(),
+            # chat, the default, is left out: a job begun before --endpoint existed resumes
+            **({"endpoint": self.endpoint} if self.endpoint != "chat" else {}),
         }
 
 
@@ -164,8 +176,11 @@ def resolve(
         raise ConfigError(f"--base-url {redact_url(base_url)} carries a password and {key_source} a key: "
                           "only one can be the Authorization header; unset the key to use the URL's")
     fallback = values.pop("fallback_model", ())
+    if values.get("system") and values.get("endpoint") in ("embeddings", "completions"):
+        raise ConfigError(f"--system cannot shape {values['endpoint']} requests: they take one text and no "
+                          "system message (put it in --template instead)")
     if simulate and "model" not in values:
-        values["model"] = SIMULATE_MODEL
+        values["model"] = SIMULATE_EMBEDDING_MODEL if values.get("endpoint") == "embeddings" else SIMULATE_MODEL
     cfg = RunConfig(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One valid input line, shaped into a chat-completions request body."""
+    """One valid input line, shaped into a request body for its endpoint."""
 
     key: str
     line: int

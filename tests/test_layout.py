@@ -18,6 +18,7 @@ LAYERS = [
     {"batchrun.send"},
     {"batchrun.store"},
     {"batchrun.batch"},
+    {"batchrun.results"},
     {"batchrun.show"},
     {"batchrun.sim"},
     {"batchrun.option_values", "batchrun.config"},

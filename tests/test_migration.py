@@ -232,3 +232,28 @@ def test_providers_health_check_for_cron(tmp_path: Path, sim_factory) -> None:
     assert good.returncode == 1  # new/ is the same server, but NEW_KEY is not its key
     for secret in KEYS.values():
         assert secret not in good.stdout + good.stderr + bad.stdout + down.stdout
+
+
+def test_shadow_cost_counts_against_max_cost(tmp_path: Path, sim_factory) -> None:
+    old = sim_factory(api_key=KEYS["OLD_KEY"])
+    new = sim_factory(api_key=KEYS["NEW_KEY"])
+    cfg = toml(tmp_path, old.url, new.url, '[shadow]\nmodel = "new/gpt-4o-mini"\nshare = 1.0\n')
+    rows = plain_records(200)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    done, summ = process(tmp_path, inp, cfg, "--max-cost", "0.004", "--concurrency", "4")
+    assert done.returncode == 3, done.stderr  # stopped by the budget, resumable
+    spent = summ["total_cost_usd"] + summ["shadow"]["cost_usd"]
+    assert spent <= 0.004 and summ["shadow"]["cost_usd"] > 0.4 * spent
+    assert summ["records"]["succeeded"] < 200
+
+
+def test_estimate_routes_and_prices_provider_models(tmp_path: Path) -> None:
+    cfg = toml(tmp_path, "https://api.openai.com/v1", "https://api.deepseek.com/v1",
+               '[route]\nfield = "task"\nmodels = { chat = "new/deepseek-chat" }\n')
+    rows = [{"id": str(i), "text": "hello there", "task": "chat" if i % 2 else "other"} for i in range(10)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    done = batchrun(["estimate", str(inp), "--config", str(cfg), "--model", "old/gpt-4o-mini", "--json"])
+    assert done.returncode == 0, done.stderr
+    models = json.loads(done.stdout)["models"]
+    assert {m: models[m]["records"] for m in models} == {"new/deepseek-chat": 5, "old/gpt-4o-mini": 5}
+    assert all(models[m]["cost_max_usd"] for m in models)  # priced from each provider's own list

@@ -14,6 +14,7 @@ from batchrun.cli.options import (
     BaseUrl,
     Compare,
     Config,
+    EndpointName,
     InputFile,
     Json,
     MaxTokens,
@@ -49,6 +50,7 @@ def estimate(
     template: Template = None,
     system: System = None,
     max_tokens: MaxTokens = None,
+    endpoint: EndpointName = None,
     prices: Prices = None,
     base_url: BaseUrl = None,
     compare: Compare = None,
@@ -56,16 +58,18 @@ def estimate(
     json_: Json = False,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
-    from batchrun.account.pricing import PriceBook
     from batchrun.config import resolve
+    from batchrun.route.routes import Router
     from batchrun.run.estimate import estimate_file, estimate_report
     from batchrun.show.tables import format_estimate
 
     flags = {"input": input, "model": model, "template": template, "system": system,
-             "max_tokens": max_tokens, "prices": prices, "base_url": base_url}
+             "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url}
     cfg = resolve(flags, config_path=config, need_key=False)
-    book = PriceBook(cfg.prices, cfg.base_url)
-    data = estimate_report(asyncio.run(estimate_file(input, cfg.parser())), book, _names(compare),
+    book = cfg.price_book()
+    router = Router(cfg.routing.route, cfg.model) if cfg.routing.route else None
+    routed = asyncio.run(estimate_file(input, cfg.parser(), (lambda r: router.route(r)[0]) if router else None))
+    data = estimate_report(routed, book, _names(compare),
                            cfg.default_max_output)
     _show(data, json_, format_estimate)
 
@@ -78,16 +82,24 @@ def report(
     base_url: BaseUrl = None,
     config: Config = None,
     json_: Json = False,
+    html: Annotated[Path | None, Opt("--html", help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
-    """The per-model summary table of any results file."""
-    from batchrun.account.pricing import PriceBook
+    """The per-model summary table of any results file; --html adds a report page with charts."""
     from batchrun.config import resolve
+    from batchrun.run.report import check_html_path, write_html_report
     from batchrun.run.report import report as make_report
     from batchrun.show.tables import format_report
 
+    check_html_path(html, results)
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
-    data = make_report(results, PriceBook(cfg.prices, cfg.base_url), _names(compare))
+    book = cfg.price_book()
+    if html is None:
+        data = make_report(results, book, _names(compare))
+    else:  # one reading of the file for both
+        data = write_html_report(results, book, html, _names(compare))
     _show(data, json_, format_report)
+    if html is not None:
+        typer.echo(f"batchrun: HTML report written to {html}", err=True)
 
 
 @app.command()

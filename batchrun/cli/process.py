@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from batchrun.cli.app import _early_signal, app
+
+if TYPE_CHECKING:
+    from batchrun.show.console import Display
 from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
     Config,
+    EndpointName,
     Flag,
     InputFile,
     MaxTokens,
@@ -54,9 +58,11 @@ def process(
     template: Template = None,
     system: System = None,
     max_tokens: MaxTokens = None,
+    endpoint: EndpointName = None,
     fallback_model: Annotated[list[str] | None, Opt(help="Model to fall back to (repeatable).")] = None,
     simulate: Simulate = False,
     summary_json: Annotated[Path | None, Opt(help="Write the summary JSON here.")] = None,
+    html_report: Annotated[Path | None, Opt(help="At the end, write the HTML run report here.")] = None,
     fresh: Annotated[bool, Flag("--fresh", help="Start the job over (old output moved aside).")] = False,
     retry_failed: Annotated[
         bool, Flag("--retry-failed", help="Send again the records whose lines are errors.")
@@ -91,12 +97,15 @@ def _process(flags: dict[str, Any]) -> None:
     from batchrun.errors import run_exit_code
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
+    from batchrun.run.report import check_html_path
     from batchrun.show.console import Display, DisplayMode
 
     config_path = flags.pop("config")
+    html_report = flags.pop("html_report")
     flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
     check_paths(cfg)
+    check_html_path(html_report, cfg.input, cfg.output)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
     cfg = fit_open_files(cfg, display.warn)
@@ -106,6 +115,22 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGHUP, _early_signal)
     try:
         outcome = asyncio.run(run_job(cfg, display))
+        if html_report is not None:
+            _html_report(cfg.output, html_report, display)
     finally:
         display.close()
     raise typer.Exit(run_exit_code(outcome.stopped, outcome.all_ok))
+
+
+def _html_report(results: Path, out: Path, display: Display) -> None:
+    """The run's HTML report; failing to write it is a warning, the run's outcome stands."""
+    from batchrun.account.pricing import PriceBook
+    from batchrun.errors import BatchrunError
+    from batchrun.run.report import write_html_report
+
+    try:
+        write_html_report(results, PriceBook({}), out)
+    except BatchrunError as e:
+        display.warn(e.message)
+    else:
+        display.notice(f"HTML report written to {out}")

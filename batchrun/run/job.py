@@ -62,9 +62,7 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
         refuse_live_while_batches_run(state)
         clock = _JobClock(state)
         targets = Targets(p.name for p in cfg.routing.providers)
-        prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
-                           context_windows=dict(cfg.context_windows),
-                           provider_urls={p.name: p.base_url for p in cfg.routing.providers})
+        prices = cfg.price_book()
         await _look_prices_up(cfg, prices, targets, display)
         shadow_file = shadow_path(cfg.output)
         async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider:

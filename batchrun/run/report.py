@@ -3,17 +3,21 @@ on other models, each line priced at the time its request was sent."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats, summary
-from batchrun.errors import InputError, reading
+from batchrun.errors import ConfigError, InputError, reading
+from batchrun.results.html import render_report
+from batchrun.results.timeline import RunTimeline, finished_at
 from batchrun.store.wire import read_result_lines
 
 
-def report(path: Path, prices: PriceBook, compare: list[str]) -> dict[str, Any]:
-    """The summary JSON of a results file, plus `compare`: its usage priced on other models."""
+def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimeline | None = None) -> dict[str, Any]:
+    """The summary JSON of a results file, plus `compare`: its usage priced on other models;
+    `timeline`, if given, is fed every result line on the same reading."""
     stats = JobStats()
     foreign = results = 0
     costs: dict[str, float | None] = dict.fromkeys(compare, 0.0)
@@ -25,6 +29,9 @@ def report(path: Path, prices: PriceBook, compare: list[str]) -> dict[str, Any]:
                 continue
             results += 1
             stats.add(r)
+            if timeline is not None:
+                timeline.add(finished_at(line.raw), r.model, r.ok, r.rate_limited, r.cost_usd, r.latency_ms,
+                             r.error_code)
             for name, so_far in costs.items():
                 if so_far is not None and (r.usage.input_tokens or r.usage.output_tokens):
                     c = prices.cost(name, r.usage, r.started_at)
@@ -43,3 +50,30 @@ def report(path: Path, prices: PriceBook, compare: list[str]) -> dict[str, Any]:
         for name, c in costs.items()
     }
     return out
+
+
+def write_html_report(results: Path, prices: PriceBook, out: Path, compare: list[str] | None = None) -> dict[str, Any]:
+    """Write the HTML run report of a results file to `out` (whole or not at all); returns the
+    report's data."""
+    timeline = RunTimeline()
+    data = report(results, prices, compare or [], timeline)
+    page = render_report(data, timeline, str(results)).encode()
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_bytes(page)
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the HTML report {out}: {e.strerror or e}") from None
+    return data
+
+
+def check_html_path(out: Path | None, *sources: Path) -> None:
+    """Before a run: a report that could not be written at its end, or would replace one of
+    the job's files, is refused now."""
+    if out is None:
+        return
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write the HTML report {out}: no directory {out.parent}")
+    if any(out.resolve() == p.resolve() for p in sources):
+        raise ConfigError(f"the HTML report {out} would overwrite {out.name}, a file of the job")

@@ -257,8 +257,7 @@ class Sender:
         usage = reported or Usage()  # no usage: tokens and cost unknown (unmetered), never $0
         # what the provider counts against tokens-per-minute: prompt plus max_tokens when the
         # request caps its output (OpenAI reserves it), else the output it produced
-        capped = "max_tokens" in body or "max_completion_tokens" in body
-        charged = usage.input_tokens + (rec.max_output_tokens if capped else usage.output_tokens)
+        charged = usage.input_tokens + (rec.max_output_tokens if endpoint.capped(body) else usage.output_tokens)
         if reported is None:
             charged = rec.est_input_tokens + rec.max_output_tokens
         limiter.answered(permit, charged, parse_rate_headers(ans.headers),

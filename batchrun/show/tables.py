@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 
 def _money(v: float | None) -> str:
@@ -15,22 +19,91 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
-def format_summary_table(summary: dict[str, Any], title: str | None = None) -> Table:
-    """The per-model summary as a Rich table."""
+# Narrow terminals get two tables: what came of the requests and what it cost, then how.
+_FIRST_COLS = ("requests", "ok", "failed", "err %", "cost", "p50 ms", "p95 ms")
+_SECOND_COLS = ("attempts", "429s", "fallbacks", "input tok", "output tok", "cached")
+_WIDE_COLS = ("requests", "ok", "failed", "err %", "attempts", "429s", "fallbacks", "input tok",
+              "output tok", "cached", "cost", "p50 ms", "p95 ms")
+
+
+def _model_cells(m: dict[str, Any]) -> dict[str, str]:
+    lat = m.get("latency_ms") or {}
+    return {
+        "requests": str(m["requests"]), "ok": str(m["succeeded"]), "failed": str(m["failed"]),
+        "err %": f"{100 * m.get('error_rate', 0):.1f}", "attempts": str(m["attempts"]),
+        "429s": str(m["rate_limited"]), "fallbacks": str(m["fallbacks"]),
+        "input tok": str(m["input_tokens"]), "output tok": str(m["output_tokens"]),
+        "cached": str(m["cached_tokens"]), "cost": _money(m["cost_usd"]),
+        "p50 ms": _ms(lat.get("p50")), "p95 ms": _ms(lat.get("p95")),
+    }
+
+
+class SummaryTable:
+    """The per-model summary, laid out for the width it is printed at.
+
+    Model names and costs are what a reader needs whole, so instead of letting Rich cut cells
+    (`gp…`, `$0.00…`) the table drops to two narrower tables, then to one block per model.
+    """
+
+    def __init__(self, rows: dict[str, dict[str, str]], title: str) -> None:
+        self.rows = rows
+        self.title = title
+
+    def table(self, cols: tuple[str, ...], title: str | None, narrow: bool = False) -> Table:
+        """One table of the given columns, every cell whole (no wrapping, no ellipsis); a narrow
+        one has no frame and two spaces between columns."""
+        if narrow:
+            t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False)
+        else:
+            t = Table(title=title)
+        t.add_column("model", no_wrap=True)
+        for col in cols:
+            t.add_column(col, justify="right", no_wrap=True)
+        for name, cells in self.rows.items():
+            t.add_row(name, *(cells[c] for c in cols))
+        return t
+
+    def blocks(self, width: int) -> list[Any]:
+        """One block per model: its name on a line of its own, then `label value` pairs wrapped
+        between pairs, never inside one."""
+        out: list[Any] = [Text(self.title, style="italic", justify="center")]
+        for name, cells in self.rows.items():
+            out.append(Text(name, style="bold", overflow="fold"))
+            line = " "
+            for label, value in cells.items():
+                item = f"err {value}%" if label == "err %" else f"{label} {value}"
+                if len(line) > 1 and len(line) + 2 + len(item) > width:
+                    out.append(Text(line, overflow="fold"))
+                    line = " "
+                line += ("  " if len(line) > 1 else " ") + item
+            out.append(Text(line, overflow="fold"))
+        return out
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        unbounded = options.update_width(1 << 16)  # Rich measures a table within the width it is given
+
+        def fits(t: Table) -> bool:
+            return Measurement.get(console, unbounded, t).maximum <= width
+
+        wide = self.table(_WIDE_COLS, self.title)
+        if fits(wide):
+            yield wide
+            return
+        parts = [self.table(_FIRST_COLS, self.title, narrow=True), self.table(_SECOND_COLS, None, narrow=True)]
+        if all(fits(p) for p in parts):
+            yield parts[0]
+            yield Text("")
+            yield parts[1]
+            return
+        yield from self.blocks(width)
+
+
+def format_summary_table(summary: dict[str, Any], title: str | None = None) -> SummaryTable:
+    """The per-model summary as a Rich renderable that fits the console's width."""
     sim = summary.get("job", {}).get("simulated")
-    t = Table(title=title or ("batchrun summary [SIMULATED]" if sim else "batchrun summary"))
-    for col in ("model", "requests", "ok", "failed", "err %", "attempts", "429s", "fallbacks",
-                "input tok", "output tok", "cached", "cost", "p50 ms", "p95 ms"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in summary.get("models", {}).items():
-        lat = m.get("latency_ms") or {}
-        t.add_row(
-            name, str(m["requests"]), str(m["succeeded"]), str(m["failed"]),
-            f"{100 * m.get('error_rate', 0):.1f}", str(m["attempts"]), str(m["rate_limited"]),
-            str(m["fallbacks"]), str(m["input_tokens"]), str(m["output_tokens"]),
-            str(m["cached_tokens"]), _money(m["cost_usd"]), _ms(lat.get("p50")), _ms(lat.get("p95")),
-        )
-    return t
+    title = title or ("batchrun summary [SIMULATED]" if sim else "batchrun summary")
+    return SummaryTable({name: _model_cells(m) for name, m in summary.get("models", {}).items()}, title)
 
 
 def format_summary_footer(summary: dict[str, Any]) -> list[str]:

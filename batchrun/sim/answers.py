@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from batchrun.sim.classify import classification
+
 _WORD = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 
 LABELS = ("positive", "negative", "neutral", "billing", "shipping", "technical")
@@ -88,7 +90,7 @@ class PromptCache:
 
 def completion_body(ask: Ask, cached: int, created: int) -> bytes:
     """The JSON of a chat.completion answering `ask`."""
-    label = LABELS[ask.digest[1] % len(LABELS)]
+    label = classification(ask.prompt, ask.system) or LABELS[ask.digest[1] % len(LABELS)]
     return orjson.dumps({
         "id": "chatcmpl-" + ask.digest.hex(),
         "object": "chat.completion",

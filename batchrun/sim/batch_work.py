@@ -1,33 +1,27 @@
 """What the simulator does with a batch's input file: validate it, then answer its lines into an
 output file and an error file, streaming from disk to disk (a thread runs it: it is file work).
 
-The answers are the live simulator's own (`answers`), so a batch line and the same request sent
-live get the same usage; only the price differs, and that is the client's business.
+The answers are the live simulator's own (`endpoints`), for every endpoint it serves.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from batchrun.sim.answers import completion_body, error_body, read_ask
+from batchrun.sim.answers import error_body
+from batchrun.sim.endpoints import SIM_ENDPOINTS, BadAsk, SimEndpoint
 
-# The endpoints a simulated batch can answer: url -> (endpoint path, answer body from request body).
-ANSWERS: dict[str, Callable[[dict[str, Any], int], tuple[bytes, int, int]]] = {}
+# The endpoints a simulated batch answers, by the `url` of its lines: the live endpoints' own
+# request reading and answer bodies, so a batch line and the same request sent live get the same
+# usage; only the price differs, and that is the client's business.
+ENDPOINTS_BY_URL: dict[str, SimEndpoint] = {"/v1" + e.path: e for e in SIM_ENDPOINTS}
 
-
-def _chat(body: dict[str, Any], created: int) -> tuple[bytes, int, int]:
-    ask = read_ask(body)
-    return completion_body(ask, 0, created), ask.prompt_tokens, ask.completion_tokens
-
-
-ANSWERS["/v1/chat/completions"] = _chat
 
 EXPIRED = "This request could not be executed before the completion window expired."
 
@@ -99,7 +93,7 @@ def expires(custom_id: str, share: float) -> bool:
 def answer_file(src: Path, out: Path, err: Path, endpoint: str, expire_share: float,
                 created: int, progress: Progress) -> None:
     """Answer every line of `src` into `out` (answers) and `err` (errors, expired lines)."""
-    answer = ANSWERS.get(endpoint)
+    served = ENDPOINTS_BY_URL.get(endpoint)
     with open(src, "rb") as fin, open(out, "wb") as fout, open(err, "wb") as ferr:
         for n, raw in enumerate(fin):
             if progress.cancel.is_set():
@@ -113,16 +107,20 @@ def answer_file(src: Path, out: Path, err: Path, endpoint: str, expire_share: fl
                 ferr.write(orjson.dumps({"id": rid, "custom_id": cid, "response": None,
                                          "error": {"code": "batch_expired", "message": EXPIRED}}) + b"\n")
                 continue
-            if answer is None:
+            try:
+                if served is None:
+                    raise BadAsk(f"The simulator does not answer {endpoint}.")
+                ask = served.read(doc["body"])
+            except BadAsk as e:  # the API's 400 for this request: an error-file line, not billed
                 progress.failed += 1
-                body = orjson.Fragment(error_body(400, "invalid_url", f"The simulator does not answer {endpoint}."))
+                body = orjson.Fragment(error_body(400, "invalid_request_error", str(e)))
                 ferr.write(orjson.dumps({"id": rid, "custom_id": cid, "error": None,
                                          "response": {"status_code": 400, "request_id": rid, "body": body}})
                            + b"\n")
                 continue
-            data, prompt, completion = answer(doc["body"], created)
+            data = served.answer(ask, doc["body"], 0, created)
             fout.write(orjson.dumps({"id": rid, "custom_id": cid, "error": None, "response": {
                 "status_code": 200, "request_id": rid, "body": orjson.Fragment(data)}}) + b"\n")
-            progress.prompt_tokens += prompt
-            progress.completion_tokens += completion
+            progress.prompt_tokens += ask.prompt_tokens
+            progress.completion_tokens += ask.completion_tokens
             progress.completed += 1

@@ -38,6 +38,8 @@ class SimStats:
     batch_billed: int = 0  # batch lines answered (billed at the batch price)
     batch_prompt_tokens: int = 0
     batch_completion_tokens: int = 0
+    # per endpoint name: answers billed and their prompt and completion tokens
+    by_endpoint: dict[str, Counter[str]] = field(default_factory=dict)
 
     def received(self, now: float) -> None:
         """Count one request arriving at monotonic time `now`."""
@@ -56,8 +58,13 @@ class SimStats:
         if status == 429:
             self.rate_limited += 1
 
-    def bill(self, prompt: str, prompt_tokens: int, completion_tokens: int, charged: int, now: float) -> None:
+    def bill(self, prompt: str, prompt_tokens: int, completion_tokens: int, charged: int, now: float,
+             endpoint: str = "chat") -> None:
         """Count an answer generated: it is billed even if nobody reads it."""
+        ep = self.by_endpoint.get(endpoint) or self.by_endpoint.setdefault(endpoint, Counter())
+        ep["billed"] += 1
+        ep["prompt_tokens"] += prompt_tokens
+        ep["completion_tokens"] += completion_tokens
         self.ok += 1
         self.billed += 1
         self.ok_by_prompt[prompt] += 1
@@ -92,4 +99,5 @@ class SimStats:
             "batch_billed": self.batch_billed,
             "batch_prompt_tokens": self.batch_prompt_tokens,
             "batch_completion_tokens": self.batch_completion_tokens,
+            "by_endpoint": {name: dict(c) for name, c in self.by_endpoint.items()},
         }

@@ -1,0 +1,112 @@
+"""An index of a results file by input line number: where each line's result starts.
+
+A results file is in completion order; joining it to its input in input order must not hold
+every answer in memory. The index is one array of byte offsets (8 bytes an input line, 8 MB
+for a million), and a result is read back with one seek when its turn comes.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from batchrun.errors import InputError, reading
+from batchrun.records import Result
+from batchrun.results.answer import answer_object, answer_text
+from batchrun.store.wire import parse_result_line, read_result_lines
+
+MAX_ANSWER_FIELDS = 200  # columns, for --parse-json; a file of free-form objects would add one a row
+
+
+@dataclass(slots=True)
+class IndexCounts:
+    """What building the index found besides the results it indexed."""
+
+    results: int = 0
+    foreign: int = 0  # non-blank lines that are not result lines
+    outside: int = 0  # result lines naming no line of the input (another input file?)
+    answer_fields: dict[str, None] = field(default_factory=dict)  # ordered set, first seen first
+    answer_fields_dropped: int = 0
+
+
+class ResultIndex:
+    """Offsets of result lines by the input line they answer; the last one wins (a line written
+    again by `--retry-failed` replaces the earlier one)."""
+
+    def __init__(self, path: Path, last_line: int) -> None:
+        self.path = path
+        self.offsets = array("q", bytes(8 * (last_line + 1)))  # offset + 1; 0: no result
+        self.counts = IndexCounts()
+        self._file: BinaryIO | None = None
+
+    def build(self, answer_fields: bool = False) -> IndexCounts:
+        """Read the whole results file once; with answer_fields, also collect the field names of
+        answers that are JSON objects. Raises InputError for a file with no result lines."""
+        c, offsets, last = self.counts, self.offsets, len(self.offsets) - 1
+        offset = 0
+        with reading("results file", self.path), open(self.path, "rb") as f:
+            for line in read_result_lines(f):
+                r = line.result
+                if r is None:
+                    c.foreign += bool(line.raw.strip())
+                elif 1 <= r.line <= last:
+                    c.results += 1
+                    offsets[r.line] = offset + 1
+                    if answer_fields and r.ok:
+                        self._add_fields(answer_object(answer_text(_body(line.raw))))
+                else:
+                    c.outside += 1
+                offset += len(line.raw)
+        if not c.results:
+            if c.outside:
+                raise InputError(f"{self.path} does not answer this input: none of its {c.outside} result "
+                                 "lines names a line the input has")
+            if c.foreign:
+                raise InputError(f"{self.path} is not a batchrun results file: none of its {c.foreign} "
+                                 "lines is a result line")
+            raise InputError(f"{self.path} holds no result lines")
+        return c
+
+    def _add_fields(self, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            return
+        fields = self.counts.answer_fields
+        for name in obj:
+            if name not in fields:
+                if len(fields) >= MAX_ANSWER_FIELDS:
+                    self.counts.answer_fields_dropped += 1
+                else:
+                    fields[name] = None
+
+    def __enter__(self) -> ResultIndex:
+        with reading("results file", self.path):
+            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by __exit__)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def get(self, line: int) -> tuple[Result, Any] | None:
+        """The result for an input line and its response body, or None if it has none."""
+        offset = self.offsets[line] - 1 if line < len(self.offsets) else -1
+        if offset < 0 or self._file is None:
+            return None
+        with reading("results file", self.path):
+            self._file.seek(offset)
+            raw = self._file.readline()
+        return parse_result_line(raw), _body(raw)
+
+
+def _body(raw: bytes) -> Any:
+    """A result line's response body (parse_result_line leaves it out to keep resume lean)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    response = doc.get("response") if isinstance(doc, dict) else None
+    return response.get("body") if isinstance(response, dict) else None
