@@ -292,3 +292,28 @@ def test_batch_api_refuses_routing_tables(tmp_path: Path) -> None:
     conf.write_text('[providers.other]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "OTHER_KEY"\n')
     res = run([str(inp), "--simulate", "--batch-api", "--config", str(conf)])
     assert res.exit_code == 2 and "[providers]" in res.output, res.output
+
+
+def test_every_endpoint_through_batches_tokens_equal_what_the_server_billed(tmp_path: Path,
+                                                                          sim_factory: Any) -> None:
+    sim = sim_factory()
+    bodies = {"/v1/chat/completions": lambda i: {"model": "gpt-4o-mini",
+                                                 "messages": [{"role": "user", "content": f"chat {i}"}]},
+              "/v1/embeddings": lambda i: {"model": "text-embedding-3-small", "input": f"embed {i} please"},
+              "/v1/completions": lambda i: {"model": "gpt-3.5-turbo-instruct", "prompt": f"complete {i}"},
+              "/v1/responses": lambda i: {"model": "gpt-4o-mini", "input": f"respond {i}"}}
+    rows = [{"custom_id": f"{url[4:].replace('/', '_')}-{i}", "method": "POST", "url": url, "body": make(i)}
+            for url, make in bodies.items() for i in range(10)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = run([str(inp), "--base-url", sim.url, "--batch-api", "--quiet", "--summary-json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert len(out) == 40 and all(o["error"] is None for o in out)
+    st = sim.stats
+    assert st.requests == 0 and st.batches_created == 4  # one endpoint per batch
+    assert sum(o["batchrun"]["input_tokens"] for o in out) == st.batch_prompt_tokens
+    assert sum(o["batchrun"]["output_tokens"] for o in out) == st.batch_completion_tokens
+    by_kind = {o["custom_id"].split("-")[0]: o for o in out}
+    assert by_kind["embeddings"]["batchrun"]["output_tokens"] == 0
+    assert by_kind["embeddings"]["response"]["body"]["object"] == "list"
+    assert by_kind["responses"]["batchrun"]["input_tokens"] > 0
