@@ -180,8 +180,9 @@ class BatchRun:
                 await asyncio.wait_for(self._wake.wait(), backoff.next_s(changed))
 
     async def _poll(self, api: BatchApi, settler: Settler) -> bool:
-        """Ask after every running batch; collect those that ended. Whether any moved on."""
-        changed = False
+        """Ask after every running batch; collect those that ended. Whether any changed state (its
+        counts alone do not count: a big batch's counts move on every poll, and polling must slow)."""
+        changed = moved = False
         for s in [s for s in self.plan.open if s.phase == SUBMITTED]:
             if self.stopped is not None:
                 break
@@ -192,12 +193,13 @@ class BatchRun:
                 self.display.warn(f"batch {s.batch_id} of shard {s.id} is unknown to the provider: "
                                   "submitting the shard again")
                 s.phase, s.file_id, s.batch_id, s.status, s.counts = WRITTEN, None, None, None, {}
-                changed = True
+                changed = moved = True
                 continue
             status = str(b.get("status"))
             raw = b.get("request_counts")
             counts = {k: v for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
             if status != s.status or counts != s.counts:
+                moved = moved or status != s.status
                 changed, s.status, s.counts = True, status, counts
                 self.display.notice(f"batch {s.id} ({s.batch_id}): {status}, {_counts(counts)}")
             if status in TERMINAL_STATES:
@@ -206,7 +208,7 @@ class BatchRun:
         if changed:
             self.out.save()
         self.display.update(self._figures())
-        return changed
+        return moved
 
     async def _live(self, shard: Shard, url: str, key: ApiKey) -> bool:
         """Send a live shard; True when all its requests are answered."""
