@@ -286,12 +286,22 @@ def test_a_batch_cancelled_at_the_provider_has_its_unanswered_lines_sent_again(t
     assert sim.stats.batch_billed == 60
 
 
-def test_batch_api_refuses_routing_tables(tmp_path: Path) -> None:
-    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
+def test_batch_api_takes_providers_tables_but_sends_only_to_base_url(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory()
+    rows: list[Any] = [*plain_records(5), {"id": "elsewhere", "text": "hi", "model": "other/gpt-4o-mini"}]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
     conf = tmp_path / "batchrun.toml"
     conf.write_text('[providers.other]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "OTHER_KEY"\n')
-    res = run([str(inp), "--simulate", "--batch-api", "--config", str(conf)])
-    assert res.exit_code == 2 and "[providers]" in res.output, res.output
+    res = run([str(inp), "--base-url", sim.url, "--model", "other/gpt-4o-mini", "--batch-api", "--config", str(conf)])
+    assert res.exit_code == 2 and "names a provider" in res.output, res.output
+    res = _batch_run(sim, inp, "--config", str(conf))
+    assert res.exit_code == 1, res.output
+    by_id = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
+    assert all(by_id[f"r{i}"]["error"] is None for i in range(5))
+    assert by_id["line-6"]["error"]["code"] == "invalid_input" and "'other'" in by_id["line-6"]["error"]["message"]
+    conf.write_text(conf.read_text() + '[route]\nfield = "kind"\nmodels = { a = "other/gpt-4o-mini" }\n')
+    res = _batch_run(sim, inp, "--config", str(conf), "--fresh")
+    assert res.exit_code == 2 and "[route]" in res.output, res.output
 
 
 def test_every_endpoint_through_batches_tokens_equal_what_the_server_billed(tmp_path: Path,

@@ -13,10 +13,11 @@ from batchrun.batch.shard import ShardWriter, request_line
 from batchrun.input.lines import line_batches
 from batchrun.input.shapes import LineParser
 from batchrun.records import Record, invalid_result
+from batchrun.route.providers import Targets
 
 
 async def split_input(path: Path, max_line_bytes: int, parser: LineParser, plan: Plan, directory: Path,
-                      out: JobOutput, batch_size: int) -> None:
+                      out: JobOutput, batch_size: int, targets: Targets) -> None:
     """Write the shards, then name them all in the plan in one checkpoint save."""
     ids = (f"s{i:04d}" for i in itertools.count(len(plan.shards) + 1))
     writer = ShardWriter(directory, lambda: next(ids), batch_size)
@@ -29,6 +30,11 @@ async def split_input(path: Path, max_line_bytes: int, parser: LineParser, plan:
             item = parser.parse_line(n, data)
             if type(item) is not Record:
                 out.write(item)  # type: ignore[arg-type]
+                continue
+            provider = targets(item.model).provider
+            if provider is not None:  # a record's own model naming another provider
+                out.write(invalid_result(n, f"model {item.model!r} is provider {provider!r}'s: --batch-api sends "
+                                            "every batch to --base-url; run this record live"))
                 continue
             line = request_line(item)
             if writer.fits(line):

@@ -38,6 +38,7 @@ from batchrun.errors import (
     StopReason,
 )
 from batchrun.input.shapes import check_template_file
+from batchrun.route.providers import Targets
 from batchrun.run.batch_live import send_live
 from batchrun.run.batch_report import report_batches
 from batchrun.run.connect import endpoint
@@ -72,9 +73,14 @@ async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
     if cfg.simulate and cfg.no_wait:
         raise ConfigError("--no-wait with --simulate: the in-process simulator ends with the run and its "
                           "batches with it; serve `batchrun mock-server` and pass its --base-url instead")
-    if cfg.routing.configured:  # each is a per-record decision of the live path
-        raise ConfigError("--batch-api sends every batch to --base-url: it does not take [providers], [route], "
-                          "[canary] or [shadow] from the config; run without them (another --config)")
+    r = cfg.routing
+    if r.route or r.canary or r.shadow:  # each is a per-record decision of the live path
+        raise ConfigError("--batch-api sends every batch to --base-url: it does not take [route], [canary] or "
+                          "[shadow] from the config; run without them (another --config)")
+    named = [m for m in (cfg.model, *cfg.fallback_models) if m and Targets(p.name for p in r.providers)(m).provider]
+    if named:
+        raise ConfigError(f"--batch-api sends every batch to --base-url: model {named[0]!r} names a provider "
+                          "of [providers]; name a model of --base-url, or run it live")
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
@@ -116,7 +122,7 @@ class BatchRun:
         if not self.plan.sharded:
             parser = self.cfg.parser()
             await split_input(self.cfg.input, self.cfg.max_line_bytes, parser, self.plan, self.dir, self.out,
-                              self.cfg.batch_size)
+                              self.cfg.batch_size, Targets(p.name for p in self.cfg.routing.providers))
             self.display.notice(f"--batch-api: {len(self.plan.shards)} shard(s) written to {self.dir}")
             if parser.streams_disabled:
                 self.display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batches do not "
