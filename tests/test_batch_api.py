@@ -327,3 +327,25 @@ def test_every_endpoint_through_batches_tokens_equal_what_the_server_billed(tmp_
     assert by_kind["embeddings"]["batchrun"]["output_tokens"] == 0
     assert by_kind["embeddings"]["response"]["body"]["object"] == "list"
     assert by_kind["responses"]["batchrun"]["input_tokens"] > 0
+
+
+def test_kill9_while_expired_lines_go_live_then_the_same_command_finishes(tmp_path: Path,
+                                                                          sim_factory: Any) -> None:
+    sim = sim_factory(batch_expire_share=0.5, latency_ms=50.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(120))
+    cmd = _cmd(inp, sim.url, "--batch-expired", "live", "--concurrency", "2")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(4000):  # until some expired lines went live
+        if sim.stats.requests >= 10 or proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _lines(out) == Counter({f"r{i}": 1 for i in range(120)})
+    expired = 120 - sim.stats.batch_billed
+    assert sim.stats.batches_created == 1
+    # at most what was in flight when killed (--concurrency 2) is sent twice
+    assert expired <= sim.stats.requests <= expired + 2
