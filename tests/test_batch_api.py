@@ -286,21 +286,25 @@ def test_a_batch_cancelled_at_the_provider_has_its_unanswered_lines_sent_again(t
     assert sim.stats.batch_billed == 60
 
 
-def test_batch_api_takes_providers_tables_but_sends_only_to_base_url(tmp_path: Path, sim_factory: Any) -> None:
-    sim = sim_factory()
-    rows: list[Any] = [*plain_records(5), {"id": "elsewhere", "text": "hi", "model": "other/gpt-4o-mini"}]
+def test_a_providers_models_go_to_its_own_batches(tmp_path: Path, sim_factory: Any) -> None:
+    here, there = sim_factory(), sim_factory(api_key="other-key")
+    rows: list[Any] = [*plain_records(5), *({"id": f"o{i}", "text": f"hi {i}", "model": "other/gpt-4o-mini"}
+                                            for i in range(3))]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     conf = tmp_path / "batchrun.toml"
-    conf.write_text('[providers.other]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "OTHER_KEY"\n')
-    res = run([str(inp), "--base-url", sim.url, "--model", "other/gpt-4o-mini", "--batch-api", "--config", str(conf)])
-    assert res.exit_code == 2 and "names a provider" in res.output, res.output
-    res = _batch_run(sim, inp, "--config", str(conf))
-    assert res.exit_code == 1, res.output
+    conf.write_text(f'[providers.other]\nbase_url = "{there.url}"\napi_key_env = "OTHER_KEY"\n')
+    res = run([str(inp), "--base-url", here.url, "--model", "gpt-4o-mini", "--batch-api", "--config", str(conf),
+               "--quiet"], env={"OTHER_KEY": "other-key"})
+    assert res.exit_code == 0, res.output
     by_id = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
-    assert all(by_id[f"r{i}"]["error"] is None for i in range(5))
-    assert by_id["line-6"]["error"]["code"] == "invalid_input" and "'other'" in by_id["line-6"]["error"]["message"]
+    assert len(by_id) == 8 and all(o["error"] is None for o in by_id.values())
+    assert {by_id[f"o{i}"]["batchrun"]["model"] for i in range(3)} == {"other/gpt-4o-mini"}
+    assert by_id["o0"]["response"]["body"]["model"] == "gpt-4o-mini"  # the provider's own name for it
+    assert (here.stats.batches_created, here.stats.batch_billed) == (1, 5)
+    assert (there.stats.batches_created, there.stats.batch_billed) == (1, 3)
+    assert here.stats.requests == there.stats.requests == 0
     conf.write_text(conf.read_text() + '[route]\nfield = "kind"\nmodels = { a = "other/gpt-4o-mini" }\n')
-    res = _batch_run(sim, inp, "--config", str(conf), "--fresh")
+    res = _batch_run(here, inp, "--config", str(conf), "--fresh")
     assert res.exit_code == 2 and "[route]" in res.output, res.output
 
 
@@ -349,3 +353,18 @@ def test_kill9_while_expired_lines_go_live_then_the_same_command_finishes(tmp_pa
     assert sim.stats.batches_created == 1
     # at most what was in flight when killed (--concurrency 2) is sent twice
     assert expired <= sim.stats.requests <= expired + 2
+
+
+def test_a_providers_expired_lines_go_live_to_that_provider(tmp_path: Path, sim_factory: Any) -> None:
+    here, there = sim_factory(), sim_factory(batch_expire_share=0.5)
+    rows = [{"id": f"o{i}", "text": f"hello {i}", "model": "other/gpt-4o-mini"} for i in range(40)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    conf = tmp_path / "batchrun.toml"
+    conf.write_text(f'[providers.other]\nbase_url = "{there.url}"\napi_key_env = "OTHER_KEY"\n')
+    res = run([str(inp), "--base-url", here.url, "--batch-api", "--batch-expired", "live", "--config", str(conf),
+               "--quiet"], env={"OTHER_KEY": "other-key"})
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _lines(out) == Counter({f"o{i}": 1 for i in range(40)})
+    assert here.stats.requests == 0 and here.stats.batches_created == 0
+    assert 0 < there.stats.requests == 40 - there.stats.batch_billed  # the expired ones, live, at `other`

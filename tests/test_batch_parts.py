@@ -68,7 +68,7 @@ async def test_a_batch_created_but_not_recorded_is_found_not_made_again(tmp_path
     saves: list[str] = []
     async with aiohttp.ClientSession() as session:
         api = BatchApi(session, sim.url, ApiKey(None), 10)
-        sub = Submitter(api, plan, tmp_path, lambda: saves.append(plan.shards[0].phase))
+        sub = Submitter({None: api}, plan, tmp_path, lambda: saves.append(plan.shards[0].phase))
         shard = Shard("s0001", "chat", "gpt-4o-mini", 4, 100)
         plan.shards.append(shard)
         # the run before the crash: uploaded, saved `creating`, asked for the batch, killed
@@ -92,7 +92,7 @@ async def test_each_step_is_saved_before_the_next(tmp_path: Path, sim_factory: A
     plan.shards.append(shard)
     saves: list[tuple[str, str | None, str | None]] = []
     async with aiohttp.ClientSession() as session:
-        sub = Submitter(BatchApi(session, sim.url, ApiKey(None), 10), plan, tmp_path,
+        sub = Submitter({None: BatchApi(session, sim.url, ApiKey(None), 10)}, plan, tmp_path,
                         lambda: saves.append((shard.phase, shard.file_id, shard.batch_id)))
         await sub.submit(shard)
     assert [s[0] for s in saves] == [UPLOADED, CREATING, SUBMITTED]

@@ -44,7 +44,7 @@ class PriceBook:
         self.user_windows = dict(context_windows or {})
         self.clock = clock
         self._snapshot: dict[tuple[str | None, str], Entry] = {}
-        self._batch: dict[tuple[str, int | None], Price | None] = {}
+        self._batch: dict[tuple[str | None, str, int | None], Price | None] = {}
 
     def _split(self, model: str, provider: str | None) -> tuple[str, str | None]:
         """`NAME/model` with NAME a configured provider is that provider's model."""
@@ -110,17 +110,20 @@ class PriceBook:
         return None if p is None else p.cost(usage)
 
     def batch_price(self, model: str, at: float | None = None) -> Price | None:
-        """A model's Batch API price: the user's batch_input/batch_output, else the snapshot's batch
-        price, else None (unknown: never the live price with a guessed discount)."""
+        """A model's Batch API price (NAME/model: that provider's): the user's batch_input and
+        batch_output, else the snapshot's batch price, else None (unknown: never the live price
+        with a guessed discount)."""
+        model, provider = self._split(model, None)
         user = self.user.get(model)
         if user is not None and user.batch_input is not None and user.batch_output is not None:
             return Price(user.batch_input, user.batch_output, None, user.source + " (batch)")
         if not self.use_snapshot:
             return None
-        key = (model, None if at is None else int(at // 3600))
+        key = (provider, model, None if at is None else int(at // 3600))
         if key not in self._batch:
             when = datetime.fromtimestamp(self.clock() if at is None else at, UTC)
-            self._batch[key] = snapshot_batch_price(model, self.base_url, when)
+            url = self.base_url if provider is None else self.provider_urls.get(provider, self.base_url)
+            self._batch[key] = snapshot_batch_price(model, url, when)
         return self._batch[key]
 
     def most(self, model: str, usage: Usage, provider: str | None = None) -> float | None:

@@ -40,6 +40,7 @@ class Shard:
     status: str | None = None  # the provider's state of the batch
     counts: dict[str, int] = field(default_factory=dict)  # request_counts
     note: str | None = None  # why a batch ended as it did, for status
+    provider: str | None = None  # a [providers] name (`model` is then NAME/model); None: --base-url
 
     @property
     def open(self) -> bool:

@@ -9,6 +9,7 @@ shards get the same ids, since the plan only learns of them in the save that clo
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ UNANSWERED = ("batch_expired", "batch_cancelled")  # error-file codes of lines n
 class Settler:
     """Collects finished batches of one plan."""
 
-    api: BatchApi
+    apis: Mapping[str | None, BatchApi]  # by provider (None: --base-url)
     plan: Plan
     directory: Path
     out: JobOutput
@@ -42,7 +43,7 @@ class Settler:
         for key, dest in (("output_file_id", files.output), ("error_file_id", files.errors)):
             fid = batch.get(key)
             if isinstance(fid, str) and fid:
-                await self.api.download(fid, dest)
+                await self.apis[shard.provider].download(fid, dest)
             else:
                 dest.unlink(missing_ok=True)
         started = batch.get("created_at") if isinstance(batch.get("created_at"), int | float) else None
@@ -88,7 +89,7 @@ class Settler:
         start = len(self.plan.shards) + 1
         ids = (f"s{i:04d}" for i in itertools.count(start))
         writer = ShardWriter(self.directory, lambda: next(ids), self.batch_size, round_=shard.round + 1)
-        reshard(shard, self.directory, lambda line: line not in done, writer)
+        reshard(shard, self.directory, lambda line: line not in done, writer, full_names=self.live)
         new = writer.finish()
         if self.live:
             for s in new:

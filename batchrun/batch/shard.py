@@ -20,10 +20,12 @@ MAX_SHARD_BYTES = 200 * 1000 * 1000  # OpenAI's limit on a batch input file
 MAX_BATCH_SIZE = 50_000  # OpenAI's limit on requests in one batch
 
 
-def request_line(rec: Record) -> bytes:
-    """The Batch API input line of a record: its key as custom_id, its body as it would be sent."""
+def request_line(rec: Record, model: str | None = None) -> bytes:
+    """The Batch API input line of a record: its key as custom_id, its body as it would be sent
+    (`model`: the name the provider knows it by, where the record names it NAME/model)."""
+    body = rec.body if model is None else {**rec.body, "model": model}
     return orjson.dumps({"custom_id": rec.key, "method": "POST", "url": ENDPOINTS[rec.endpoint].batch_url,
-                         "body": rec.body}) + b"\n"
+                         "body": body}) + b"\n"
 
 
 class _Open:
@@ -66,7 +68,7 @@ class ShardWriter:
         """Whether a request line can go in a shard at all (the provider refuses bigger files)."""
         return len(data) <= self.max_bytes
 
-    def add(self, endpoint: str, model: str, data: bytes, line: int, key: str) -> None:
+    def add(self, endpoint: str, model: str, data: bytes, line: int, key: str, provider: str | None = None) -> None:
         """Append one request line to its endpoint and model's shard, starting a new one when full."""
         k = (endpoint, model)
         cur = self._open.get(k)
@@ -76,7 +78,7 @@ class ShardWriter:
             cur = None
         if cur is None:
             sid = self.new_id()
-            cur = self._open[k] = _Open(Shard(sid, endpoint, model, 0, 0, round=self.round),
+            cur = self._open[k] = _Open(Shard(sid, endpoint, model, 0, 0, round=self.round, provider=provider),
                                         ShardFiles.of(self.directory, sid))
         cur.add(data, line, key)
 
@@ -95,10 +97,16 @@ def index_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield int(line), str(key)
 
 
-def reshard(parent: Shard, directory: Path, keep: Callable[[int], bool], writer: ShardWriter) -> None:
-    """Copy the requests of `parent` whose input line `keep`s into `writer`'s new shards."""
+def reshard(parent: Shard, directory: Path, keep: Callable[[int], bool], writer: ShardWriter,
+            full_names: bool = False) -> None:
+    """Copy the requests of `parent` whose input line `keep`s into `writer`'s new shards; with
+    `full_names`, a provider's model as NAME/model again (for the live path, which routes by it)."""
     files = ShardFiles.of(directory, parent.id)
     with open(files.requests, "rb") as reqs:
         for (line, key), data in zip(index_lines(files.index), reqs, strict=True):
             if keep(line):
-                writer.add(parent.endpoint, parent.model, data, line, key)
+                if full_names and parent.provider is not None:
+                    doc = orjson.loads(data)
+                    doc["body"]["model"] = parent.model
+                    data = orjson.dumps(doc) + b"\n"
+                writer.add(parent.endpoint, parent.model, data, line, key, parent.provider)

@@ -31,14 +31,10 @@ async def split_input(path: Path, max_line_bytes: int, parser: LineParser, plan:
             if type(item) is not Record:
                 out.write(item)  # type: ignore[arg-type]
                 continue
-            provider = targets(item.model).provider
-            if provider is not None:  # a record's own model naming another provider
-                out.write(invalid_result(n, f"model {item.model!r} is provider {provider!r}'s: --batch-api sends "
-                                            "every batch to --base-url; run this record live"))
-                continue
-            line = request_line(item)
+            target = targets(item.model)
+            line = request_line(item, target.model if target.provider else None)
             if writer.fits(line):
-                writer.add(item.endpoint, item.model, line, n, item.key)
+                writer.add(item.endpoint, item.model, line, n, item.key, target.provider)
             else:
                 out.write(invalid_result(n, f"the request is {len(line)} bytes, more than a batch input "
                                             f"file may hold ({writer.max_bytes} bytes)"))

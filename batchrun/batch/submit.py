@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,10 @@ CLOCK_SLACK_S = 600.0
 
 @dataclass(frozen=True, slots=True)
 class Submitter:
-    """Submits the shards of one plan; `save` writes the checkpoint (output fsynced first)."""
+    """Submits the shards of one plan, each to its provider's API (None: --base-url); `save`
+    writes the checkpoint (output fsynced first)."""
 
-    api: BatchApi
+    apis: Mapping[str | None, BatchApi]
     plan: Plan
     directory: Path
     save: Callable[[], None]
@@ -38,7 +39,7 @@ class Submitter:
     async def submit(self, shard: Shard) -> None:
         """Take a shard from wherever it stopped to submitted."""
         if shard.phase == WRITTEN:
-            f = await self.api.upload(ShardFiles.of(self.directory, shard.id).requests,
+            f = await self.apis[shard.provider].upload(ShardFiles.of(self.directory, shard.id).requests,
                                       f"batchrun-{self.plan.job_id}-{shard.id}.jsonl")
             shard.file_id, shard.phase = str(f["id"]), UPLOADED
             self.save()
@@ -60,9 +61,10 @@ class Submitter:
 
     async def _create(self, shard: Shard) -> dict[str, Any]:
         assert shard.file_id is not None
+        api = self.apis[shard.provider]
         for attempt in range(ATTEMPTS):
             try:
-                return await self.api.create(shard.file_id, ENDPOINTS[shard.endpoint].batch_url,
+                return await api.create(shard.file_id, ENDPOINTS[shard.endpoint].batch_url,
                                              self.metadata(shard))
             except RetryableError:
                 # the batch may have been made and only its answer lost: look before asking again
@@ -71,14 +73,14 @@ class Submitter:
                     return found
                 if attempt == ATTEMPTS - 1:
                     raise
-                await asyncio.sleep(self.api.retry_base_s * 2**attempt)
+                await asyncio.sleep(api.retry_base_s * 2**attempt)
         raise AssertionError("unreachable")
 
     async def find(self, shard: Shard) -> dict[str, Any] | None:
         """The batch made for this shard of this job, if the provider has one."""
         want = self.metadata(shard)
         since = (shard.creating_at or 0.0) - CLOCK_SLACK_S
-        async for b in self.api.batches():
+        async for b in self.apis[shard.provider].batches():
             meta = b.get("metadata")
             if isinstance(meta, dict) and all(meta.get(k) == v for k, v in want.items()):
                 return b

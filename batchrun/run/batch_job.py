@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import signal
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
@@ -75,12 +75,8 @@ async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
                           "batches with it; serve `batchrun mock-server` and pass its --base-url instead")
     r = cfg.routing
     if r.route or r.canary or r.shadow:  # each is a per-record decision of the live path
-        raise ConfigError("--batch-api sends every batch to --base-url: it does not take [route], [canary] or "
-                          "[shadow] from the config; run without them (another --config)")
-    named = [m for m in (cfg.model, *cfg.fallback_models) if m and Targets(p.name for p in r.providers)(m).provider]
-    if named:
-        raise ConfigError(f"--batch-api sends every batch to --base-url: model {named[0]!r} names a provider "
-                          "of [providers]; name a model of --base-url, or run it live")
+        raise ConfigError("--batch-api does not take [route], [canary] or [shadow] from the config (each is a "
+                          "decision per live request); run without them (another --config)")
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
@@ -106,7 +102,8 @@ class BatchRun:
         self.plan = plan
         self.dir = shard_dir(files.checkpoint)
         self.out = JobOutput(cfg.output, files.checkpoint, state, plan, self.state_bytes)
-        self.prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url)
+        self.prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
+                                provider_urls={p.name: p.base_url for p in cfg.routing.providers})
         self.stopped: StopReason | None = None
         self._wake = asyncio.Event()
         self._pipe: Pipeline | None = None
@@ -134,12 +131,14 @@ class BatchRun:
         self.display.start(self.state.total, self.cfg.simulate)
         try:
             async with endpoint(self.cfg) as (url, key), make_session(4) as session:
-                api = BatchApi(session, url, key, self.cfg.timeout, self.cfg.retry_base)
-                submitter = Submitter(api, self.plan, self.dir, self.out.save)
-                settler = Settler(api, self.plan, self.dir, self.out, self.cfg.batch_size,
+                apis = {None: BatchApi(session, url, key, self.cfg.timeout, self.cfg.retry_base)} | {
+                    p.name: BatchApi(session, p.base_url, p.api_key, self.cfg.timeout, self.cfg.retry_base)
+                    for p in self.cfg.routing.providers}
+                submitter = Submitter(apis, self.plan, self.dir, self.out.save)
+                settler = Settler(apis, self.plan, self.dir, self.out, self.cfg.batch_size,
                                   self.cfg.batch_expired == "live")
                 with self._signals():
-                    await self._calls(self._loop(api, submitter, settler, url, key))
+                    await self._calls(self._loop(apis, submitter, settler, url, key))
         finally:
             self.display.update(self._figures())
             self.display.stop()
@@ -163,7 +162,8 @@ class BatchRun:
                 self.display.warn(f"no Batch API price is known for model {model!r}: its cost is shown as unknown "
                                   "(add batch_input and batch_output for it with --prices)")
 
-    async def _loop(self, api: BatchApi, submitter: Submitter, settler: Settler, url: str, key: ApiKey) -> None:
+    async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
+                    key: ApiKey) -> None:
         backoff = PollBackoff()
         while self.stopped is None:
             for s in [s for s in self.plan.open if s.phase not in (SUBMITTED, LIVE)]:
@@ -174,7 +174,7 @@ class BatchRun:
             for s in [s for s in self.plan.open if s.phase == LIVE]:
                 if not await self._live(s, url, key):
                     return
-            changed = await self._poll(api, settler)
+            changed = await self._poll(apis, settler)
             if not self.plan.open:
                 return
             if any(s.phase != SUBMITTED for s in self.plan.open):
@@ -185,7 +185,7 @@ class BatchRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff.next_s(changed))
 
-    async def _poll(self, api: BatchApi, settler: Settler) -> bool:
+    async def _poll(self, apis: Mapping[str | None, BatchApi], settler: Settler) -> bool:
         """Ask after every running batch; collect those that ended. Whether any changed state (its
         counts alone do not count: a big batch's counts move on every poll, and polling must slow)."""
         changed = moved = False
@@ -194,7 +194,7 @@ class BatchRun:
                 break
             assert s.batch_id is not None
             try:
-                b = await api.get(s.batch_id)
+                b = await apis[s.provider].get(s.batch_id)
             except ModelNotFound:  # 404: the provider has no such batch (another account or server)
                 self.display.warn(f"batch {s.batch_id} of shard {s.id} is unknown to the provider: "
                                   "submitting the shard again")

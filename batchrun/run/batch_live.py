@@ -16,9 +16,10 @@ from batchrun.config import RunConfig
 from batchrun.errors import StopReason
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
+from batchrun.route.providers import Targets
+from batchrun.run.connect import clients
 from batchrun.run.pipeline import Pipeline
 from batchrun.secret import ApiKey
-from batchrun.send.client import Client, make_session
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.store.state import JobState
@@ -43,13 +44,14 @@ async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Pa
                     snapshot: Callable[[], bytes], base_url: str, key: ApiKey,
                     on_pipeline: Callable[[Pipeline | None], None]) -> StopReason | None:
     """Send a live shard's requests; why the pipeline stopped, None when it sent them all."""
-    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url, context_windows=dict(cfg.context_windows))
-    async with make_session(cfg.concurrency) as session:
-        limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency)
-        sender = Sender(Client(session, base_url, key, cfg.timeout, cfg.max_request_time), limiters, prices,
-                        Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
+    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url, context_windows=dict(cfg.context_windows),
+                       provider_urls={p.name: p.base_url for p in cfg.routing.providers})
+    async with clients(cfg, base_url, key) as by_provider:  # a shard's lines name NAME/model: routed by it
+        limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
+                            provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
+        sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
                         RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                        cfg.fallback_models)
+                        cfg.fallback_models, targets=Targets(p.name for p in cfg.routing.providers))
         pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id)), cfg.parser(), sender, state,
                         cfg.output, checkpoint, snapshot, cfg.concurrency, cfg.drain_timeout)
         on_pipeline(pipe)
