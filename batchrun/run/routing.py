@@ -20,11 +20,12 @@ import orjson
 from batchrun.config import RunConfig
 from batchrun.errors import BatchrunError
 from batchrun.records import Record, Result
+from batchrun.results.answer import answer_text
 from batchrun.route.canary import Canary
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.route.routes import Router
-from batchrun.route.shadow import ShadowConfig, agree, answer_text
+from batchrun.route.shadow import ShadowConfig, agree
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
 from batchrun.store.state import JobState
