@@ -17,11 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchrun.account.prices import Price, load_prices_file, parse_price_tables
+from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS
+from batchrun.route.providers import check_keys
+from batchrun.route.tables import Routing, parse_routing
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
@@ -30,8 +33,11 @@ DEFAULT_CONFIG = "batchrun.toml"
 KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 # --simulate with no --model: a model the simulator serves and the price snapshot knows.
 SIMULATE_MODEL = "gpt-4o-mini"
+SIMULATE_EMBEDDING_MODEL = "text-embedding-3-small"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
+# The tables batchrun.toml may hold; any other is a typo, refused rather than ignored.
+TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class RunConfig:
     template: str | None = None
     system: str | None = None
     max_tokens: int | None = None
+    endpoint: str = "chat"  # where plain records and chat bodies are sent
     default_max_output: int = DEFAULT_MAX_OUTPUT_TOKENS
     fallback_models: tuple[str, ...] = ()
     aliases: tuple[tuple[str, str], ...] = ()
@@ -70,13 +77,26 @@ class RunConfig:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     log_file: Path | None = None
     progress_interval: float | None = None
+    routing: Routing = field(default_factory=Routing)
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
         return LineParser(
-            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases),
+            Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases,
+                    endpoint=self.endpoint,
+                    route_field=self.routing.route.field if self.routing.route else None),
             self.max_line_bytes,
         )
+
+    def price_book(self) -> PriceBook:
+        """Prices for this job: the user's, then the snapshot matched by each provider's URL."""
+        return PriceBook(self.prices, None if self.simulate else self.base_url,
+                         context_windows=dict(self.context_windows),
+                         provider_urls={p.name: p.base_url for p in self.routing.providers})
+
+    def models_named(self) -> list[str]:
+        """Every model the options and tables name (records may name more)."""
+        return [m for m in (self.model, *self.fallback_models, *self.routing.models_named()) if m]
 
     def identity(self) -> dict[str, Any]:
         """The request-shaping options: changing one makes it another job."""
@@ -86,12 +106,15 @@ class RunConfig:
             "system": self.system,
             "base_url": "simulator" if self.simulate else redact_url(self.base_url),
             "prices": sorted(
-                [n, str(p.input.base), str(p.output.base),
+                [n, str(p.input.base), str(p.output.base) if p.output else None,
                  str(p.cached_input.base) if p.cached_input else None]
                 for n, p in self.prices.items()
             ),
             "max_tokens": self.max_tokens,
             "aliases": [list(a) for a in self.aliases],
+            **self.routing.identity(),
+            # chat, the default, is left out: a job begun before --endpoint existed resumes
+            **({"endpoint": self.endpoint} if self.endpoint != "chat" else {}),
         }
 
 
@@ -136,28 +159,50 @@ def resolve(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
     ):
         raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
     output = values.pop("output", None) or default_output(input_path)
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url):
+    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url) and (
+            _uses_default(routing, values.get("model"))):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
     if key.reveal() is not None and urlsplit(base_url).password is not None and not simulate:
         raise ConfigError(f"--base-url {redact_url(base_url)} carries a password and {key_source} a key: "
                           "only one can be the Authorization header; unset the key to use the URL's")
     fallback = values.pop("fallback_model", ())
+    if values.get("system") and values.get("endpoint") in ("embeddings", "completions"):
+        raise ConfigError(f"--system cannot shape {values['endpoint']} requests: they take one text and no "
+                          "system message (put it in --template instead)")
     if simulate and "model" not in values:
-        values["model"] = SIMULATE_MODEL
-    return RunConfig(
+        values["model"] = SIMULATE_EMBEDDING_MODEL if values.get("endpoint") == "embeddings" else SIMULATE_MODEL
+    cfg = RunConfig(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
-        context_windows=tuple(sorted(windows.items())), **values,
+        context_windows=tuple(sorted(windows.items())), routing=routing,
+        **values,
     )
+    if need_key:
+        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", _is_loopback)
+    return cfg
+
+
+def _uses_default(routing: Routing, model: str | None) -> bool:
+    """Does a model the job names go to the default endpoint (so its key is needed up front)?
+    With providers configured and --model naming one, records go there unless they say otherwise."""
+    if not routing.providers:
+        return True
+    names = {p.name for p in routing.providers}
+    return model is None or model.partition("/")[0] not in names
 
 
 def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
     """The config file's option values: top level and `[process]`, dashes or underscores alike."""
+    tables = sorted(k for k, v in doc.items() if isinstance(v, dict) and k not in TABLES)
+    if tables:
+        raise ConfigError(f"config file {doc_name}: unknown table [{tables[0]}] (expected one of "
+                          f"{', '.join('[' + t + ']' for t in TABLES)})")
     file_opts = _norm({k: v for k, v in doc.items() if not isinstance(v, dict)})
     if isinstance(doc.get("process"), dict):
         file_opts.update(_norm(doc["process"]))

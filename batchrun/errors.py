@@ -196,6 +196,12 @@ class ServerError(RetryableError):
     code = "server_error"
 
 
+class CircuitOpen(RetryableError):
+    """Not sent: the provider's circuit breaker is open, so the record goes down its fallback chain."""
+
+    code = "provider_down"
+
+
 class Timeout(RetryableError):
     """No complete answer within the per-attempt timeout."""
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchrun.input.endpoints import ENDPOINTS
+
 
 def _pos_int(v: Any) -> int:
     if isinstance(v, bool):
@@ -85,6 +87,13 @@ def _models(v: Any) -> tuple[str, ...]:
     return tuple(_nonempty(m) for m in v)
 
 
+def _endpoint(v: Any) -> str:
+    v = _nonempty(v).lower()
+    if v not in ENDPOINTS:
+        raise ValueError
+    return v
+
+
 def _path(v: Any) -> Path:
     return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
 
@@ -106,6 +115,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "template": (_text, "a text with {field} placeholders"),
     "system": (_text, "a text"),
     "max_tokens": (_pos_int, "a whole number of at least 1"),
+    "endpoint": (_endpoint, "chat, embeddings, completions or responses"),
     "default_max_output": (_pos_int, "a whole number of at least 1"),
     "fallback_model": (_models, "model names"),
     "simulate": (_bool, "true or false"),

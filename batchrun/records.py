@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One valid input line, shaped into a chat-completions request body."""
+    """One valid input line, shaped into a request body for its endpoint."""
 
     key: str
     line: int
@@ -17,6 +17,8 @@ class Record:
     est_input_tokens: int
     max_output_tokens: int
     endpoint: str = "chat"  # a name in input.endpoints.ENDPOINTS
+    route_value: str | None = None  # the line's [route] field, when one is configured
+    own_model: bool = True  # the model is the record's own, not --model's
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class Result:
     fallbacks: tuple[Fallback, ...] = ()
     started_at: float | None = None  # epoch seconds: the first attempt's start
     unmetered: bool = False  # answered without usage: its tokens and cost are unknown
+    route: str | None = None  # why this model: record, default, route:FIELD=VALUE, route:long, canary
+    provider: str | None = None  # the configured provider that answered (None: the default endpoint)
 
     @property
     def ok(self) -> bool:

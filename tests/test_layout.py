@@ -14,6 +14,7 @@ LAYERS = [
     {"batchrun.input"},
     {"batchrun.limit"},
     {"batchrun.account"},
+    {"batchrun.route"},
     {"batchrun.send"},
     {"batchrun.store"},
     {"batchrun.results"},

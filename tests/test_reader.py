@@ -63,7 +63,7 @@ def test_plain_record_without_template_sends_text_and_own_model() -> None:
         (b'"just a string"', "a JSON string, not an object"),
         (b'{"id": 1, "body_text": "x"}', "no messages and no text field"),
         (b'{"messages": []}', "messages must be a non-empty list"),
-        (b'{"custom_id": "x", "url": "/v1/embeddings", "body": {"input": "a"}}', "not supported"),
+        (b'{"custom_id": "x", "url": "/v1/moderations", "body": {"input": "a"}}', "not supported"),
     ],
 )
 def test_bad_lines_become_invalid_results(raw: bytes, reason: str) -> None:

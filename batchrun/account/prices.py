@@ -31,24 +31,29 @@ class Rate:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """What one model costs, and where the figures come from."""
+    """What one model costs, and where the figures come from. `output` is None for a model priced
+    by input alone (embedding models, in genai-prices): output on it has no known price."""
 
     input: Rate
-    output: Rate
+    output: Rate | None
     cached_input: Rate | None
     source: str
     _flat: tuple[int, int, int | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        flat = not (self.input.tiers or self.output.tiers or (self.cached_input and self.cached_input.tiers))
+        out = self.output or Rate(Decimal(0))  # only ever applied to zero output tokens
+        flat = not (self.input.tiers or out.tiers or (self.cached_input and self.cached_input.tiers))
         # The common untiered case, scaled once: cost() is on every record's path.
         object.__setattr__(self, "_flat", (
-            _scaled(self.input.base), _scaled(self.output.base),
+            _scaled(self.input.base), _scaled(out.base),
             _scaled(self.cached_input.base) if self.cached_input is not None else None,
         ) if flat else None)
 
-    def cost(self, usage: Usage) -> float:
-        """USD for one usage, exact to the last bit (integer arithmetic on scaled prices)."""
+    def cost(self, usage: Usage) -> float | None:
+        """USD for one usage, exact to the last bit (integer arithmetic on scaled prices); None
+        when it has output tokens and the output price is unknown (never a guess)."""
+        if self.output is None and usage.output_tokens:
+            return None
         flat = self._flat
         if flat is not None:
             rin, rout, rcached = flat
@@ -59,7 +64,9 @@ class Price:
                     + cached * rcached) / _SCALE_PER_MTOK
         n_in = usage.input_tokens
         cached = min(usage.cached_tokens, n_in) if self.cached_input is not None else 0
-        scaled = _scaled(self.input.at(n_in)) * (n_in - cached) + _scaled(self.output.at(n_in)) * usage.output_tokens
+        scaled = _scaled(self.input.at(n_in)) * (n_in - cached)
+        if self.output is not None:
+            scaled += _scaled(self.output.at(n_in)) * usage.output_tokens
         if cached:
             scaled += _scaled(self.cached_input.at(n_in)) * cached  # type: ignore[union-attr]
         return scaled / _SCALE_PER_MTOK  # int / int is correctly rounded

@@ -45,6 +45,14 @@ class PriceBook:
         self.clock = clock
         self._snapshot: dict[tuple[str | None, str], Entry] = {}
 
+    def _split(self, model: str, provider: str | None) -> tuple[str, str | None]:
+        """`NAME/model` with NAME a configured provider is that provider's model."""
+        if provider is None and self.provider_urls:
+            prefix, sep, rest = model.partition("/")
+            if sep and rest and prefix in self.provider_urls:
+                return rest, prefix
+        return model, provider
+
     def _entry(self, model: str, provider: str | None) -> Entry:
         entry = self._snapshot.get((provider, model))
         if entry is None:
@@ -63,11 +71,13 @@ class PriceBook:
 
     def context_window(self, model: str, provider: str | None = None) -> int | None:
         """The model's input window in tokens: the config's, else the snapshot's, else None."""
+        model, provider = self._split(model, provider)
         window = self.user_windows.get(model)
         return window if window is not None else self._entry(model, provider).window
 
     def price(self, model: str, at: float | None = None, provider: str | None = None) -> Price | None:
         """The price of a model for a request sent at `at` (epoch seconds; default: now), or None."""
+        model, provider = self._split(model, provider)
         p = self.user.get(model)
         if p is not None:
             return p
@@ -76,6 +86,7 @@ class PriceBook:
 
     def period(self, model: str, at: float | None = None, provider: str | None = None) -> str | None:
         """Which price period applies at `at`, where a model's price depends on the time; else None."""
+        model, provider = self._split(model, provider)
         if model in self.user or len(self._entry(model, provider).periods) < 2:
             return None
         period = self._period(model, at, provider)
@@ -88,7 +99,7 @@ class PriceBook:
             "price_source": p.source if p else None,
             "price_period": self.period(model, at, provider),
             "input_per_mtok": float(p.input.base) if p else None,
-            "output_per_mtok": float(p.output.base) if p else None,
+            "output_per_mtok": float(p.output.base) if p and p.output else None,
             "cached_input_per_mtok": float(p.cached_input.base) if p and p.cached_input else None,
         }
 
@@ -100,8 +111,10 @@ class PriceBook:
     def most(self, model: str, usage: Usage, provider: str | None = None) -> float | None:
         """The highest a usage can cost on a model at any time: a reservation must hold even if
         the request waits into a dearer period."""
+        model, provider = self._split(model, provider)
         p = self.user.get(model)
         if p is not None:
             return p.cost(usage)
         costs = [period.price.cost(usage) for period in self._entry(model, provider).periods]
-        return max(costs) if costs else None
+        known = [c for c in costs if c is not None]
+        return max(known) if known and len(known) == len(costs) else None

@@ -36,7 +36,16 @@ def _genai_model(model: str, base_url: str | None) -> Any:
             return snap.find_provider_model(model, None, None, url)
         except LookupError:
             continue
-    return None
+    return _listed_alike(snap, model)
+
+
+def _listed_alike(snap: Any, model: str) -> Any:
+    """(provider, model info) where a name matches no provider's name pattern (OpenAI's does not
+    cover its embedding models) but every provider listing the model prices it the same; None
+    where they differ or none lists it: then no one price is the model's."""
+    found = [(p, info) for p in snap.providers if (info := p.find_model(model)) is not None]
+    prices = {repr(info.prices) for _, info in found}
+    return found[0] if len(prices) == 1 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +76,9 @@ UNKNOWN = Entry((), None)
 
 def _price_of(mp: Any, source: str) -> Price | None:
     inp, out = _genai_rate(getattr(mp, "input_mtok", None)), _genai_rate(getattr(mp, "output_mtok", None))
-    if inp is None or out is None:
+    if inp is None:
         return None
+    # an input-only price (embedding models) prices input; output on it stays unknown
     return Price(inp, out, _genai_rate(getattr(mp, "cache_read_mtok", None)), source)
 
 

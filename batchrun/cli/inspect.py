@@ -14,6 +14,7 @@ from batchrun.cli.options import (
     BaseUrl,
     Compare,
     Config,
+    EndpointName,
     InputFile,
     Json,
     MaxTokens,
@@ -35,9 +36,11 @@ def status(
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
     from batchrun.config import default_output
     from batchrun.run.status import job_status
+    from batchrun.show.routing import canary_line
     from batchrun.show.tables import format_status
 
-    _show(job_status(input, output or default_output(input)), json_, format_status)
+    _show(job_status(input, output or default_output(input)), json_,
+          lambda st: format_status(st) + ([canary_line(st["canary"])] if st.get("canary") else []))
 
 
 @app.command()
@@ -47,6 +50,7 @@ def estimate(
     template: Template = None,
     system: System = None,
     max_tokens: MaxTokens = None,
+    endpoint: EndpointName = None,
     prices: Prices = None,
     base_url: BaseUrl = None,
     compare: Compare = None,
@@ -54,16 +58,18 @@ def estimate(
     json_: Json = False,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
-    from batchrun.account.pricing import PriceBook
     from batchrun.config import resolve
+    from batchrun.route.routes import Router
     from batchrun.run.estimate import estimate_file, estimate_report
     from batchrun.show.tables import format_estimate
 
     flags = {"input": input, "model": model, "template": template, "system": system,
-             "max_tokens": max_tokens, "prices": prices, "base_url": base_url}
+             "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url}
     cfg = resolve(flags, config_path=config, need_key=False)
-    book = PriceBook(cfg.prices, cfg.base_url)
-    data = estimate_report(asyncio.run(estimate_file(input, cfg.parser())), book, _names(compare),
+    book = cfg.price_book()
+    router = Router(cfg.routing.route, cfg.model) if cfg.routing.route else None
+    routed = asyncio.run(estimate_file(input, cfg.parser(), (lambda r: router.route(r)[0]) if router else None))
+    data = estimate_report(routed, book, _names(compare),
                            cfg.default_max_output)
     _show(data, json_, format_estimate)
 
@@ -79,7 +85,6 @@ def report(
     html: Annotated[Path | None, Opt("--html", help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """The per-model summary table of any results file; --html adds a report page with charts."""
-    from batchrun.account.pricing import PriceBook
     from batchrun.config import resolve
     from batchrun.run.report import check_html_path, write_html_report
     from batchrun.run.report import report as make_report
@@ -87,7 +92,7 @@ def report(
 
     check_html_path(html, results)
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
-    book = PriceBook(cfg.prices, cfg.base_url)
+    book = cfg.price_book()
     if html is None:
         data = make_report(results, book, _names(compare))
     else:  # one reading of the file for both

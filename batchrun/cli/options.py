@@ -22,6 +22,10 @@ OutputFile = Annotated[
 Model = Annotated[str | None, Opt(help="Model for records that name none.")]
 Template = Annotated[str | None, Opt(help='User message for plain records, e.g. "Classify: {text}".')]
 System = Annotated[str | None, Opt(help="System message for plain records.")]
+EndpointName = Annotated[
+    str | None, Opt("--endpoint", help="Where plain records and chat bodies go: chat, embeddings, completions, "
+                    "responses (default: chat).")
+]
 MaxTokens = Annotated[int | None, Opt(help="max_tokens for requests that set none.")]
 BaseUrl = Annotated[
     str | None, Opt(help="API base URL (env BATCHRUN_BASE_URL, OPENAI_BASE_URL; default OpenAI).")

@@ -22,7 +22,11 @@ def mock_server(
     port: Annotated[int, Opt(help="Port (0 picks a free one).")] = 8000,
     latency_ms: Annotated[float, Opt(help="Mean answer latency.")] = 0.0,
     jitter_ms: Annotated[float, Opt(help="Latency spread, +/-.")] = 0.0,
-    error_rate: Annotated[float, Opt(help="Share of requests failing (500, 429, reset, bad body).")] = 0.0,
+    error_rate: Annotated[float, Opt(help="Share of requests failing (see --error-kinds).")] = 0.0,
+    error_kinds: Annotated[str, Opt(help="How they fail, comma-separated: 500, 503, 429, reset, bad_body, "
+                                         "timeout.")] = "500,429,reset,bad_body",
+    differ_share: Annotated[float, Opt(help="Share of prompts answered differently (a new model that "
+                                            "disagrees now and then).")] = 0.0,
     rpm: Annotated[int | None, Opt(help="Requests-per-minute limit, per model.")] = None,
     tpm: Annotated[int | None, Opt(help="Tokens-per-minute limit, per model.")] = None,
     window: Annotated[str, Opt(help="How limits count: bucket (OpenAI, per second), fixed (Azure, "
@@ -49,6 +53,7 @@ def mock_server(
     # Simulator checks every value and raises ConfigError naming the flag.
     sim = Simulator(SimConfig(
         latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate, rpm=rpm, tpm=tpm,
+        error_kinds=tuple(k.strip() for k in error_kinds.split(",") if k.strip()), differ_share=differ_share,
         headers=not no_headers, window=window, window_s=window_s, burst_s=burst_s,
         retry_after=retry_after, queue_over=queue_over, keepalive_s=keepalive_s, quota=quota,
         api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,

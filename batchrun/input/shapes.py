@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from batchrun.input.bodies import from_chat_body, plain_body
 from batchrun.input.endpoints import CHAT, ENDPOINTS, BadBody, Endpoint, for_batch_url
 from batchrun.input.keys import BadKey, KeySet, own_key
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES, RawLine, line_batches
@@ -29,6 +30,8 @@ class Shaping:
     max_tokens: int | None = None
     default_max_output: int = DEFAULT_MAX_OUTPUT_TOKENS
     aliases: tuple[tuple[str, str], ...] = ()
+    endpoint: str = "chat"  # where plain records and chat bodies go (--endpoint)
+    route_field: str | None = None  # a top-level field of the line that [route] decides by
 
 
 def is_plain(obj: dict[str, Any]) -> bool:
@@ -100,6 +103,7 @@ class LineParser:
             endpoint, body = self._body(obj)
         except BadBody as e:
             return invalid_result(n, str(e))
+        own_model = "model" in obj or isinstance(obj.get("body"), dict) and "model" in obj["body"]
         model = body.get("model")
         if not isinstance(model, str) or not model:
             self.models_missing += 1
@@ -119,11 +123,12 @@ class LineParser:
             est_input_tokens=endpoint.prompt_tokens(body),
             max_output_tokens=endpoint.max_output_tokens(body, self.shaping.default_max_output),
             endpoint=endpoint.name,
+            route_value=_route_value(obj, self.shaping.route_field),
+            own_model=own_model,
         )
 
     def _body(self, obj: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
         s = self.shaping
-        endpoint = CHAT
         if _is_batch_line(obj):
             url = obj.get("url", CHAT.batch_url)
             found = for_batch_url(url)
@@ -132,33 +137,42 @@ class LineParser:
                 raise BadBody(f"url {url!r} is not supported (only {known})")
             endpoint = found
             body = dict(obj["body"])
-            endpoint.check_body(body)
-        elif "messages" in obj:
-            body = {k: v for k, v in obj.items() if k not in ("custom_id", "id")}
-            endpoint.check_body(body)
         else:
-            body = {"messages": self._plain_messages(obj)}
-            if isinstance(obj.get("model"), str):
-                body["model"] = obj["model"]
+            endpoint = ENDPOINTS[s.endpoint]
+            if "messages" in obj:
+                chat = {k: v for k, v in obj.items() if k not in ("custom_id", "id")}
+                CHAT.check_body(chat)
+                body = from_chat_body(endpoint.name, chat)
+            else:
+                body = plain_body(endpoint.name, self._plain_text(obj), s.system)
+                if isinstance(obj.get("model"), str):
+                    body["model"] = obj["model"]
+        endpoint.check_body(body)
         if "model" not in body and s.model:
             body["model"] = s.model
-        # a body's own cap wins, in either spelling: providers refuse a request that sets both
-        if s.max_tokens is not None and "max_tokens" not in body and "max_completion_tokens" not in body:
-            body["max_tokens"] = s.max_tokens
+        # a body's own cap wins, in either spelling: providers refuse a request that sets both;
+        # an embedding has no output to cap
+        if s.max_tokens is not None and endpoint.cap_fields and not endpoint.capped(body):
+            body[endpoint.cap_fields[-1]] = s.max_tokens
         return endpoint, body
 
-    def _plain_messages(self, obj: dict[str, Any]) -> list[dict[str, str]]:
+    def _plain_text(self, obj: dict[str, Any]) -> str:
         s = self.shaping
         if s.template is not None:
-            user = fill(s.template, obj)
-        elif isinstance(obj.get("text"), str):
-            user = obj["text"]
-        else:
-            raise BadBody("no messages and no text field (pass --template to shape plain records)")
-        messages = [{"role": "user", "content": user}]
-        if s.system:
-            messages.insert(0, {"role": "system", "content": s.system})
-        return messages
+            return fill(s.template, obj)
+        if isinstance(obj.get("text"), str):
+            return str(obj["text"])
+        raise BadBody("no messages and no text field (pass --template to shape plain records)")
+
+
+def _route_value(obj: dict[str, Any], name: str | None) -> str | None:
+    """The line's value of the [route] field, as text; None when unset or not a scalar."""
+    if name is None:
+        return None
+    v = obj.get(name)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v) if isinstance(v, str | int | float) else None
 
 
 def _kind(v: Any) -> str:

@@ -48,9 +48,46 @@ def prompt_tokens(messages: list[Any]) -> int:
     return n
 
 
-def max_output_tokens(body: dict[str, Any], default: int = DEFAULT_MAX_OUTPUT_TOKENS) -> int:
-    """The most output a request can produce: its max_tokens, else the stated default."""
-    for name in ("max_completion_tokens", "max_tokens"):
+def input_tokens(value: Any) -> int:
+    """Estimated tokens of an embeddings `input` or a completions `prompt`: a string, a list of
+    strings, a list of token ids or a list of such lists (token ids count as they are)."""
+    if isinstance(value, str):
+        return text_tokens(value)
+    if not isinstance(value, list):
+        return 0
+    n = 0
+    for item in value:
+        if isinstance(item, str):
+            n += text_tokens(item)
+        elif isinstance(item, int):
+            n += 1
+        elif isinstance(item, list):
+            n += len(item)
+    return n
+
+
+def response_tokens(body: dict[str, Any]) -> int:
+    """Estimated prompt tokens of a Responses API body: its instructions and input items (a
+    string, or messages whose content is a string or a list of parts)."""
+    n = PER_REQUEST
+    if isinstance(body.get("instructions"), str):
+        n += PER_MESSAGE + text_tokens(body["instructions"])
+    items = body.get("input")
+    if isinstance(items, str):
+        return n + PER_MESSAGE + text_tokens(items)
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            n += PER_MESSAGE + _content_tokens(item.get("content"))
+    return n
+
+
+def max_output_tokens(
+    body: dict[str, Any], default: int = DEFAULT_MAX_OUTPUT_TOKENS,
+    names: tuple[str, ...] = ("max_completion_tokens", "max_tokens"),
+) -> int:
+    """The most output a request can produce: its cap (the first of `names` it sets), else the
+    stated default."""
+    for name in names:
         v = body.get(name)
         if isinstance(v, int) and v > 0:
             return v

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from batchrun.limit.controller import Permit, RateController
@@ -97,10 +97,12 @@ class Limiters:
         tpm: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         ceiling: int = 1 << 20,
+        provider_limits: Mapping[str, tuple[float | None, float | None]] | None = None,
     ) -> None:
         self.ceiling = ceiling  # the job's concurrency: slow start stops there
         self.rpm = rpm
         self.tpm = tpm
+        self.provider_limits = dict(provider_limits or {})  # a provider's own rpm/tpm, over the job's
         self.clock = clock
         self._by_target: dict[tuple[str | None, str], Limiter] = {}
 
@@ -108,7 +110,8 @@ class Limiters:
         """The limiter of a provider's model (None: the default endpoint), made on first use."""
         lim = self._by_target.get((provider, model))
         if lim is None:
-            ctl = RateController(self.rpm, self.tpm, ceiling=self.ceiling, now=self.clock())
+            rpm, tpm = self.provider_limits.get(provider or "", (None, None))
+            ctl = RateController(rpm or self.rpm, tpm or self.tpm, ceiling=self.ceiling, now=self.clock())
             lim = self._by_target[(provider, model)] = Limiter(ctl, self.clock)
         return lim
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from batchrun.config import RunConfig
 from batchrun.secret import ApiKey
+from batchrun.send.client import Client, make_session
 
 
 @contextlib.asynccontextmanager
@@ -24,3 +25,15 @@ async def endpoint(cfg: RunConfig) -> AsyncIterator[tuple[str, ApiKey]]:
     finally:
         await sim.stop()
 
+
+
+@contextlib.asynccontextmanager
+async def clients(cfg: RunConfig, base_url: str, key: ApiKey) -> AsyncIterator[dict[str | None, Client]]:
+    """One client per provider (None: the default endpoint), each with its own connection pool
+    and key, closed together."""
+    async with contextlib.AsyncExitStack() as stack:
+        out: dict[str | None, Client] = {}
+        for name, url, k in [(None, base_url, key), *((p.name, p.base_url, p.api_key) for p in cfg.routing.providers)]:
+            session = await stack.enter_async_context(make_session(cfg.concurrency))
+            out[name] = Client(session, url, k, cfg.timeout, cfg.max_request_time)
+        yield out

@@ -7,6 +7,7 @@ request's max_tokens, or the stated default. So the range per model runs from th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,9 @@ class Estimate:
         return sum(m.max_output_tokens for m in self.models.values())
 
 
-async def estimate_file(path: Path, parser: LineParser) -> Estimate:
-    """Read the file once and count per model; ConfigError for a template that cannot shape the
-    records, or when no record can have a model."""
+async def estimate_file(path: Path, parser: LineParser, route: Callable[[Record], str] | None = None) -> Estimate:
+    """Read the file once and count per model (the model `route` picks, where [route] is set);
+    ConfigError for a template that cannot shape the records, or when no record can have a model."""
     await check_template_file(parser.shaping.template, path, parser.max_line_bytes)
     est = Estimate()
     async for batch in line_batches(path, parser.max_line_bytes):
@@ -58,7 +59,8 @@ async def estimate_file(path: Path, parser: LineParser) -> Estimate:
             item = parser.parse_line(n, data)
             if isinstance(item, Record):
                 est.valid += 1
-                m = est.models.get(item.model) or est.models.setdefault(item.model, ModelEstimate())
+                name = route(item) if route is not None else item.model
+                m = est.models.get(name) or est.models.setdefault(name, ModelEstimate())
                 m.records += 1
                 m.input_tokens += item.est_input_tokens
                 m.max_output_tokens += item.max_output_tokens
@@ -75,10 +77,12 @@ async def estimate_file(path: Path, parser: LineParser) -> Estimate:
 def cost_range(prices: PriceBook, model: str, input_tokens: int, max_output: int) -> dict[str, Any]:
     """Least and most a model can cost for these tokens, and where its price comes from."""
     p = prices.price(model)
+    least = p.cost(Usage(input_tokens, 0)) if p else None
+    most = p.cost(Usage(input_tokens, max_output)) if p else None
     return {
         **prices.describe(model),
-        "cost_min_usd": round(p.cost(Usage(input_tokens, 0)), 8) if p else None,
-        "cost_max_usd": round(p.cost(Usage(input_tokens, max_output)), 8) if p else None,
+        "cost_min_usd": None if least is None or most is None else round(least, 8),
+        "cost_max_usd": None if most is None else round(most, 8),
     }
 
 

@@ -26,14 +26,26 @@ from batchrun.input.lines import line_batches
 from batchrun.input.shapes import check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
-from batchrun.run.connect import endpoint
+from batchrun.route.plan import Planner
+from batchrun.route.providers import Targets
+from batchrun.run.connect import clients, endpoint
 from batchrun.run.pipeline import Pipeline
+from batchrun.run.routing import (
+    Shadowing,
+    canary_section,
+    make_planner,
+    routing_summary,
+    shadow_figures,
+    shadow_open,
+    shadow_path,
+    warn_route_field,
+)
 from batchrun.secret import redact_text
-from batchrun.send.client import Client, make_session
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
 from batchrun.show.progress import LimitFigures, ProgressFigures
+from batchrun.show.routing import canary_line
 from batchrun.store.opening import JobFiles, open_job
 from batchrun.store.state import JobState, save_atomic
 
@@ -54,29 +66,39 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         clock = _JobClock(state)
-        prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
-                           context_windows=dict(cfg.context_windows))
-        await _look_prices_up(cfg, prices, display)
-        async with endpoint(cfg) as (base_url, key), make_session(cfg.concurrency) as session:
-            limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency)
-            sender = Sender(Client(session, base_url, key, cfg.timeout, cfg.max_request_time), limiters, prices,
-                            Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
+        targets = Targets(p.name for p in cfg.routing.providers)
+        prices = cfg.price_book()
+        await _look_prices_up(cfg, prices, targets, display)
+        shadow_file = shadow_path(cfg.output)
+        async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider:
+            limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
+                                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
+            planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
+            shadow_spent = shadow_figures(shadow_file, "")["cost_usd"] if cfg.routing.shadow and not cfg.fresh else 0.0
+            spent = state.stats.cost_usd + shadow_spent
+            sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
                             RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                            cfg.fallback_models)
+                            cfg.fallback_models, planner=planner, targets=targets)
+            shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
             parser = cfg.parser()
             pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
-                            cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout)
-            figures = _progress(cfg, state, clock, limiters, sender, pipe)
-            with _signals(pipe, display, cfg.drain_timeout):
+                            cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
+                            send=shadow.wrap(sender.send) if shadow else None,
+                            after_write=shadow.written if shadow else None)
+            figures = _progress(cfg, state, clock, limiters, sender, pipe, planner)
+            with _signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh):
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
         state.rate_limit_wait_s += limiters.waited_s
+        if planner is not None and planner.canary is not None:
+            state.canary = planner.canary.to_state()
         await _save_final(state, pipe.stopped, files, clock)
-        summ = _summarise(cfg, state, pipe.stopped)
+        summ = _summarise(cfg, state, pipe.stopped) | routing_summary(cfg, state, planner, shadow_file)
     if parser.streams_disabled:
         display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
                      "so they were sent with \"stream\": false")
     _report(cfg, display, state, pipe, summ)
+    warn_route_field(cfg, planner, display)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
 
 
@@ -98,17 +120,18 @@ class _JobClock:
         return self.state.to_bytes()
 
 
-async def _look_prices_up(cfg: RunConfig, prices: PriceBook, display: Display) -> None:
+async def _look_prices_up(cfg: RunConfig, prices: PriceBook, targets: Targets, display: Display) -> None:
     """Before the first request: loading the price snapshot takes a moment."""
-    for model in (cfg.model, *cfg.fallback_models):
-        if model:
-            if await asyncio.to_thread(prices.price, model) is None and cfg.max_cost is not None:
-                display.warn(f"--max-cost cannot cap model {model!r}: its price is unknown (add it with --prices)")
-            await asyncio.to_thread(prices.context_window, model)
+    for model in dict.fromkeys(cfg.models_named()):
+        t = targets(model)
+        if await asyncio.to_thread(prices.price, t.model, None, t.provider) is None and cfg.max_cost is not None:
+            display.warn(f"--max-cost cannot cap model {model!r}: its price is unknown (add it with --prices)")
+        await asyncio.to_thread(prices.context_window, t.model, t.provider)
 
 
 def _progress(
-    cfg: RunConfig, state: JobState, clock: _JobClock, limiters: Limiters, sender: Sender, pipe: Pipeline
+    cfg: RunConfig, state: JobState, clock: _JobClock, limiters: Limiters, sender: Sender, pipe: Pipeline,
+    planner: Planner | None,
 ) -> Callable[[], ProgressFigures]:
     """The live figures, read from each part's statistics()."""
 
@@ -116,7 +139,8 @@ def _progress(
         st = state.stats
         el = clock.elapsed_this_run()
         tin, tout = st.tokens
-        limits = tuple(LimitFigures(s.model, s.rpm, s.tpm, s.limit_rpm, s.source, s.rate_limited)
+        limits = tuple(LimitFigures(f"{s.provider}/{s.model}" if s.provider else s.model,
+                                    s.rpm, s.tpm, s.limit_rpm, s.source, s.rate_limited)
                        for s in limiters.statistics())
         return ProgressFigures(
             done=st.done, total=state.total, elapsed_s=el,
@@ -125,7 +149,7 @@ def _progress(
             cost_unknown=any(m.unpriced for m in st.models.values()),
             retries=sender.statistics().retries, errors=st.failed + st.invalid,
             in_flight=pipe.statistics().in_flight, limits=limits, wait_s=limiters.waited_s,
-            simulated=cfg.simulate,
+            simulated=cfg.simulate, routing=canary_line(c) if (c := canary_section(cfg, state, planner)) else None,
         )
 
     return figures

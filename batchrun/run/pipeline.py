@@ -17,7 +17,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +110,8 @@ class Pipeline:
         snapshot: Callable[[], bytes],
         concurrency: int,
         drain_timeout_s: float = 30.0,
+        send: Callable[[Record], Awaitable[Result]] | None = None,
+        after_write: Callable[[Result], None] | None = None,
     ) -> None:
         self.batches = batches
         self.parser = parser
@@ -120,6 +122,8 @@ class Pipeline:
         self.snapshot = snapshot
         self.concurrency = concurrency
         self.drain_timeout_s = drain_timeout_s
+        self.send = send or sender.send  # the shadow wraps it
+        self.after_write = after_write  # the shadow's line follows its record's
         self.stopped: StopReason | None = None  # None: the whole input was read
         self.stop_message: str | None = None
         self.abandoned = False  # in-flight requests were left unanswered (a second signal)
@@ -129,6 +133,11 @@ class Pipeline:
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
+        self._wake = asyncio.Event()  # a checkpoint is due: finished, or a canary decision to keep
+
+    def request_save(self) -> None:
+        """Save a checkpoint now rather than at the next interval (a canary rollback)."""
+        self._wake.set()
 
     def statistics(self) -> PipelineStatistics:
         """The pipeline's running figures."""
@@ -162,6 +171,7 @@ class Pipeline:
                 await asyncio.wait(self._workers)
                 reader.cancel()
                 self._finished.set()
+                self._wake.set()
                 self._stopping.set()
             try:
                 await asyncio.to_thread(os.fsync, self._fd)
@@ -182,15 +192,17 @@ class Pipeline:
 
     async def _checkpoints(self) -> None:
         while not self._finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), CHECKPOINT_EVERY_S)
+            self._wake.clear()
+            if self._finished.is_set():
+                return
             try:
-                await asyncio.wait_for(self._finished.wait(), CHECKPOINT_EVERY_S)
-            except TimeoutError:
-                try:
-                    await self.save()
-                except OSError as e:
-                    self.stop(StopReason.WRITE_FAILED, f"cannot write the checkpoint {self.checkpoint}: "
-                                                       f"{e.strerror or e}")
-                    return
+                await self.save()
+            except OSError as e:
+                self.stop(StopReason.WRITE_FAILED, f"cannot write the checkpoint {self.checkpoint}: "
+                                                   f"{e.strerror or e}")
+                return
 
     async def save(self) -> None:
         """Make the output durable up to the state's offset, then save the state."""
@@ -248,7 +260,7 @@ class Pipeline:
         return True
 
     async def _work(self) -> None:
-        feed, send = self._feed, self.sender.send
+        feed, send, after = self._feed, self.send, self.after_write
         while True:
             rec = await feed.get()
             if rec is None:
@@ -263,5 +275,6 @@ class Pipeline:
                 return
             finally:
                 self.in_flight -= 1
-            self._write(result)
+            if self._write(result) and after is not None:
+                after(result)
 

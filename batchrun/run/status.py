@@ -9,7 +9,7 @@ from batchrun.errors import InputError, JobError, StopReason
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
 from batchrun.store.recovery import recover_output
-from batchrun.store.state import checkpoint_path, load_state
+from batchrun.store.state import JobState, checkpoint_path, load_state
 
 
 def job_status(input_path: Path, output: Path) -> dict[str, Any]:
@@ -62,6 +62,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "cost_usd": round(st.cost_usd, 8),
         "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced or m.unmetered),
         "rate_limited": sum(m.rate_limited for m in st.models.values()),
+        **_canary(state),
         "rate_limit_wait_s": round(state.rate_limit_wait_s, 1),
         "runs": state.runs,
         "elapsed_s": round(state.elapsed_s, 1),
@@ -85,3 +86,11 @@ def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | 
         return "the key was refused or the account is out of quota: fix that, then run the same command"
     return "run the same process command again to resume"
 
+
+
+def _canary(state: JobState) -> dict[str, Any]:
+    """The canary's saved state with both arms side by side, where a canary ran."""
+    if not state.canary:
+        return {}
+    arms = state.arms
+    return {"canary": {**state.canary, "baseline": arms.baseline.figures(), "canary": arms.canary.figures()}}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.errors import (
     AuthError,
     BudgetReached,
+    CircuitOpen,
     ConnectionLost,
     ContextTooLong,
     ModelNotFound,
@@ -38,6 +40,8 @@ from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiter, Limiters
 from batchrun.records import Fallback, Record, Result, Usage
+from batchrun.route.plan import Plan, Planner
+from batchrun.route.providers import Target, Targets
 from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
@@ -53,6 +57,7 @@ class SenderStatistics:
     """How the sender is doing, for the live display."""
 
     retries: int  # attempts beyond each record's first
+    circuits_opened: int = 0  # times a provider's model was cut off by its circuit breaker
 
 
 class Sender:
@@ -60,7 +65,7 @@ class Sender:
 
     def __init__(
         self,
-        client: Client,
+        client: Client | Mapping[str | None, Client],
         limiters: Limiters,
         prices: PriceBook,
         budget: Budget,
@@ -68,8 +73,14 @@ class Sender:
         fallback_models: Sequence[str] = (),
         rng: random.Random | None = None,
         wall_clock: Callable[[], float] = time.time,
+        planner: Planner | None = None,
+        targets: Targets | None = None,
     ) -> None:
-        self.client = client
+        # one client per provider (None: the default endpoint), each with its own pool and key
+        self.clients: dict[str | None, Client] = dict(client) if isinstance(client, Mapping) else {None: client}
+        self.client = self.clients[None]
+        self.planner = planner
+        self.targets = targets or Targets()
         self.limiters = limiters
         self.prices = prices
         self.budget = budget
@@ -83,7 +94,7 @@ class Sender:
 
     def statistics(self) -> SenderStatistics:
         """The sender's running figures."""
-        return SenderStatistics(self.retries)
+        return SenderStatistics(self.retries, sum(self.breaker.opened().values()))
 
     def worst_case_usd(self, model: str, rec: Record) -> float:
         """The most this record can cost on this model (0 when its price is unknown).
@@ -91,23 +102,38 @@ class Sender:
         Output is bounded by max_tokens; input is only an estimate, so it gets a margin.
         """
         est_input = int(rec.est_input_tokens * INPUT_MARGIN) + 1
-        cost = self.prices.most(model, Usage(est_input, rec.max_output_tokens, 0))
+        t = self.targets(model)
+        cost = self.prices.most(t.model, Usage(est_input, rec.max_output_tokens, 0), t.provider)
         return cost or 0.0
 
     async def send(self, rec: Record) -> Result:
         """The record's final Result after retries and fallbacks."""
+        if self.planner is not None:
+            plan = self.planner.plan(rec)
+            result = await self._chain(rec, plan)
+            return dataclasses.replace(result, route=plan.route, provider=self.targets(result.model or "").provider)
         window = self.prices.context_window(rec.model)
         fits = window is None or rec.est_input_tokens <= window
         if fits and not self.fallback_models and self.budget.cap_usd is None:
             only, err = await self._attempts(rec, rec.model, _Tally())  # the common, fast path
             self._check_down(rec.model, err)
             return only
-        chain = [rec.model, *(m for m in self.fallback_models if m != rec.model)]
+        return await self._chain(rec, Plan((rec.model, *(m for m in self.fallback_models if m != rec.model)), ""))
+
+    async def send_to(self, rec: Record, model: str, route: str) -> Result:
+        """The record answered by one given model only (the shadow), no fallbacks."""
+        result = await self._chain(rec, Plan((model,), route))
+        return dataclasses.replace(result, route=route, provider=self.targets(model).provider)
+
+    async def _chain(self, rec: Record, plan: Plan) -> Result:
+        """Down the plan's models until one answers, or a failure no other model would mend."""
+        chain = plan.chain
         tally = _Tally()
         result: Result | None = None
         for i, model in enumerate(chain):
             last = i + 1 == len(chain)
-            window = self.prices.context_window(model)
+            t = self.targets(model)
+            window = self.prices.context_window(t.model, t.provider)
             if window is not None and rec.est_input_tokens > window:
                 result = self._failure(rec, model, tally, None, "context_length_exceeded",
                                        f"prompt of about {rec.est_input_tokens} tokens is over "
@@ -120,14 +146,18 @@ class Sender:
                 raise BudgetReached("the next request would cross --max-cost")
             spent: float | None = None
             before = tally.attempts
+            canary = plan.canary and i == 0
             try:
-                result, err = await self._attempts(rec, model, tally)
+                result, err = await self._attempts(rec, model, tally, 1 if canary else None, not last)
                 spent = result.cost_usd
             finally:
                 self.budget.settle(reserve, spent)
+            if canary and self.planner is not None and not isinstance(err, CircuitOpen):
+                self.planner.observe(err is None, result.latency_ms)
             if last:
                 self._check_down(model, err)
-            if err is None or last or not isinstance(err, ModelNotFound | ContextTooLong | RetryableError):
+            rescue = canary or isinstance(err, ModelNotFound | ContextTooLong | RetryableError)
+            if err is None or last or not rescue:
                 return result
             tally.fallbacks.append(Fallback(model, err.code, tally.attempts - before))
         assert result is not None
@@ -136,27 +166,38 @@ class Sender:
     def _check_down(self, model: str, err: RequestError | None) -> None:
         """A record whose attempts all failed while its provider is down is not a failed record:
         the job stops and the next run sends it."""
-        if isinstance(err, _DOWN_SIGNS) and self.breaker.down(model):
-            raise ProviderDown(f"{model} at {redact_url(self.client.base_url)} does not answer ({err.message})")
+        t = self.targets(model)
+        if isinstance(err, _DOWN_SIGNS) and self.breaker.down(t.model, t.provider):
+            url = self.clients[t.provider].base_url if t.provider in self.clients else self.client.base_url
+            raise ProviderDown(f"{model} at {redact_url(url)} does not answer ({err.message})")
 
-    async def _attempts(self, rec: Record, model: str, tally: _Tally) -> tuple[Result, RequestError | None]:
-        """Attempts on one model until an answer, a fatal error or --max-attempts failures. A 429
-        is not a failure: the record waits on the limiter for as long as the job runs."""
-        body = rec.body if model == rec.model else {**rec.body, "model": model}
-        limiter = self.limiters.get(model)
+    async def _attempts(
+        self, rec: Record, model: str, tally: _Tally, most: int | None = None, may_fall: bool = False
+    ) -> tuple[Result, RequestError | None]:
+        """Attempts on one model until an answer, a fatal error or --max-attempts failures (or
+        `most`). A 429 is not a failure: the record waits on the limiter for as long as the job
+        runs. With `may_fall` (somewhere else to go), an open circuit sends the record on at once."""
+        t = self.targets(model)
+        body = rec.body if model == rec.model and t.provider is None else {**rec.body, "model": t.model}
+        limiter = self.limiters.get(t.model, t.provider)
         est = rec.est_input_tokens + rec.max_output_tokens
         failures = 0
         while True:
+            if may_fall and not self.breaker.allow(t.model, t.provider):
+                err = CircuitOpen(f"{model}: its circuit breaker is open after failures in a row")
+                return self._failure(rec, model, tally, None, err.code, err.message), err
             permit = await limiter.acquire(est, self.stopping)
             if permit is None:  # a clean stop: no attempt of it is on the wire, the next run sends it
                 raise NotSent("stopped before it was sent")
-            outcome = await self._attempt(rec, model, body, limiter, permit, tally)
+            outcome = await self._attempt(rec, t, body, limiter, permit, tally)
             if isinstance(outcome, Result):
                 return outcome, None
             if isinstance(outcome, RateLimited):
                 continue
             failures += 1
             delay = next_delay(self.policy, failures, outcome, self.rng)
+            if most is not None and failures >= most or may_fall and self.breaker.is_open(t.model, t.provider):
+                delay = None
             if delay is None:
                 msg = outcome.message
                 if isinstance(outcome, RetryableError) and failures >= self.policy.max_attempts:
@@ -179,10 +220,11 @@ class Sender:
             raise NotSent("stopped while waiting to retry")
 
     async def _attempt(
-        self, rec: Record, model: str, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: _Tally
+        self, rec: Record, t: Target, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: _Tally
     ) -> Result | RequestError:
         """One exchange, reported to the limiter; the Result, or the error to retry or record."""
         endpoint = ENDPOINTS[rec.endpoint]
+        model, provider = t.name, t.provider
         tally.attempts += 1
         if tally.attempts > 1:
             self.retries += 1
@@ -190,7 +232,7 @@ class Sender:
         if tally.started_at is None:
             tally.started_at = sent_at
         try:
-            ans = await self.client.send_once(body, endpoint)
+            ans = await self.clients[provider].send_once(body, endpoint)
         except RateLimited as e:
             tally.rate_limited += 1
             limiter.rate_limited(permit, e.retry_after, _headers(e))
@@ -199,9 +241,9 @@ class Sender:
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
             if isinstance(e, _DOWN_SIGNS):
-                self.breaker.failed(model)
+                self.breaker.failed(t.model, provider)
             else:
-                self.breaker.answered(model)
+                self.breaker.answered(t.model, provider)
             if isinstance(e, AuthError | QuotaExhausted):
                 raise
             if isinstance(e, ServerError) and e.headers is not None:  # a 503 may ask to wait too
@@ -210,13 +252,12 @@ class Sender:
         except BaseException:
             limiter.answered(permit, None, None)
             raise
-        self.breaker.answered(model)
+        self.breaker.answered(t.model, provider)
         reported = endpoint.usage(ans.body)
         usage = reported or Usage()  # no usage: tokens and cost unknown (unmetered), never $0
         # what the provider counts against tokens-per-minute: prompt plus max_tokens when the
         # request caps its output (OpenAI reserves it), else the output it produced
-        capped = "max_tokens" in body or "max_completion_tokens" in body
-        charged = usage.input_tokens + (rec.max_output_tokens if capped else usage.output_tokens)
+        charged = usage.input_tokens + (rec.max_output_tokens if endpoint.capped(body) else usage.output_tokens)
         if reported is None:
             charged = rec.est_input_tokens + rec.max_output_tokens
         limiter.answered(permit, charged, parse_rate_headers(ans.headers),
@@ -225,23 +266,17 @@ class Sender:
             key=rec.key, line=rec.line, model=model, status_code=ans.status,
             request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
             latency_ms=ans.latency_ms, usage=usage,
-            cost_usd=None if reported is None else self.prices.cost(model, usage, sent_at),
+            cost_usd=None if reported is None else self.prices.cost(t.model, usage, sent_at, provider),
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
             unmetered=reported is None,
         )
 
     @staticmethod
-    def _failure(
-        rec: Record, model: str, tally: _Tally, err: RequestError | None, code: str, message: str
-    ) -> Result:
-        return Result(
-            key=rec.key, line=rec.line, model=model,
-            status_code=err.status if err else None,
-            body=err.body if err else None,
-            error_code=code, error_message=message, attempts=tally.attempts,
-            rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks),
-            started_at=tally.started_at,
-        )
+    def _failure(rec: Record, model: str, tally: _Tally, err: RequestError | None, code: str, message: str) -> Result:
+        return Result(key=rec.key, line=rec.line, model=model, status_code=err.status if err else None,
+                      body=err.body if err else None, error_code=code, error_message=message,
+                      attempts=tally.attempts, rate_limited=tally.rate_limited,
+                      fallbacks=tuple(tally.fallbacks), started_at=tally.started_at)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from batchrun.clock import now_iso
 from batchrun.show.progress import ProgressFigures, format_progress_line, format_status_line
+from batchrun.show.routing import format_routing
 from batchrun.show.tables import format_summary_footer, format_summary_table
 
 
@@ -119,6 +120,8 @@ class Display:
         self.console.print(format_summary_table(summary))
         for line in format_summary_footer(summary):
             self.console.print(line, markup=False)
+        for part in format_routing(summary):
+            self.console.print(part, markup=False)
         self._to_log("summary " + "; ".join(format_summary_footer(summary)))
 
     def lines(self, lines: list[Any]) -> None:

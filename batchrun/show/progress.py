@@ -35,6 +35,7 @@ class ProgressFigures:
     limits: tuple[LimitFigures, ...] = ()
     wait_s: float = 0.0
     simulated: bool = False
+    routing: str | None = None  # the canary's line, where one runs
 
 
 def _figures(s: ProgressFigures) -> list[str]:
@@ -46,6 +47,8 @@ def _figures(s: ProgressFigures) -> list[str]:
         parts.append("limits " + "; ".join(_limit(lim) for lim in s.limits))
     if s.wait_s >= 0.05:
         parts.append(f"waited {s.wait_s:.1f}s on limits")
+    if s.routing:
+        parts.append(s.routing)
     return parts
 
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from batchrun.errors import ConfigError
 
-DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small")
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small", "text-embedding-3-small")
 WINDOWS = ("bucket", "fixed", "minute")
 RETRY_AFTER_MODES = ("both", "seconds", "ms", "none")
+ERROR_KINDS = ("500", "503", "429", "reset", "bad_body", "timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class SimConfig:
     context_window: int | None = None
     context_windows: dict[str, int] = field(default_factory=dict)  # per model, over the global one
     failing_models: tuple[str, ...] = ()  # these always answer 503
+    differ_share: float = 0.0  # this share of prompts gets another answer (sim/variants.py)
     seed: int = 0
 
 
@@ -51,6 +53,11 @@ def check_config(c: SimConfig) -> None:
         raise ConfigError(f"--retry-after {c.retry_after!r}: expected both, seconds, ms or none")
     if not 0.0 <= c.error_rate <= 1.0:
         raise ConfigError(f"--error-rate {c.error_rate}: expected a share from 0 to 1")
+    if not 0.0 <= c.differ_share <= 1.0:
+        raise ConfigError(f"--differ-share {c.differ_share}: expected a share from 0 to 1")
+    bad = [k for k in c.error_kinds if k not in ERROR_KINDS]
+    if bad or not c.error_kinds:
+        raise ConfigError(f"--error-kinds {','.join(c.error_kinds)!r}: expected some of {', '.join(ERROR_KINDS)}")
     positive = {"--window-s": c.window_s, "--burst-s": c.burst_s, "--keepalive-s": c.keepalive_s}
     for flag, value in positive.items():
         if not value > 0:

@@ -34,6 +34,7 @@ class Outcome:
 RESET = Outcome(0)
 TRUNCATED = Outcome(200, b'{"id": "chatcmpl-x", "choi')
 SERVER_ERROR = Outcome(500, error_body(500, "server_error", "Injected server error."))
+UNAVAILABLE = Outcome(503, error_body(503, "overloaded", "Injected: the service is unavailable."))
 
 
 def pick_fault(config: SimConfig, attempt: int, rng: random.Random) -> str | None:
@@ -48,7 +49,7 @@ def pick_fault(config: SimConfig, attempt: int, rng: random.Random) -> str | Non
 
 def fault_outcome(kind: str) -> Outcome | None:
     """The outcome that replaces the answer for a fault found after the latency, else None."""
-    return {"500": SERVER_ERROR, "reset": RESET, "bad_body": TRUNCATED}.get(kind)
+    return {"500": SERVER_ERROR, "503": UNAVAILABLE, "reset": RESET, "bad_body": TRUNCATED}.get(kind)
 
 
 def injected_429_headers(mode: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ DeepSeek-style keep-alive stream instead of refused.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -18,11 +19,13 @@ from collections.abc import Callable
 import orjson
 from aiohttp import web
 
-from batchrun.sim.answers import Ask, PromptCache, completion_body, error_body, read_ask, sim_tokens
+from batchrun.sim.answers import Ask, PromptCache, error_body, sim_tokens
 from batchrun.sim.config import DEFAULT_MODELS, SimConfig, check_config
+from batchrun.sim.endpoints import SIM_ENDPOINTS, Asked, BadAsk, SimEndpoint
 from batchrun.sim.faults import Outcome, fault_outcome, injected_429_headers, pick_fault, quota_body
 from batchrun.sim.limits import ModelLimits, Shape, retry_after_headers
 from batchrun.sim.stats import SimStats
+from batchrun.sim.variants import differs, vary
 
 __all__ = ["DEFAULT_MODELS", "SimConfig", "SimStats", "Simulator", "sim_tokens"]
 
@@ -72,7 +75,8 @@ class Simulator:
         """The aiohttp application."""
         app = web.Application(client_max_size=64 << 20)
         for prefix in ("/v1", ""):
-            app.router.add_post(prefix + "/chat/completions", self.chat)
+            for ep in SIM_ENDPOINTS:
+                app.router.add_post(prefix + ep.path, functools.partial(self.serve, ep=ep))
             app.router.add_get(prefix + "/models", self.models)
         app.router.add_get("/_sim/stats", self.get_stats)
         app.router.add_post("/_sim/reset", self.reset_stats)
@@ -123,18 +127,18 @@ class Simulator:
                 for m in self.config.models]
         return _json(200, orjson.dumps({"object": "list", "data": data}))
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        """POST /chat/completions."""
+    async def serve(self, request: web.Request, ep: SimEndpoint) -> web.StreamResponse:
+        """POST to one of the endpoints (chat completions, embeddings, completions, responses)."""
         self._open += 1
         self._idle.clear()
         try:
-            return await self._chat(request)
+            return await self._serve(request, ep)
         finally:
             self._open -= 1
             if self._open == 0:
                 self._idle.set()
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, ep: SimEndpoint) -> web.StreamResponse:
         c, st = self.config, self.stats
         st.received(time.monotonic())
         try:
@@ -145,7 +149,10 @@ class Simulator:
             return self._send(_error(400, "invalid_json", "We could not parse the JSON body."))
         if self._unauthorized(request):
             return self._send(_error(401, "invalid_api_key", "Incorrect API key provided."))
-        ask = read_ask(body)
+        try:
+            ask = ep.read(body)
+        except BadAsk as e:
+            return self._send(_error(400, "invalid_request_error", str(e)))
         st.by_prompt[ask.prompt] += 1
         refused = self._refusal(ask)
         if refused is not None:
@@ -166,10 +173,10 @@ class Simulator:
             headers.update(injected_429_headers(c.retry_after))
             return self._send(_error(429, "rate_limit_exceeded", "Injected rate limit.", headers))
         if self._slots is not None and self._slots.locked():
-            return await self._queued(request, ask, kind, headers)
+            return await self._queued(request, (ep, ask, body), kind, headers)
         if self._slots is not None:
             await self._slots.acquire()  # a place is free (checked just above): no wait
-        return self._respond(request, await self._answer(ask, kind), headers)
+        return self._respond(request, await self._answer((ep, ask, body), kind), headers)
 
     def _refusal(self, ask: Ask) -> web.Response | None:
         """The error answering this request before any limit is counted, if it gets one."""
@@ -197,9 +204,10 @@ class Simulator:
             limits = self._limits[model] = ModelLimits(c.rpm, c.tpm, shape, now)
         return limits
 
-    async def _answer(self, ask: Ask, kind: str | None) -> Outcome:
+    async def _answer(self, asked: Asked, kind: str | None) -> Outcome:
         """Take the latency in an answering place already held (and free it), then make the answer."""
         c = self.config
+        ep, ask, body = asked
         self._busy += 1
         self.stats.concurrent_max = max(self.stats.concurrent_max, self._busy)
         try:
@@ -216,9 +224,13 @@ class Simulator:
         if fault is not None:
             return fault
         cached = self._cache.cached_tokens(ask)
-        self.stats.bill(ask.prompt, ask.prompt_tokens, ask.completion_tokens, ask.charge, time.monotonic())
+        self.stats.bill(ask.prompt, ask.prompt_tokens, ask.completion_tokens, ask.charge, time.monotonic(),
+                        ep.name)
         self._billed_total += 1
-        return Outcome(200, completion_body(ask, cached, int(self._clock())), billed=True)
+        answer = ep.answer(ask, body, cached, int(self._clock()))
+        if ep.name == "chat" and differs(ask.prompt, c.differ_share):
+            answer = vary(answer)
+        return Outcome(200, answer, billed=True)
 
     def _respond(self, request: web.Request, outcome: Outcome, headers: dict[str, str]) -> web.Response:
         if outcome.reset:
@@ -232,7 +244,7 @@ class Simulator:
         self.stats.answered(resp.status)
         return resp
 
-    async def _queued(self, request: web.Request, ask: Ask, kind: str | None,
+    async def _queued(self, request: web.Request, asked: Asked, kind: str | None,
                       headers: dict[str, str]) -> web.StreamResponse:
         """DeepSeek's way when busy (https://api-docs.deepseek.com/quick_start/rate_limit): 200 and
         the headers at once, an empty line every keepalive_s until a place is free, then the body.
@@ -246,7 +258,7 @@ class Simulator:
         except ConnectionResetError:
             here = False
         here = await self._hold(resp, here)
-        outcome = await self._answer(ask, kind)
+        outcome = await self._answer(asked, kind)
         if outcome.reset:
             if request.transport is not None:
                 request.transport.close()

@@ -32,6 +32,8 @@ class SimStats:
     admitted: list[tuple[float, int, int]] = field(default_factory=list)
     ok_times: list[float] = field(default_factory=list)  # monotonic, per successful answer
     ok_charged: list[int] = field(default_factory=list)  # tokens counted against tpm, per answer
+    # per endpoint name: answers billed and their prompt and completion tokens
+    by_endpoint: dict[str, Counter[str]] = field(default_factory=dict)
 
     def received(self, now: float) -> None:
         """Count one request arriving at monotonic time `now`."""
@@ -50,8 +52,13 @@ class SimStats:
         if status == 429:
             self.rate_limited += 1
 
-    def bill(self, prompt: str, prompt_tokens: int, completion_tokens: int, charged: int, now: float) -> None:
+    def bill(self, prompt: str, prompt_tokens: int, completion_tokens: int, charged: int, now: float,
+             endpoint: str = "chat") -> None:
         """Count an answer generated: it is billed even if nobody reads it."""
+        ep = self.by_endpoint.get(endpoint) or self.by_endpoint.setdefault(endpoint, Counter())
+        ep["billed"] += 1
+        ep["prompt_tokens"] += prompt_tokens
+        ep["completion_tokens"] += completion_tokens
         self.ok += 1
         self.billed += 1
         self.ok_by_prompt[prompt] += 1
@@ -81,4 +88,5 @@ class SimStats:
             "admitted": self.admitted,  # orjson writes each tuple as an array
             "ok_times": self.ok_times,
             "ok_charged": self.ok_charged,
+            "by_endpoint": {name: dict(c) for name, c in self.by_endpoint.items()},
         }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from batchrun.account.stats import JobStats
 from batchrun.errors import JobError
+from batchrun.route.arms import Arms
 from batchrun.store.state import Done, JobState, checkpoint_path, save_atomic
 from batchrun.store.wire import read_result_lines
 
@@ -56,6 +57,7 @@ def rebuild_from_output(output: Path, state: JobState, drop_failed: bool) -> int
     state.output_offset = 0
     state.done = Done()
     state.stats = JobStats()
+    state.arms = Arms()
     save_atomic(checkpoint_path(output), state.to_bytes())
     dropped = 0
     if drop_failed and output.exists():

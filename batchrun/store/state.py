@@ -22,6 +22,7 @@ import orjson
 from batchrun.account.stats import JobStats
 from batchrun.errors import JobError
 from batchrun.records import Result
+from batchrun.route.arms import Arms
 
 VERSION = 1
 
@@ -72,11 +73,15 @@ class JobState:
     total: int | None = None
     last_run: dict[str, Any] = field(default_factory=dict)
     rate_limit_wait_s: float = 0.0  # waited on rate limits, over the runs that ended cleanly
+    canary: dict[str, Any] | None = None  # the canary's state (route.canary.Canary.to_state)
+    arms: Arms = field(default_factory=Arms)  # baseline and canary side by side
 
     def record(self, r: Result) -> None:
         """A result line was written."""
         self.done.add(r.line)
         self.stats.add(r)
+        if r.route is not None:
+            self.arms.add(r)
 
     def to_bytes(self) -> bytes:
         """The checkpoint file's content."""
@@ -93,6 +98,8 @@ class JobState:
                 "total": self.total,
                 "last_run": self.last_run,
                 "rate_limit_wait_s": self.rate_limit_wait_s,
+                "canary": self.canary,
+                "arms": self.arms.to_state(),
             }
         )
 
@@ -113,6 +120,8 @@ class JobState:
             total=d.get("total"),
             last_run=d.get("last_run") or {},
             rate_limit_wait_s=float(d.get("rate_limit_wait_s") or 0.0),
+            canary=d.get("canary") if isinstance(d.get("canary"), dict) else None,
+            arms=Arms.from_state(d.get("arms")),
         )
 
 

@@ -45,6 +45,9 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
     }
     if r.unmetered:
         extra["unmetered"] = True
+    if r.route is not None:
+        extra["route"] = r.route
+        extra["provider"] = r.provider
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts}
                               for f in r.fallbacks]
@@ -90,6 +93,8 @@ def parse_result_line(raw: bytes) -> Result:
         ),
         started_at=_float(ex.get("started_at")),
         unmetered=ex.get("unmetered") is True,
+        route=ex.get("route") if isinstance(ex.get("route"), str) else None,
+        provider=ex.get("provider") if isinstance(ex.get("provider"), str) else None,
     )
 
 

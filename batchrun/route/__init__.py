@@ -1,0 +1,1 @@
+"""Where a record goes: providers, routes, the canary and the shadow. Pure decisions, no I/O."""

@@ -1,0 +1,52 @@
+"""A record's plan: the models to try in order and why the first was chosen.
+
+The router gives the baseline; the canary, when it takes the record, goes first with the
+baseline behind it as its rescue; --fallback-model names follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from batchrun.records import Record
+from batchrun.route.canary import Canary
+from batchrun.route.routes import Router
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Models to try in order; `canary`: the first is the canary (one attempt, judged)."""
+
+    chain: tuple[str, ...]
+    route: str
+    canary: bool = False
+
+
+class Planner:
+    """Plans each record at the moment it is sent, so a rollback stops canary traffic at once."""
+
+    def __init__(
+        self, router: Router, canary: Canary | None = None, fallbacks: Sequence[str] = (),
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.router = router
+        self.canary = canary
+        self.fallbacks = tuple(fallbacks)
+        self.on_change = on_change  # the canary's state changed: save it now
+
+    def plan(self, rec: Record) -> Plan:
+        """The plan for one record."""
+        base, reason = self.router.route(rec)
+        c = self.canary
+        if c is not None and c.config.model != base and c.takes(rec.key):
+            return Plan(self._chain(c.config.model, base), "canary", True)
+        return Plan(self._chain(base), reason)
+
+    def _chain(self, *first: str) -> tuple[str, ...]:
+        return (*first, *(m for m in self.fallbacks if m not in first))
+
+    def observe(self, ok: bool, latency_ms: float) -> None:
+        """One canary answer (or failure) to judge."""
+        if self.canary is not None and self.canary.observe(ok, latency_ms) and self.on_change is not None:
+            self.on_change()

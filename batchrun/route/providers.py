@@ -1,0 +1,117 @@
+"""Configured providers (`[providers.NAME]`) and the names models are addressed by.
+
+A model is addressed as `NAME/model` when NAME is a configured provider; any other name, slashes
+and all, goes whole to the default endpoint (`--base-url`), so `meta-llama/Llama-3-8b` on a vLLM
+server keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from batchrun.errors import ConfigError
+from batchrun.secret import ApiKey, redact_url
+
+_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm"}
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One configured provider. The key is read from the environment, never from a file."""
+
+    name: str
+    base_url: str
+    api_key: ApiKey
+    api_key_env: str | None
+    rpm: float | None = None
+    tpm: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a model name sends a request: its provider (None: the default endpoint) and the
+    model the provider is asked for."""
+
+    name: str  # as the user wrote it: "deepseek/deepseek-chat"
+    provider: str | None
+    model: str  # as the provider knows it: "deepseek-chat"
+
+
+class Targets:
+    """Splits model names into targets, once per name."""
+
+    def __init__(self, providers: Iterable[str] = ()) -> None:
+        self.names = frozenset(providers)
+        self._cache: dict[str, Target] = {}
+
+    def __call__(self, name: str) -> Target:
+        t = self._cache.get(name)
+        if t is None:
+            prefix, sep, rest = name.partition("/")
+            if sep and rest and prefix in self.names:
+                t = Target(name, prefix, rest)
+            else:
+                t = Target(name, None, name)
+            self._cache[name] = t
+        return t
+
+
+def parse_providers(table: Any, env: Mapping[str, str], where: str) -> tuple[Provider, ...]:
+    """The `[providers]` tables; ConfigError naming the table and key for a bad one."""
+    if table is None:
+        return ()
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [providers] must hold one table per provider, as [providers.NAME]")
+    return tuple(_provider(name, t, env, where) for name, t in table.items())
+
+
+def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider:
+    here = f"{where}: [providers.{name}]"
+    if not isinstance(t, dict):
+        raise ConfigError(f"{here} must be a table with base_url and api_key_env")
+    if not name or "/" in name:
+        raise ConfigError(f"{here}: a provider's name cannot be empty or hold '/'")
+    if "api_key" in t:  # never echo it: it may be a real key
+        raise ConfigError(f"{here}: api_key: keys are never read from a file; name the environment "
+                          "variable that holds it with api_key_env")
+    unknown = sorted(set(t) - _PROVIDER_KEYS)
+    if unknown:
+        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm)")
+    url = t.get("base_url")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise ConfigError(f"{here}: base_url must be an http(s) URL, got {url!r}")
+    key_env = t.get("api_key_env")
+    if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
+        # a value that is no variable name may be a key pasted in its place: never echo it
+        raise ConfigError(f"{here}: api_key_env must name an environment variable (the value is not shown)")
+    value = env.get(key_env, "").strip() if key_env else ""
+    limits = {}
+    for k in ("rpm", "tpm"):
+        v = t.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
+            raise ConfigError(f"{here}: {k} must be a number above 0, got {v!r}")
+        limits[k] = None if v is None else float(v)
+    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits)
+
+
+def check_keys(providers: Iterable[Provider], used: Iterable[str], where: str, loopback: Any) -> None:
+    """Every provider a model name uses has its key set (a loopback server may go keyless)."""
+    names = {p.name: p for p in providers}
+    targets = Targets(names)
+    for model in used:
+        t = targets(model)
+        p = names.get(t.provider or "")
+        if p is None or p.api_key.reveal() is not None or loopback(p.base_url):
+            continue
+        if p.api_key_env is None:
+            raise ConfigError(f"{where}: [providers.{p.name}] has no api_key_env, and {model} uses it")
+        raise ConfigError(f"{where}: [providers.{p.name}] api_key_env: {p.api_key_env} is not set in the "
+                          f"environment, and {model} uses it")
+
+
+def describe(p: Provider) -> dict[str, Any]:
+    """What may be shown of a provider: never its key."""
+    return {"name": p.name, "base_url": redact_url(p.base_url), "api_key_env": p.api_key_env}

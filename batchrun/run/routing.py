@@ -1,0 +1,201 @@
+"""A job's routing parts, wired: the planner with its canary, the shadow answers and their file,
+and the summary's `providers`, `canary` and `shadow` sections.
+
+The shadow file is written after its record's main line, so a crash between the two loses a
+comparison, never duplicates a main line; its summary is read back from the file (the truth
+after any crash), the last line of a key winning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from batchrun.config import RunConfig
+from batchrun.errors import BatchrunError
+from batchrun.records import Record, Result
+from batchrun.route.canary import Canary
+from batchrun.route.plan import Planner
+from batchrun.route.providers import Targets
+from batchrun.route.routes import Router
+from batchrun.route.shadow import ShadowConfig, agree, answer_text
+from batchrun.send.sender import Sender
+from batchrun.show.console import Display
+from batchrun.store.state import JobState
+from batchrun.store.wire import read_result_lines, result_line
+
+
+def make_planner(cfg: RunConfig, state: JobState, clock: Callable[[], float],
+                 on_change: Callable[[], None]) -> Planner | None:
+    """The planner when anything is routed (None: every record goes to its own model)."""
+    r = cfg.routing
+    if not r.configured:
+        return None
+    canary = Canary.from_state(r.canary, clock, state.canary) if r.canary else None
+    planner = Planner(Router(r.route, cfg.model), canary, cfg.fallback_models)
+
+    def changed() -> None:
+        state.canary = canary.to_state() if canary else None
+        on_change()
+
+    planner.on_change = changed
+    return planner
+
+
+def shadow_path(output: Path) -> Path:
+    """`<output stem>.shadow.jsonl` beside the output."""
+    return output.with_name(output.stem + ".shadow.jsonl")
+
+
+class Shadowing:
+    """Answers a share of records with the shadow model too, into the shadow file."""
+
+    def __init__(self, config: ShadowConfig, sender: Sender, path: Path) -> None:
+        self.config = config
+        self.sender = sender
+        self.path = path
+        self._pending: dict[str, Result] = {}
+        self._fd = -1
+
+    def open(self) -> None:
+        """Open for appending, cutting a torn last line a crash left."""
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size:
+            with open(self.path, "rb") as f:
+                whole = sum(len(line.raw) for line in read_result_lines(f))
+            if whole < size:
+                os.ftruncate(self._fd, whole)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    def wrap(self, send: Callable[[Record], Awaitable[Result]]) -> Callable[[Record], Awaitable[Result]]:
+        """`send`, with the shadow model asked alongside for the records it picks."""
+        picks, model = self.config.picks, self.config.model
+
+        async def both(rec: Record) -> Result:
+            if not picks(rec.key):
+                return await send(rec)
+            shadow = asyncio.ensure_future(self.sender.send_to(rec, model, "shadow"))
+            try:
+                main = await send(rec)
+            except BaseException:
+                shadow.cancel()  # the record goes again next run, shadow and all
+                with contextlib.suppress(BaseException):
+                    await shadow
+                raise
+            try:
+                self._pending[rec.key] = await shadow
+            except BatchrunError:  # out of budget, or the shadow's provider refused: no comparison
+                pass
+            return main
+
+        return both
+
+    def written(self, main: Result) -> None:
+        """The main line is written: now its shadow line, with whether the answers agree."""
+        shadow = self._pending.pop(main.key, None)
+        if shadow is None or self._fd < 0:
+            return
+        doc = orjson.loads(result_line(shadow))
+        a, b = _text(main), _text(shadow)
+        doc["batchrun"]["agrees"] = None if a is None or b is None else agree(a, b)
+        with contextlib.suppress(OSError):  # the shadow file is a comparison, never the job's output
+            os.write(self._fd, orjson.dumps(doc) + b"\n")
+
+
+def _text(r: Result) -> str | None:
+    if not r.ok or r.raw_body is None:
+        return None
+    try:
+        return answer_text(orjson.loads(r.raw_body))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def shadow_figures(path: Path, model: str) -> dict[str, Any]:
+    """The summary's `shadow`: compared, agreement and cost, read back from the shadow file."""
+    seen: dict[str, tuple[bool | None, float]] = {}
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+        for line in read_result_lines(f):
+            if line.result is None:
+                continue
+            agrees = orjson.loads(line.raw)["batchrun"].get("agrees")
+            seen[line.result.key] = (agrees if isinstance(agrees, bool) else None, line.result.cost_usd or 0.0)
+    compared = [a for a, _ in seen.values() if a is not None]
+    return {
+        "model": model, "answered": len(seen), "compared": len(compared),
+        "agreement": round(sum(compared) / len(compared), 6) if compared else None,
+        "cost_usd": round(sum(c for _, c in seen.values()), 8),
+    }
+
+
+def routing_summary(cfg: RunConfig, state: JobState, planner: Planner | None, shadow_path_: Path) -> dict[str, Any]:
+    """The summary JSON's `providers`, `canary` and `shadow` sections, where configured."""
+    r = cfg.routing
+    out: dict[str, Any] = {}
+    if r.providers:
+        targets = Targets(p.name for p in r.providers)
+        providers: dict[str, dict[str, Any]] = {}
+        for name, m in state.stats.models.items():
+            p = providers.setdefault(targets(name).provider or "default", dict.fromkeys(
+                ("requests", "succeeded", "failed", "rate_limited"), 0) | {"cost_usd": 0.0})
+            for k in ("requests", "succeeded", "failed", "rate_limited"):
+                p[k] += getattr(m, k)
+            p["cost_usd"] = None if p["cost_usd"] is None or m.unpriced else round(p["cost_usd"] + m.cost_usd, 8)
+        out["providers"] = providers
+    canary = canary_section(cfg, state, planner)
+    if canary is not None:
+        out["canary"] = canary
+    if r.shadow is not None:
+        out["shadow"] = shadow_figures(shadow_path_, r.shadow.model)
+    return out
+
+
+def canary_section(cfg: RunConfig, state: JobState, planner: Planner | None) -> dict[str, Any] | None:
+    """The summary's `canary`: its state and both arms side by side; None without a canary."""
+    config = cfg.routing.canary
+    if config is None:
+        return None
+    c = planner.canary if planner is not None else None
+    saved = c.to_state() if c is not None else (state.canary or {})
+    return {
+        "model": config.model, "share": saved.get("share", config.share),
+        "state": saved.get("state", "running"), "reason": saved.get("reason"),
+        "changed_at": saved.get("at"), "judged": saved.get("judged", 0), "records_at_change": saved.get("records"),
+        "baseline": state.arms.baseline.figures(), "canary": state.arms.canary.figures(),
+    }
+
+
+@contextlib.contextmanager
+def shadow_open(shadow: Shadowing | None, fresh: bool) -> Any:
+    """The shadow file open for the run (emptied with --fresh, like the output)."""
+    if shadow is None:
+        yield
+        return
+    if fresh:
+        shadow.path.unlink(missing_ok=True)
+    shadow.open()
+    try:
+        yield
+    finally:
+        shadow.close()
+
+
+def warn_route_field(cfg: RunConfig, planner: Planner | None, display: Display) -> None:
+    """A route field no record had is likely a typo: the table routed nothing."""
+    route = cfg.routing.route
+    if planner is not None and route is not None and route.field and not planner.router.field_seen:
+        display.warn(f"[route] field {route.field!r}: no record sent this run has that field, so no record "
+                     "was routed by it")

@@ -1,0 +1,88 @@
+"""Routing figures for people: baseline and canary side by side, providers, the shadow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100.0 * v:.1f}%"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def _usd(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:.6f}"
+
+
+def canary_line(c: dict[str, Any]) -> str:
+    """One line for the live display: both arms and the canary's state."""
+    b, k = c["baseline"], c["canary"]
+    state = c["state"] + (f" ({c['reason']})" if c.get("reason") else "")
+    return (f"canary {c['model']} at {100 * c['share']:.0f}%: {k['succeeded']}/{k['records']} ok, "
+            f"p95 {_ms(k['p95_ms'])} ms vs baseline {b['succeeded']}/{b['records']} ok, "
+            f"p95 {_ms(b['p95_ms'])} ms; {state}")
+
+
+def format_canary(c: dict[str, Any]) -> Table:
+    """The end-of-run canary table: a row per figure, so it reads at 80 columns."""
+    t = Table(title=f"canary {c['model']}: {c['state']}", title_justify="left")
+    t.add_column("figure")
+    t.add_column("baseline", justify="right")
+    t.add_column("canary", justify="right")
+    b, k = c["baseline"], c["canary"]
+    rows = [
+        ("records", str(b["records"]), str(k["records"])),
+        ("success rate", _pct(b["success_rate"]), _pct(k["success_rate"])),
+        ("error rate", _pct(b["error_rate"]), _pct(k["error_rate"])),
+        ("p50 ms", _ms(b["p50_ms"]), _ms(k["p50_ms"])),
+        ("p95 ms", _ms(b["p95_ms"]), _ms(k["p95_ms"])),
+        ("cost / 1,000 records", _usd(b["cost_per_1k_usd"]), _usd(k["cost_per_1k_usd"])),
+        ("share", "", _pct(c["share"])),
+    ]
+    for row in rows:
+        t.add_row(*row)
+    if c.get("reason"):
+        t.caption = f"{c['state']}: {c['reason']}" + (
+            f" (after {c['records_at_change']} canary answers)" if c.get("records_at_change") is not None else "")
+        t.caption_justify = "left"
+    return t
+
+
+def format_routing(summary: dict[str, Any]) -> list[Any]:
+    """Whatever of providers, canary and shadow the summary holds."""
+    out: list[Any] = []
+    providers = summary.get("providers")
+    if providers:
+        t = Table(title="providers", title_justify="left")
+        for col in ("provider", "requests", "ok", "failed", "429s", "cost"):
+            t.add_column(col, justify="left" if col == "provider" else "right", no_wrap=True)
+        for name, p in providers.items():
+            t.add_row(name, str(p["requests"]), str(p["succeeded"]), str(p["failed"]),
+                      str(p["rate_limited"]), _usd(p["cost_usd"]))
+        out.append(t)
+    if summary.get("canary"):
+        out.append(format_canary(summary["canary"]))
+    s = summary.get("shadow")
+    if s:
+        out.append(f"shadow {s['model']}: {s['compared']} compared, agreement {_pct(s['agreement'])}, "
+                   f"cost {_usd(s['cost_usd'])} (counted against --max-cost; "
+                   f"answers in the .shadow.jsonl file)")
+    return out
+
+
+def format_providers_health(rows: list[dict[str, Any]]) -> Table:
+    """`batchrun providers`: a row per provider, its problem spelled out."""
+    t = Table(title="providers", title_justify="left")
+    for col in ("provider", "reachable", "key", "latency ms", "models", "healthy"):
+        t.add_column(col, justify="right" if col in ("latency ms", "models") else "left")
+    for r in rows:
+        key = {True: "accepted", False: "refused", None: "-"}[r["key_accepted"]]
+        t.add_row(r["provider"], "yes" if r["reachable"] else "no", key, _ms(r["latency_ms"]),
+                  "-" if r["models"] is None else str(r["models"]),
+                  "yes" if r["healthy"] else f"no: {r['problem']}")
+    return t
