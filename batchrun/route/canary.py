@@ -148,6 +148,10 @@ class Canary:
             self.reason = f"ramp reached 1.0 after {self.judged} canary answers in healthy windows"
         return True
 
+    def roll_back(self, reason: str) -> bool:
+        """Roll back now, whatever the window says; False if it was no longer running."""
+        return self.state == RUNNING and self._roll_back(reason)
+
     def _roll_back(self, reason: str) -> bool:
         self.state, self.reason = ROLLED_BACK, reason
         self.changed_at, self.records_at_change = self.clock(), self.judged

@@ -69,11 +69,12 @@ class Router:
     def route(self, rec: Record) -> tuple[str, str]:
         """(model, reason): reason is route:long, route:FIELD=VALUE, record or default."""
         c = self.config
-        if c.long_over is not None and c.long_model and rec.est_input_tokens > c.long_over:
-            return c.long_model, "route:long"
         value = rec.route_value
         if value is not None:
             self.field_seen += 1
+        if c.long_over is not None and c.long_model and rec.est_input_tokens > c.long_over:
+            return c.long_model, "route:long"
+        if value is not None:
             model = self._by_value.get(value)
             if model is not None:
                 return model, f"route:{c.field}={value}"
