@@ -14,6 +14,8 @@ from batchrun.store.state import JobState, checkpoint_path, load_state
 
 def job_status(input_path: Path, output: Path) -> dict[str, Any]:
     """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
+    if input_path.is_dir():
+        raise InputError(f"input {input_path} is a directory, not a file; give the job's JSONL input file")
     if not input_path.is_file() and not checkpoint_path(output).exists():
         raise InputError(f"input file {input_path} does not exist, and no job's checkpoint is beside "
                          f"{output}; check the path (and -o if the job wrote elsewhere)")
