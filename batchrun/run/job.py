@@ -32,6 +32,7 @@ from batchrun.run.connect import clients, endpoint
 from batchrun.run.pipeline import Pipeline
 from batchrun.run.routing import (
     Shadowing,
+    canary_notice,
     canary_section,
     make_planner,
     routing_summary,
@@ -74,6 +75,8 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
             limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
                                 provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
+            if notice := canary_notice(planner):
+                display.notice(notice)
             shadow_spent = shadow_figures(shadow_file, "")["cost_usd"] if cfg.routing.shadow and not cfg.fresh else 0.0
             spent = state.stats.cost_usd + shadow_spent
             sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),

@@ -50,6 +50,15 @@ def make_planner(cfg: RunConfig, state: JobState, clock: Callable[[], float],
     return planner
 
 
+def canary_notice(planner: Planner | None) -> str | None:
+    """What a resumed run says of a canary that was already decided: it holds."""
+    c = planner.canary if planner is not None else None
+    if c is None or c.state == "running":
+        return None
+    return (f"canary {c.config.model} was {c.state.replace('_', ' ')} in an earlier run ({c.reason}); that "
+            "holds for this job (--fresh starts it over)")
+
+
 def shadow_path(output: Path) -> Path:
     """`<output stem>.shadow.jsonl` beside the output."""
     return output.with_name(output.stem + ".shadow.jsonl")
