@@ -170,7 +170,8 @@ def resolve(
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
     if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url) and (
-            _uses_default(routing, values.get("model"))):
+            routing.uses_default(
+            [m for m in (values.get("model"), *values.get("fallback_model", ()), *routing.models_named()) if m])):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
     if key.reveal() is not None and urlsplit(base_url).password is not None and not simulate:
         raise ConfigError(f"--base-url {redact_url(base_url)} carries a password and {key_source} a key: "
@@ -192,17 +193,12 @@ def resolve(
     return cfg
 
 
-def _uses_default(routing: Routing, model: str | None) -> bool:
-    """Does a model the job names go to the default endpoint (so its key is needed up front)?
-    With providers configured and --model naming one, records go there unless they say otherwise."""
-    if not routing.providers:
-        return True
-    names = {p.name for p in routing.providers}
-    return model is None or model.partition("/")[0] not in names
-
-
 def _file_options(doc: dict[str, Any], doc_name: str) -> dict[str, Any]:
     """The config file's option values: top level and `[process]`, dashes or underscores alike."""
+    for name in TABLES:
+        if name in doc and not isinstance(doc[name], dict):
+            raise ConfigError(f"config file {doc_name}: [{name}] must be a table (written [{name}], "
+                              f"not [[{name}]] or {name} = ...)")
     tables = sorted(k for k, v in doc.items() if isinstance(v, dict) and k not in TABLES)
     if tables:
         raise ConfigError(f"config file {doc_name}: unknown table [{tables[0]}] (expected one of "

@@ -304,7 +304,8 @@ def test_a_providers_models_go_to_its_own_batches(tmp_path: Path, sim_factory: A
     assert (there.stats.batches_created, there.stats.batch_billed) == (1, 3)
     assert here.stats.requests == there.stats.requests == 0
     conf.write_text(conf.read_text() + '[route]\nfield = "kind"\nmodels = { a = "other/gpt-4o-mini" }\n')
-    res = _batch_run(here, inp, "--config", str(conf), "--fresh")
+    res = run([str(inp), "--base-url", here.url, "--model", "gpt-4o-mini", "--batch-api", "--config", str(conf),
+               "--fresh"], env={"OTHER_KEY": "other-key"})
     assert res.exit_code == 2 and "[route]" in res.output, res.output
 
 

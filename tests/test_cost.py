@@ -176,3 +176,25 @@ def test_report_of_a_results_file_with_compare(tmp_path: Path, sim_factory) -> N
 def test_estimate_of_a_missing_file_is_one_sentence(tmp_path: Path) -> None:
     res = cli(["estimate", str(tmp_path / "missing.jsonl"), "--model", "m"])
     assert res.exit_code == 2 and "cannot read input file" in res.output and "Traceback" not in res.output
+
+
+def test_a_small_cap_is_spent_not_stopped_at_by_reservations_in_flight(tmp_path, sim_factory) -> None:
+    """16 requests in flight reserving their worst case can hold most of a small cap for a moment:
+    the next request waits for them to settle instead of stopping the job with budget left."""
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+
+    from .conftest import plain_records as _records
+    from .conftest import write_jsonl as _write
+    from .test_resume import env as _env
+
+    sim = sim_factory(latency_ms=5)
+    inp = _write(tmp_path / "in.jsonl", _records(300))
+    summary = tmp_path / "s.json"
+    done = _sp.run([_sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", sim.url,
+                    "--model", "gpt-4o-mini", "--max-cost", "0.003", "--concurrency", "16", "--quiet",
+                    "--summary-json", str(summary)], env=_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    spent = _json.loads(summary.read_text())["total_cost_usd"]
+    assert 0.8 * 0.003 < spent <= 0.003, spent

@@ -186,3 +186,22 @@ def test_bad_files_and_flags_are_one_sentence_and_exit_2(tmp_path: Path) -> None
         assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "no").exists()
     assert inp.read_text().startswith('{"id": "r0"')
+
+
+def test_export_reads_the_answer_of_every_endpoint_the_simulator_serves(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parent.parent / "samples" / "every_endpoint.jsonl"
+    inp = tmp_path / sample.name
+    inp.write_bytes(sample.read_bytes())
+    res = CliRunner().invoke(app, ["process", str(inp), "--simulate", "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "e.jsonl"
+    res = export([str(tmp_path / "every_endpoint.results.jsonl"), "-i", str(inp), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 12 and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        kind = r["key"].split("-")[0]
+        if kind == "embedding":
+            assert r["answer"] == "8"  # the request's dimensions
+        else:
+            assert isinstance(r["answer"], str) and r["answer"].strip().isalpha(), r

@@ -257,3 +257,43 @@ def test_estimate_routes_and_prices_provider_models(tmp_path: Path) -> None:
     models = json.loads(done.stdout)["models"]
     assert {m: models[m]["records"] for m in models} == {"new/deepseek-chat": 5, "old/gpt-4o-mini": 5}
     assert all(models[m]["cost_max_usd"] for m in models)  # priced from each provider's own list
+
+
+def test_a_dead_shadow_neither_slows_the_job_nor_goes_unsaid(tmp_path: Path, sim_factory) -> None:
+    old = sim_factory(api_key=KEYS["OLD_KEY"], latency_ms=2)
+    cfg = toml(tmp_path, old.url, "http://127.0.0.1:9/v1", '[shadow]\nmodel = "new/deepseek-chat"\nshare = 0.5\n')
+    rows = plain_records(200)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    started = time.monotonic()
+    done, summ = process(tmp_path, inp, cfg)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 15  # one attempt each, then its circuit sends nothing
+    assert summ["shadow"]["compared"] == 0 and "shadow new/deepseek-chat" in done.stderr
+    assert all(r["error"] is None for r in once_each(tmp_path / "in.results.jsonl", rows))
+
+
+def test_a_refused_key_names_its_provider_and_variable_and_a_refused_canary_only_rolls_back(
+    tmp_path: Path, sim_factory
+) -> None:
+    old = sim_factory(api_key=KEYS["OLD_KEY"])
+    new = sim_factory(api_key="not-the-new-key")
+    rows = plain_records(60)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    cfg = toml(tmp_path, old.url, new.url, '[canary]\nmodel = "new/deepseek-chat"\nshare = 0.5\n')
+    done, summ = process(tmp_path, inp, cfg)
+    assert done.returncode == 0, done.stderr
+    assert summ["canary"]["state"] == "rolled_back" and "refused" in summ["canary"]["reason"]
+    assert all(r["error"] is None for r in once_each(tmp_path / "in.results.jsonl", rows))
+    stopped, _ = process(tmp_path, inp, cfg, "--model", "new/deepseek-chat", "--fresh")
+    assert stopped.returncode == 3
+    assert "provider 'new' refused the key read from NEW_KEY" in stopped.stderr, stopped.stderr
+
+
+def test_a_named_loopback_key_variable_that_is_unset_is_refused(tmp_path: Path, sim_factory) -> None:
+    old = sim_factory(api_key=KEYS["OLD_KEY"])
+    cfg = toml(tmp_path, old.url, old.url)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
+    done = subprocess.run([sys.executable, "-m", "batchrun", "process", str(inp), "--config", str(cfg),
+                           "--model", "new/m"], env=env(OLD_KEY=KEYS["OLD_KEY"]), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "NEW_KEY is not set" in done.stderr, done.stderr

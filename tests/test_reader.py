@@ -213,7 +213,9 @@ def test_no_two_output_lines_share_a_key(lines: list[bytes]) -> None:
         ("a } b {text}", "Single '}'"),
         ("{subject}: {text}", "names the field 'subject', which the first plain record (line 2) does not have"),
         ("{} {text}", "has a field without a name ({})"),
-        ("{text!z}", "unknown conversion"),
+        ("{text!z}", "has a conversion, which str.format does not know"),
+        ("{meta[lang]}", "indexes into the field 'meta'"),  # lookups and conversions send Python's text
+        ("{text!r:>9}", "has a conversion, which would send Python's repr"),
         ("{text:>{width}}", "names the field 'width'"),
         ("{text:d}", "cannot be filled from the first plain record (line 2) (ValueError"),
     ],
@@ -226,7 +228,7 @@ def test_check_template_names_the_bad_field_and_how_to_write_braces(template: st
 
 def test_check_template_passes_good_templates() -> None:
     rec = {"id": "a", "text": "late", "meta": {"lang": "en"}, "tags": ["x"]}
-    for t in ['Reply as JSON like {{"label": "billing"}}. Ticket: {text}', "{meta[lang]} {tags[0]} {text!r:>9}",
+    for t in ['Reply as JSON like {{"label": "billing"}}. Ticket: {text}', "{id} {text:>9}",
               "no fields at all"]:
         check_template(t, rec)
     check_template("{anything}", None)  # no plain record: only parsing counts

@@ -25,6 +25,7 @@ from batchrun.cli.options import (
     System,
     Template,
 )
+from batchrun.errors import BatchrunError
 
 
 @app.command()
@@ -36,11 +37,16 @@ def status(
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
     from batchrun.config import default_output
     from batchrun.run.status import job_status
-    from batchrun.show.routing import canary_line
+    from batchrun.show.routing import canary_status
     from batchrun.show.tables import format_status
 
-    _show(job_status(input, output or default_output(input)), json_,
-          lambda st: format_status(st) + ([canary_line(st["canary"])] if st.get("canary") else []))
+    try:
+        data = job_status(input, output or default_output(input))
+    except BatchrunError as e:
+        if json_:  # a script reading stdout gets JSON either way; the sentence still goes to stderr
+            _show({"error": e.message}, True, list)
+        raise
+    _show(data, json_, lambda st: format_status(st) + (canary_status(st["canary"]) if st.get("canary") else []))
 
 
 @app.command()

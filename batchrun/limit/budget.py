@@ -1,8 +1,12 @@
-"""The `--max-cost` cap: reserve a request's worst case before sending, settle after. Pure."""
+"""The `--max-cost` cap: reserve a request's worst case before sending, settle after. `Budget` is
+pure; `BudgetGate` lets a request wait for reservations in flight to settle."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+
+from batchrun.errors import BudgetReached, NotSent
 
 
 @dataclass(slots=True)
@@ -29,3 +33,34 @@ class Budget:
         self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
         self.spent_usd += actual_usd or 0.0
 
+
+    def fits_alone(self, worst_case_usd: float) -> bool:
+        """Would this request fit were nothing else in flight?"""
+        return self.cap_usd is None or self.spent_usd + worst_case_usd <= self.cap_usd
+
+
+class BudgetGate:
+    """The async face of a Budget: a request that would fit once the requests in flight settle
+    waits for them, rather than stopping the job while there is budget left (16 requests in
+    flight reserving their worst case can hold most of a small cap for a moment)."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self._settled = asyncio.Event()
+
+    async def reserve(self, worst_case_usd: float, stopping: asyncio.Event) -> None:
+        """Reserve, waiting on settlements while that could help; BudgetReached when it cannot,
+        NotSent when the job stops meanwhile."""
+        b = self.budget
+        while not b.try_reserve(worst_case_usd):
+            if b.reserved_usd <= 0.0 or not b.fits_alone(worst_case_usd):
+                raise BudgetReached("the next request would cross --max-cost")
+            if stopping.is_set():
+                raise NotSent("stopped while waiting for the budget")
+            self._settled.clear()
+            await self._settled.wait()
+
+    def settle(self, reserved_usd: float, actual_usd: float | None) -> None:
+        """Replace a reservation by the real cost and wake who waits for room."""
+        self.budget.settle(reserved_usd, actual_usd)
+        self._settled.set()

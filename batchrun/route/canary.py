@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.errors import ConfigError
+from batchrun.route.checks import known_table
 
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
 MIN_SUCCESS_RATE = 0.95  # the seeds' playbooks: roll back under 95 % success
@@ -43,11 +44,7 @@ def parse_canary(t: Any, where: str) -> CanaryConfig | None:
     if t is None:
         return None
     here = f"{where}: [canary]"
-    if not isinstance(t, dict):
-        raise ConfigError(f"{here} must be a table")
-    unknown = sorted(set(t) - _KEYS)
-    if unknown:
-        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected {', '.join(sorted(_KEYS))})")
+    t = known_table(t, here, _KEYS)
     model = t.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{here}: model must name the model to try")
@@ -150,6 +147,10 @@ class Canary:
             self.state, self.records_at_change = PROMOTED, self.judged
             self.reason = f"ramp reached 1.0 after {self.judged} canary answers in healthy windows"
         return True
+
+    def roll_back(self, reason: str) -> bool:
+        """Roll back now, whatever the window says; False if it was no longer running."""
+        return self.state == RUNNING and self._roll_back(reason)
 
     def _roll_back(self, reason: str) -> bool:
         self.state, self.reason = ROLLED_BACK, reason

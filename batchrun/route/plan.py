@@ -16,11 +16,14 @@ from batchrun.route.routes import Router
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Models to try in order; `canary`: the first is the canary (one attempt, judged)."""
+    """Models to try in order; `canary`: the first is the canary (one attempt, judged); `once`:
+    one attempt only, skipped while its circuit is open (the shadow: a comparison is never worth
+    slowing the job for)."""
 
     chain: tuple[str, ...]
     route: str
     canary: bool = False
+    once: bool = False
 
 
 class Planner:
@@ -49,4 +52,9 @@ class Planner:
     def observe(self, ok: bool, latency_ms: float) -> None:
         """One canary answer (or failure) to judge."""
         if self.canary is not None and self.canary.observe(ok, latency_ms) and self.on_change is not None:
+            self.on_change()
+
+    def roll_back(self, reason: str) -> None:
+        """The canary's provider refused it outright (its key, its quota): roll back now."""
+        if self.canary is not None and self.canary.roll_back(reason) and self.on_change is not None:
             self.on_change()

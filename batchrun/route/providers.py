@@ -81,6 +81,8 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
     if unknown:
         raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm)")
     url = t.get("base_url")
+    if url is None:
+        raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise ConfigError(f"{here}: base_url must be an http(s) URL, got {url!r}")
     key_env = t.get("api_key_env")
@@ -104,7 +106,8 @@ def check_keys(providers: Iterable[Provider], used: Iterable[str], where: str, l
     for model in used:
         t = targets(model)
         p = names.get(t.provider or "")
-        if p is None or p.api_key.reveal() is not None or loopback(p.base_url):
+        # a local server (Ollama, vLLM) may go keyless, unless the config names a variable to read
+        if p is None or p.api_key.reveal() is not None or (loopback(p.base_url) and p.api_key_env is None):
             continue
         if p.api_key_env is None:
             raise ConfigError(f"{where}: [providers.{p.name}] has no api_key_env, and {model} uses it")

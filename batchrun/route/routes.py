@@ -11,6 +11,7 @@ from typing import Any
 
 from batchrun.errors import ConfigError
 from batchrun.records import Record
+from batchrun.route.checks import known_table
 
 _ROUTE_KEYS = {"field", "models", "long"}
 
@@ -34,11 +35,7 @@ def parse_route(t: Any, where: str) -> RouteConfig | None:
     if t is None:
         return None
     here = f"{where}: [route]"
-    if not isinstance(t, dict):
-        raise ConfigError(f"{here} must be a table")
-    unknown = sorted(set(t) - _ROUTE_KEYS)
-    if unknown:
-        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected field, models, long)")
+    t = known_table(t, here, _ROUTE_KEYS)
     field = t.get("field")
     models = t.get("models", {})
     if field is not None and (not isinstance(field, str) or not field):
@@ -72,11 +69,12 @@ class Router:
     def route(self, rec: Record) -> tuple[str, str]:
         """(model, reason): reason is route:long, route:FIELD=VALUE, record or default."""
         c = self.config
-        if c.long_over is not None and c.long_model and rec.est_input_tokens > c.long_over:
-            return c.long_model, "route:long"
         value = rec.route_value
         if value is not None:
             self.field_seen += 1
+        if c.long_over is not None and c.long_model and rec.est_input_tokens > c.long_over:
+            return c.long_model, "route:long"
+        if value is not None:
             model = self._by_value.get(value)
             if model is not None:
                 return model, f"route:{c.field}={value}"

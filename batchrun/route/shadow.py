@@ -14,6 +14,7 @@ import orjson
 
 from batchrun.errors import ConfigError
 from batchrun.route.canary import key_point
+from batchrun.route.checks import known_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,34 +34,13 @@ def parse_shadow(t: Any, where: str) -> ShadowConfig | None:
     if t is None:
         return None
     here = f"{where}: [shadow]"
-    if not isinstance(t, dict):
-        raise ConfigError(f"{here} must be a table")
-    unknown = sorted(set(t) - {"model", "share"})
-    if unknown:
-        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected model, share)")
+    t = known_table(t, here, {"model", "share"})
     model, share = t.get("model"), t.get("share", 1.0)
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{here}: model must name the model to compare with")
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
         raise ConfigError(f"{here}: share must be a number from 0 to 1, got {share!r}")
     return ShadowConfig(model, float(share))
-
-
-def answer_text(body: Any) -> str | None:
-    """The reply text of a chat, completions or Responses answer; None when there is none."""
-    if type(body) is not dict:
-        return None
-    choices = body.get("choices")
-    if type(choices) is list and choices and type(choices[0]) is dict:
-        c = choices[0]
-        msg = c.get("message")
-        if type(msg) is dict and isinstance(msg.get("content"), str):
-            return str(msg["content"])
-        return c.get("text") if isinstance(c.get("text"), str) else None
-    parts = [p.get("text") for item in body.get("output") or () if type(item) is dict
-             for p in item.get("content") or () if type(p) is dict and p.get("type") == "output_text"]
-    texts = [t for t in parts if isinstance(t, str)]
-    return "".join(texts) if texts else None
 
 
 def _normal(text: str) -> Any:

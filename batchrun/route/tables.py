@@ -32,6 +32,12 @@ class Routing:
         named = list(self.route.models_named()) if self.route else []
         return named + [c.model for c in (self.canary, self.shadow) if c is not None]
 
+    def uses_default(self, named: list[str]) -> bool:
+        """Does a model the job names go to the default endpoint (so its key is needed up
+        front)? With providers configured and every named model on one, it does not."""
+        names = {p.name for p in self.providers}
+        return not names or not named or any(m.partition("/")[0] not in names for m in named)
+
     def identity(self) -> dict[str, Any]:
         """Where records go is request shaping; empty when nothing is configured, so jobs from
         before providers existed keep their identity. Shares and thresholds may change."""

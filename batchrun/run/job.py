@@ -33,13 +33,14 @@ from batchrun.run.outcome import Outcome
 from batchrun.run.pipeline import Pipeline
 from batchrun.run.routing import (
     Shadowing,
+    canary_notice,
     canary_section,
     make_planner,
     routing_summary,
     shadow_figures,
     shadow_open,
     shadow_path,
-    warn_route_field,
+    warn_routing,
 )
 from batchrun.secret import redact_text
 from batchrun.send.retry import RetryPolicy
@@ -69,11 +70,15 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
             limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
                                 provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
+            if notice := canary_notice(planner):
+                display.notice(notice)
             shadow_spent = shadow_figures(shadow_file, "")["cost_usd"] if cfg.routing.shadow and not cfg.fresh else 0.0
             spent = state.stats.cost_usd + shadow_spent
             sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
                             RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                            cfg.fallback_models, planner=planner, targets=targets)
+                            cfg.fallback_models, planner=planner, targets=targets,
+                            key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
+                                                                   for p in cfg.routing.providers}})
             shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
             parser = cfg.parser()
             pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
@@ -93,7 +98,7 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
         display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
                      "so they were sent with \"stream\": false")
     _report(cfg, display, state, pipe, summ)
-    warn_route_field(cfg, planner, display)
+    warn_routing(cfg, planner, shadow, summ, display)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
 
 
@@ -245,7 +250,7 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
                      f"abandoned and are sent again by the next run: {again}")
     elif advice is not None:
         display.warn(advice.format(message=pipe.stop_message, key_env=cfg.api_key_env, cap=cfg.max_cost or 0.0,
-                                   spent=state.stats.cost_usd))
+                                   spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("cost_usd", 0.0)))
     else:
         display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run the same "
                        f"command again: {again}")
@@ -253,7 +258,7 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
 
 # What to do after a stop that is not a signal; none of them marked a record failed.
 _ADVICE = {
-    StopReason.AUTH: "the API refused the key read from {key_env} ({message}); fix the key and rerun "
+    StopReason.AUTH: "{message}; fix the key and rerun "
                      "the same command to resume",
     StopReason.QUOTA: "the account is out of quota ({message}); no record was marked failed for it: add "
                       "credit and rerun the same command to resume",

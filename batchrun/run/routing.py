@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,14 @@ from typing import Any
 import orjson
 
 from batchrun.config import RunConfig
-from batchrun.errors import BatchrunError
+from batchrun.errors import BatchrunError, CircuitOpen
 from batchrun.records import Record, Result
+from batchrun.results.answer import answer_text
 from batchrun.route.canary import Canary
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.route.routes import Router
-from batchrun.route.shadow import ShadowConfig, agree, answer_text
+from batchrun.route.shadow import ShadowConfig, agree
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
 from batchrun.store.state import JobState
@@ -48,6 +50,15 @@ def make_planner(cfg: RunConfig, state: JobState, clock: Callable[[], float],
     return planner
 
 
+def canary_notice(planner: Planner | None) -> str | None:
+    """What a resumed run says of a canary that was already decided: it holds."""
+    c = planner.canary if planner is not None else None
+    if c is None or c.state == "running":
+        return None
+    return (f"canary {c.config.model} was {c.state.replace('_', ' ')} in an earlier run ({c.reason}); that "
+            "holds for this job (--fresh starts it over)")
+
+
 def shadow_path(output: Path) -> Path:
     """`<output stem>.shadow.jsonl` beside the output."""
     return output.with_name(output.stem + ".shadow.jsonl")
@@ -61,6 +72,7 @@ class Shadowing:
         self.sender = sender
         self.path = path
         self._pending: dict[str, Result] = {}
+        self.skipped = 0  # records picked but not shadowed: budget, refusal, provider down
         self._fd = -1
 
     def open(self) -> None:
@@ -96,9 +108,14 @@ class Shadowing:
                     await shadow
                 raise
             try:
-                self._pending[rec.key] = await shadow
+                answer = await shadow
             except BatchrunError:  # out of budget, or the shadow's provider refused: no comparison
-                pass
+                self.skipped += 1
+            else:
+                if answer.error_code == CircuitOpen.code:  # its provider is down: not even tried
+                    self.skipped += 1
+                else:
+                    self._pending[rec.key] = answer
             return main
 
         return both
@@ -108,7 +125,7 @@ class Shadowing:
         shadow = self._pending.pop(main.key, None)
         if shadow is None or self._fd < 0:
             return
-        doc = orjson.loads(result_line(shadow))
+        doc = orjson.loads(result_line(shadow, time.time()))
         a, b = _text(main), _text(shadow)
         doc["batchrun"]["agrees"] = None if a is None or b is None else agree(a, b)
         with contextlib.suppress(OSError):  # the shadow file is a comparison, never the job's output
@@ -126,18 +143,19 @@ def _text(r: Result) -> str | None:
 
 def shadow_figures(path: Path, model: str) -> dict[str, Any]:
     """The summary's `shadow`: compared, agreement and cost, read back from the shadow file."""
-    seen: dict[str, tuple[bool | None, float]] = {}
+    seen: dict[str, tuple[bool | None, float, bool]] = {}
     with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
         for line in read_result_lines(f):
-            if line.result is None:
+            r = line.result
+            if r is None:
                 continue
             agrees = orjson.loads(line.raw)["batchrun"].get("agrees")
-            seen[line.result.key] = (agrees if isinstance(agrees, bool) else None, line.result.cost_usd or 0.0)
-    compared = [a for a, _ in seen.values() if a is not None]
+            seen[r.key] = (agrees if isinstance(agrees, bool) else None, r.cost_usd or 0.0, r.ok)
+    compared = [a for a, _, _ in seen.values() if a is not None]
     return {
-        "model": model, "answered": len(seen), "compared": len(compared),
-        "agreement": round(sum(compared) / len(compared), 6) if compared else None,
-        "cost_usd": round(sum(c for _, c in seen.values()), 8),
+        "model": model, "answered": len(seen), "failed": sum(1 for *_, ok in seen.values() if not ok),
+        "compared": len(compared), "agreement": round(sum(compared) / len(compared), 6) if compared else None,
+        "cost_usd": round(sum(c for _, c, _ in seen.values()), 8),
     }
 
 
@@ -154,6 +172,15 @@ def routing_summary(cfg: RunConfig, state: JobState, planner: Planner | None, sh
             for k in ("requests", "succeeded", "failed", "rate_limited"):
                 p[k] += getattr(m, k)
             p["cost_usd"] = None if p["cost_usd"] is None or m.unpriced else round(p["cost_usd"] + m.cost_usd, 8)
+        if r.shadow is not None:  # the shadow's traffic is the provider's traffic too
+            s = shadow_figures(shadow_path_, r.shadow.model)
+            p = providers.setdefault(targets(r.shadow.model).provider or "default", dict.fromkeys(
+                ("requests", "succeeded", "failed", "rate_limited"), 0) | {"cost_usd": 0.0})
+            p["requests"] += s["answered"]
+            p["succeeded"] += s["answered"] - s["failed"]
+            p["failed"] += s["failed"]
+            if p["cost_usd"] is not None:
+                p["cost_usd"] = round(p["cost_usd"] + s["cost_usd"], 8)
         out["providers"] = providers
     canary = canary_section(cfg, state, planner)
     if canary is not None:
@@ -193,9 +220,18 @@ def shadow_open(shadow: Shadowing | None, fresh: bool) -> Any:
         shadow.close()
 
 
-def warn_route_field(cfg: RunConfig, planner: Planner | None, display: Display) -> None:
-    """A route field no record had is likely a typo: the table routed nothing."""
+def warn_routing(cfg: RunConfig, planner: Planner | None, shadow: Shadowing | None, summ: dict[str, Any],
+                 display: Display) -> None:
+    """What the routing tables did that a person should hear of: a route field no record had
+    (likely a typo), and a shadow that failed or was skipped (it never stops the job)."""
     route = cfg.routing.route
     if planner is not None and route is not None and route.field and not planner.router.field_seen:
         display.warn(f"[route] field {route.field!r}: no record sent this run has that field, so no record "
                      "was routed by it")
+    figures = summ.get("shadow")
+    if figures and figures["failed"]:
+        display.warn(f"shadow {figures['model']}: {figures['failed']} of {figures['answered']} shadow request(s) "
+                     f"failed (their error lines are in {shadow_path(cfg.output)})")
+    if shadow is not None and shadow.skipped:
+        display.warn(f"shadow {shadow.config.model}: {shadow.skipped} record(s) picked for the shadow were not "
+                     "shadowed this run (its provider was down or refused, or --max-cost had no room)")

@@ -15,9 +15,7 @@ from batchrun.store.state import JobState, checkpoint_path, load_state
 
 def job_status(input_path: Path, output: Path) -> dict[str, Any]:
     """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
-    if not input_path.is_file() and not checkpoint_path(output).exists():
-        raise InputError(f"input file {input_path} does not exist, and no job's checkpoint is beside "
-                         f"{output}; check the path (and -o if the job wrote elsewhere)")
+    _check_input(input_path, output)
     state = load_state(checkpoint_path(output))
     base: dict[str, Any] = {"input": str(input_path), "output": str(output)}
     if state is None:
@@ -73,6 +71,15 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
         "next": _next_step(state_name, status, st.failed, input_ok and problem is None),
     }
+
+
+def _check_input(input_path: Path, output: Path) -> None:
+    """Raise InputError unless there is an input file or a checkpoint to read."""
+    if input_path.is_dir():
+        raise InputError(f"input {input_path} is a directory, not a file; give the job's JSONL input file")
+    if not input_path.is_file() and not checkpoint_path(output).exists():
+        raise InputError(f"input file {input_path} does not exist, and no job's checkpoint is beside "
+                         f"{output}; check the path (and -o if the job wrote elsewhere)")
 
 
 def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | None:

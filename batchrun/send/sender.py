@@ -13,13 +13,12 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import (
     AuthError,
-    BudgetReached,
     CircuitOpen,
     ConnectionLost,
     ContextTooLong,
@@ -35,7 +34,7 @@ from batchrun.errors import (
     WaitTooLong,
 )
 from batchrun.input.endpoints import ENDPOINTS
-from batchrun.limit.budget import Budget
+from batchrun.limit.budget import Budget, BudgetGate
 from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiter, Limiters
@@ -46,6 +45,7 @@ from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
 from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
+from batchrun.send.tally import Tally, failure
 
 # The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
 # assumes it may be this much short.
@@ -75,15 +75,18 @@ class Sender:
         wall_clock: Callable[[], float] = time.time,
         planner: Planner | None = None,
         targets: Targets | None = None,
+        key_sources: Mapping[str | None, str] | None = None,
     ) -> None:
         # one client per provider (None: the default endpoint), each with its own pool and key
         self.clients: dict[str | None, Client] = dict(client) if isinstance(client, Mapping) else {None: client}
         self.client = self.clients[None]
         self.planner = planner
         self.targets = targets or Targets()
+        self.key_sources = dict(key_sources or {})  # where each provider's key was read, for messages
         self.limiters = limiters
         self.prices = prices
         self.budget = budget
+        self.gate = BudgetGate(budget)
         self.policy = policy
         self.fallback_models = tuple(fallback_models)
         self.rng = rng or random.Random()
@@ -115,43 +118,48 @@ class Sender:
         window = self.prices.context_window(rec.model)
         fits = window is None or rec.est_input_tokens <= window
         if fits and not self.fallback_models and self.budget.cap_usd is None:
-            only, err = await self._attempts(rec, rec.model, _Tally())  # the common, fast path
+            only, err = await self._attempts(rec, rec.model, Tally())  # the common, fast path
             self._check_down(rec.model, err)
             return only
         return await self._chain(rec, Plan((rec.model, *(m for m in self.fallback_models if m != rec.model)), ""))
 
     async def send_to(self, rec: Record, model: str, route: str) -> Result:
-        """The record answered by one given model only (the shadow), no fallbacks."""
-        result = await self._chain(rec, Plan((model,), route))
+        """The record answered by one given model only (the shadow): one attempt, no fallbacks."""
+        result = await self._chain(rec, Plan((model,), route, once=True))
         return dataclasses.replace(result, route=route, provider=self.targets(model).provider)
 
     async def _chain(self, rec: Record, plan: Plan) -> Result:
         """Down the plan's models until one answers, or a failure no other model would mend."""
         chain = plan.chain
-        tally = _Tally()
+        tally = Tally()
         result: Result | None = None
         for i, model in enumerate(chain):
             last = i + 1 == len(chain)
             t = self.targets(model)
             window = self.prices.context_window(t.model, t.provider)
             if window is not None and rec.est_input_tokens > window:
-                result = self._failure(rec, model, tally, None, "context_length_exceeded",
+                result = failure(rec, model, tally, None, "context_length_exceeded",
                                        f"prompt of about {rec.est_input_tokens} tokens is over "
                                        f"{model}'s context window of {window}")
                 if not last:
                     tally.fallbacks.append(Fallback(model, "context_length_exceeded"))
                 continue
             reserve = self.worst_case_usd(model, rec) if self.budget.cap_usd is not None else 0.0
-            if not self.budget.try_reserve(reserve):
-                raise BudgetReached("the next request would cross --max-cost")
+            await self.gate.reserve(reserve, self.stopping)
             spent: float | None = None
             before = tally.attempts
             canary = plan.canary and i == 0
             try:
-                result, err = await self._attempts(rec, model, tally, 1 if canary else None, not last)
+                result, err = await self._attempts(rec, model, tally, 1 if canary or plan.once else None,
+                                                   not last or plan.once)
                 spent = result.cost_usd
+            except (AuthError, QuotaExhausted) as e:
+                if not canary or self.planner is None:
+                    raise  # the job stops: every record would be refused the same way
+                self.planner.roll_back(f"{model} refused: {e.message}")  # only the canary's provider did
+                result, err = failure(rec, model, tally, e, e.code, e.message), e
             finally:
-                self.budget.settle(reserve, spent)
+                self.gate.settle(reserve, spent)
             if canary and self.planner is not None and not isinstance(err, CircuitOpen):
                 self.planner.observe(err is None, result.latency_ms)
             if last:
@@ -172,7 +180,7 @@ class Sender:
             raise ProviderDown(f"{model} at {redact_url(url)} does not answer ({err.message})")
 
     async def _attempts(
-        self, rec: Record, model: str, tally: _Tally, most: int | None = None, may_fall: bool = False
+        self, rec: Record, model: str, tally: Tally, most: int | None = None, may_fall: bool = False
     ) -> tuple[Result, RequestError | None]:
         """Attempts on one model until an answer, a fatal error or --max-attempts failures (or
         `most`). A 429 is not a failure: the record waits on the limiter for as long as the job
@@ -185,7 +193,7 @@ class Sender:
         while True:
             if may_fall and not self.breaker.allow(t.model, t.provider):
                 err = CircuitOpen(f"{model}: its circuit breaker is open after failures in a row")
-                return self._failure(rec, model, tally, None, err.code, err.message), err
+                return failure(rec, model, tally, None, err.code, err.message), err
             permit = await limiter.acquire(est, self.stopping)
             if permit is None:  # a clean stop: no attempt of it is on the wire, the next run sends it
                 raise NotSent("stopped before it was sent")
@@ -202,7 +210,7 @@ class Sender:
                 msg = outcome.message
                 if isinstance(outcome, RetryableError) and failures >= self.policy.max_attempts:
                     msg = f"gave up after {failures} failed attempts: {msg}"
-                return self._failure(rec, model, tally, outcome, outcome.code, msg), outcome
+                return failure(rec, model, tally, outcome, outcome.code, msg), outcome
             await self._backoff(delay)
 
     def _check_wait(self, retry_after: float | None) -> None:
@@ -220,7 +228,7 @@ class Sender:
             raise NotSent("stopped while waiting to retry")
 
     async def _attempt(
-        self, rec: Record, t: Target, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: _Tally
+        self, rec: Record, t: Target, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: Tally
     ) -> Result | RequestError:
         """One exchange, reported to the limiter; the Result, or the error to retry or record."""
         endpoint = ENDPOINTS[rec.endpoint]
@@ -244,7 +252,11 @@ class Sender:
                 self.breaker.failed(t.model, provider)
             else:
                 self.breaker.answered(t.model, provider)
-            if isinstance(e, AuthError | QuotaExhausted):
+            if isinstance(e, AuthError):
+                where = f"provider {provider!r}" if provider else "the API"
+                env = self.key_sources.get(provider, "its variable")
+                raise AuthError(f"{where} refused the key read from {env} ({e.message})", status=e.status) from None
+            if isinstance(e, QuotaExhausted):
                 raise
             if isinstance(e, ServerError) and e.headers is not None:  # a 503 may ask to wait too
                 self._check_wait(parse_retry_after(e.headers, self.wall_clock()))
@@ -270,23 +282,6 @@ class Sender:
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
             unmetered=reported is None,
         )
-
-    @staticmethod
-    def _failure(rec: Record, model: str, tally: _Tally, err: RequestError | None, code: str, message: str) -> Result:
-        return Result(key=rec.key, line=rec.line, model=model, status_code=err.status if err else None,
-                      body=err.body if err else None, error_code=code, error_message=message,
-                      attempts=tally.attempts, rate_limited=tally.rate_limited,
-                      fallbacks=tuple(tally.fallbacks), started_at=tally.started_at)
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What one record has been through so far, across models."""
-
-    attempts: int = 0
-    rate_limited: int = 0
-    fallbacks: list[Fallback] = field(default_factory=list)
-    started_at: float | None = None
 
 
 # What a provider that is down answers; a 4xx or a bad body is an answer.

@@ -41,14 +41,13 @@ class ProgressFigures:
 def _figures(s: ProgressFigures) -> list[str]:
     """The running figures shown both on plain lines and under the live bar."""
     cost = f"${s.cost_usd:.4f}" + ("+unknown" if s.cost_unknown else "")
-    parts = [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
+    parts = [s.routing] if s.routing else []  # first: the line is cut at the terminal's width
+    parts += [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
              f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
     if s.limits:
         parts.append("limits " + "; ".join(_limit(lim) for lim in s.limits))
     if s.wait_s >= 0.05:
         parts.append(f"waited {s.wait_s:.1f}s on limits")
-    if s.routing:
-        parts.append(s.routing)
     return parts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
@@ -19,13 +20,24 @@ def _usd(v: float | None) -> str:
     return "unknown" if v is None else f"${v:.6f}"
 
 
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime(" at %Y-%m-%d %H:%M:%S UTC")
+
+
 def canary_line(c: dict[str, Any]) -> str:
-    """One line for the live display: both arms and the canary's state."""
+    """One short line for the live display and `status`: the state first, then both arms."""
     b, k = c["baseline"], c["canary"]
-    state = c["state"] + (f" ({c['reason']})" if c.get("reason") else "")
-    return (f"canary {c['model']} at {100 * c['share']:.0f}%: {k['succeeded']}/{k['records']} ok, "
-            f"p95 {_ms(k['p95_ms'])} ms vs baseline {b['succeeded']}/{b['records']} ok, "
-            f"p95 {_ms(b['p95_ms'])} ms; {state}")
+    state = c["state"].replace("_", " ")
+    when = _when(c.get("changed_at", c.get("at"))) if c["state"] != "running" else ""
+    return (f"canary {state}{when} ({100 * c['share']:.0f}%): {k['succeeded']}/{k['records']} ok, p95 "
+            f"{_ms(k['p95_ms'])} ms; baseline {b['succeeded']}/{b['records']} ok, p95 {_ms(b['p95_ms'])} ms")
+
+
+def canary_status(c: dict[str, Any]) -> list[str]:
+    """`status`'s canary lines: the short line, and why it is where it is."""
+    return [canary_line(c), *([f"canary reason: {c['reason']}"] if c.get("reason") else [])]
 
 
 def format_canary(c: dict[str, Any]) -> Table:
@@ -47,8 +59,7 @@ def format_canary(c: dict[str, Any]) -> Table:
     for row in rows:
         t.add_row(*row)
     if c.get("reason"):
-        t.caption = f"{c['state']}: {c['reason']}" + (
-            f" (after {c['records_at_change']} canary answers)" if c.get("records_at_change") is not None else "")
+        t.caption = f"{c['state'].replace('_', ' ')}{_when(c.get('changed_at'))}: {c['reason']}"
         t.caption_justify = "left"
     return t
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from batchrun.sim.answers import LABELS, Ask, completion_body, messages_text, read_ask, sim_tokens
+from batchrun.sim.classify import classification
 
 # Default vector length: small, so answers stay light; a request's `dimensions` sets it.
 DEFAULT_DIMENSIONS = 64
@@ -153,7 +154,7 @@ def responses_body(ask: Ask, body: dict[str, Any], cached: int, created: int) ->
 
 
 def _label(ask: Ask) -> str:
-    return LABELS[ask.digest[1] % len(LABELS)]
+    return classification(ask.prompt, ask.system) or LABELS[ask.digest[1] % len(LABELS)]
 
 
 SIM_ENDPOINTS = (
