@@ -22,7 +22,7 @@ from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
-from batchrun.option_values import NOT_FROM_ENV, OPTIONS
+from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
 from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
 from batchrun.secret import ApiKey, redact_url
@@ -163,6 +163,7 @@ def resolve(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
     ):
         raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
     output = values.pop("output", None) or default_output(input_path)

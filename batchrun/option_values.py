@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchrun.errors import ConfigError
 from batchrun.input.endpoints import ENDPOINTS
 
 
@@ -147,3 +148,15 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
 }
 # Options that are never read from the environment (the key is read from its own variable).
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
+
+
+def check_text(values: dict[str, Any]) -> None:
+    """Refuse option text that is not UTF-8: argv bytes that are not arrive as lone surrogates,
+    which no request body or checkpoint can hold."""
+    for name, value in values.items():
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"--{name.replace('_', '-')} holds bytes that are not UTF-8 text; check the "
+                                  "terminal's or the script's encoding") from None

@@ -5,6 +5,8 @@ directory (with `--json`, the error is JSON on stdout too). Real subprocesses, r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,27 @@ def test_status_on_a_directory_says_it_is_a_directory(tmp_path: Path) -> None:
     assert "is a directory, not a file" in one_sentence(res.stderr) and "does not exist" not in res.stderr
     data, _err, code = status_json([str(tmp_path / "jobs")])
     assert code == 2 and "is a directory" in data["error"]
+
+
+@pytest.mark.parametrize("flag", ["--summary-json", "--log-file", "--html-report"])
+@pytest.mark.parametrize("which", ["input", "results", "checkpoint"])
+def test_no_output_option_may_name_a_file_of_the_job(tmp_path: Path, flag: str, which: str) -> None:
+    inp = tmp_path / "t.jsonl"
+    inp.write_text('{"id": "1", "text": "hi"}\n')
+    first = run(["process", str(inp), "--simulate", "--quiet"])
+    assert first.returncode == 0, first.stderr
+    target = {"input": inp, "results": tmp_path / "t.results.jsonl",
+              "checkpoint": tmp_path / "t.results.jsonl.checkpoint"}[which]
+    before = target.read_bytes()
+    done = run(["process", str(inp), "--simulate", "--quiet", flag, str(target)])
+    assert done.returncode == 2 and "of this job" in done.stderr and "Traceback" not in done.stderr
+    assert target.read_bytes() == before
+
+
+def test_option_text_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
+    inp = tmp_path / "t.jsonl"
+    inp.write_text('{"id": "1", "text": "hi"}\n')
+    done = subprocess.run([sys.executable, "-m", "batchrun", "process", str(inp), "--simulate",
+                           "--template", b"Classify \xe9: {text}"], capture_output=True, timeout=60)
+    assert done.returncode == 2 and b"--template holds bytes that are not UTF-8" in done.stderr
+    assert not (tmp_path / "t.results.jsonl").exists()

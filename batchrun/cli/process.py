@@ -104,7 +104,7 @@ def _process(flags: dict[str, Any]) -> None:
     html_report = flags.pop("html_report")
     flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
-    check_paths(cfg)
+    check_paths(cfg, html_report)
     check_html_path(html_report, cfg.input, cfg.output)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)

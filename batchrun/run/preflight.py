@@ -11,19 +11,43 @@ from pathlib import Path
 
 from batchrun.config import RunConfig
 from batchrun.errors import ConfigError
+from batchrun.store.lock import lock_path
+from batchrun.store.state import checkpoint_path
 
 # Files a job keeps open besides its connections: input, output, checkpoint, lock, log, Python's own.
 SPARE_FILES = 64
 
 
-def check_paths(cfg: RunConfig) -> None:
+def job_files(input_path: Path, output: Path) -> dict[str, Path]:
+    """The files a job reads and keeps, which no other output may replace."""
+    return {
+        "the input": input_path, "the results": output, "the checkpoint": checkpoint_path(output),
+        "the lock": lock_path(output), "the shadow answers": output.with_name(output.stem + ".shadow.jsonl"),
+        "the Batch API shards": output.with_name(output.name + ".batches"),
+    }
+
+
+def refuse_job_file(flag: str, path: Path, files: dict[str, Path]) -> None:
+    """ConfigError when `path` (through any symlink) is one of the job's own files."""
+    real = os.path.realpath(path)
+    for what, kept in files.items():
+        if real == os.path.realpath(kept):
+            raise ConfigError(f"{flag} {path} is {what} of this job: writing there would destroy it; "
+                              "name another file")
+
+
+def check_paths(cfg: RunConfig, html_report: Path | None = None) -> None:
     """One sentence and exit 2 for a path the job could not write, before anything is sent."""
     if cfg.output.exists() and cfg.input.exists() and _same_file(cfg.output, cfg.input):
         raise ConfigError(f"-o {cfg.output} names the input file itself; write the results elsewhere")
     _writable_file(cfg.output, "-o/--output", make_parents=True)
-    for flag, path in (("--log-file", cfg.log_file), ("--summary-json", cfg.summary_json)):
+    files = job_files(cfg.input, cfg.output)
+    for flag, path in (("--log-file", cfg.log_file), ("--summary-json", cfg.summary_json),
+                       ("--html-report", html_report)):
         if path is not None:
-            _writable_file(path, flag, make_parents=False)
+            refuse_job_file(flag, path, files)
+            if flag != "--html-report":  # the report checks its own path (run/report.check_html_path)
+                _writable_file(path, flag, make_parents=False)
 
 
 def _same_file(a: Path, b: Path) -> bool:
