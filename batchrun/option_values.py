@@ -150,9 +150,21 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
 
 
+def check_batch_options(values: dict[str, Any]) -> None:
+    """Batch API settings without --batch-api do nothing, and a cron user would pay live prices
+    unawares: refused."""
+    if values.get("batch_api"):
+        return
+    for name in ("no_wait", "batch_size", "batch_expired"):
+        if name in values and values[name] is not False:
+            raise ConfigError(f"--{name.replace('_', '-')} needs --batch-api (it is a Batch API setting; "
+                              "without --batch-api every record is sent live, at full price)")
+
+
 def check_text(values: dict[str, Any]) -> None:
     """Refuse option text that is not UTF-8: argv bytes that are not arrive as lone surrogates,
     which no request body or checkpoint can hold."""
+    check_batch_options(values)
     for name, value in values.items():
         if isinstance(value, str) and not value.isascii():
             try:

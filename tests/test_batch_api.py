@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import plain_records, read_results, write_jsonl
 from .test_process import KEY, run
 
@@ -369,3 +371,31 @@ def test_a_providers_expired_lines_go_live_to_that_provider(tmp_path: Path, sim_
     assert _lines(out) == Counter({f"o{i}": 1 for i in range(40)})
     assert here.stats.requests == 0 and here.stats.batches_created == 0
     assert 0 < there.stats.requests == 40 - there.stats.batch_billed  # the expired ones, live, at `other`
+
+
+def test_fresh_while_batches_run_is_refused_and_names_them(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=30.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(10))
+    assert _batch_run(sim, inp, "--no-wait").exit_code == 75
+    res = _batch_run(sim, inp, "--no-wait", "--fresh")
+    assert res.exit_code == 2 and "may still be running" in res.output and "pay" in res.output, res.output
+    assert sim.stats.batches_created == 1
+
+
+def test_deleted_shard_files_are_one_sentence_not_a_retry_loop(tmp_path: Path, sim_factory: Any) -> None:
+    import shutil
+
+    sim = sim_factory(batch_step_s=30.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(10))
+    assert _batch_run(sim, inp, "--no-wait").exit_code == 75
+    shutil.rmtree(tmp_path / "in.results.jsonl.batches")
+    res = _batch_run(sim, inp, "--no-wait")
+    assert res.exit_code == 2 and "shard files" in res.output and "are gone" in res.output, res.output
+
+
+@pytest.mark.parametrize("flag", [["--no-wait"], ["--batch-size", "10"], ["--batch-expired", "live"]])
+def test_batch_settings_without_batch_api_are_refused(tmp_path: Path, flag: list[str]) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
+    res = run([str(inp), "--simulate", "--quiet", *flag])
+    assert res.exit_code == 2 and "needs --batch-api" in res.output
+    assert not (tmp_path / "in.results.jsonl").exists()

@@ -20,7 +20,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.batch.api import BatchApi
 from batchrun.batch.output import JobOutput
-from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, UPLOADED, WRITTEN, Plan, Shard, shard_dir
+from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, ShardFiles, shard_dir
 from batchrun.batch.poll import PollBackoff
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
@@ -53,19 +53,6 @@ from batchrun.store.state import JobState
 
 _SIGNALS = {signal.SIGINT: StopReason.INTERRUPTED, signal.SIGTERM: StopReason.TERMINATED,
             signal.SIGHUP: StopReason.HANGUP}
-
-
-def refuse_live_while_batches_run(state: JobState) -> None:
-    """A live run of a job whose batches may exist at the provider would send their records a
-    second time: refused. A plan that never got as far as asking for a batch is dropped instead
-    (a later --batch-api run shards what the live run leaves)."""
-    plan = Plan.from_state(state.batch)
-    if plan is None:
-        return
-    if any(s.phase not in (WRITTEN, UPLOADED) for s in plan.open):
-        raise JobError(f"this job has {len(plan.open)} provider batch(es) not yet collected: run it with "
-                       "--batch-api to collect them (or --fresh to start over)")
-    state.batch = {}
 
 
 async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
@@ -124,6 +111,7 @@ class BatchRun:
             if parser.streams_disabled:
                 self.display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batches do not "
                                   "stream, so they were submitted with \"stream\": false")
+        self._check_shard_files()
         self._warn_prices()
         if self.cfg.max_cost is not None:
             self.display.warn("--max-cost is not applied with --batch-api: a batch's cost is known only when it "
@@ -142,6 +130,15 @@ class BatchRun:
         finally:
             self.display.update(self._figures())
             self.display.stop()
+
+    def _check_shard_files(self) -> None:
+        """The shard files map each answer back to its input line: without them a batch's answers
+        cannot be placed, so a folder deleted mid-job is one sentence, not a retry loop."""
+        missing = [s.id for s in self.plan.shards if s.open and not ShardFiles.of(self.dir, s.id).index.exists()]
+        if missing:
+            raise JobError(f"the shard files of {len(missing)} open batch(es) are gone from {self.dir} (they map the "
+                           "provider's answers back to input lines): restore the folder, or pass --fresh to "
+                           "start over (which submits those records again, and pays again)")
 
     async def _calls(self, loop: Coroutine[Any, Any, None]) -> None:
         """The provider's refusals as the live path's stops: the same exit codes, all resumable."""

@@ -27,7 +27,8 @@ from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
-from batchrun.run.batch_job import refuse_live_while_batches_run, run_batch_job
+from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
+from batchrun.run.batch_job import run_batch_job
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome
 from batchrun.run.pipeline import Pipeline
@@ -54,6 +55,7 @@ from batchrun.store.state import JobState, save_atomic
 
 async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     """Run the job to its end or a clean stop."""
+    refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
         return await run_batch_job(cfg, display)
     # before the job is opened: a bad template must not become the identity of a job

@@ -1,0 +1,40 @@
+"""Guards for a job whose provider batches may be running: a live run or a --fresh start would
+send and pay for their records a second time."""
+
+from __future__ import annotations
+
+from batchrun.batch.plan import CREATING, SUBMITTED, UPLOADED, WRITTEN, Plan
+from batchrun.config import RunConfig
+from batchrun.errors import JobError
+from batchrun.store.state import JobState, checkpoint_path, load_state
+
+
+def refuse_live_while_batches_run(state: JobState) -> None:
+    """A live run of a job whose batches may exist at the provider would send their records a
+    second time: refused. A plan that never got as far as asking for a batch is dropped instead
+    (a later --batch-api run shards what the live run leaves)."""
+    plan = Plan.from_state(state.batch)
+    if plan is None:
+        return
+    if any(s.phase not in (WRITTEN, UPLOADED) for s in plan.open):
+        raise JobError(f"this job has {len(plan.open)} provider batch(es) not yet collected: run it with "
+                       "--batch-api to collect them (or --fresh to start over)")
+    state.batch = {}
+
+
+def refuse_fresh_while_batches_run(cfg: RunConfig) -> None:
+    """--fresh would submit and pay again for the records of batches still running at the
+    provider (never a shard twice): refused, naming them."""
+    if not cfg.fresh:
+        return
+    try:
+        state = load_state(checkpoint_path(cfg.output))
+    except JobError:
+        return  # an unreadable checkpoint names no batch
+    plan = Plan.from_state(state.batch) if state is not None else None
+    running = [s.batch_id or s.id for s in plan.shards if s.open and s.phase in (CREATING, SUBMITTED)] if plan else []
+    if running:
+        raise JobError(f"--fresh: {len(running)} provider batch(es) of this job may still be running "
+                       f"({', '.join(running[:3])}{', ...' if len(running) > 3 else ''}); starting over would "
+                       "pay for their records again: collect them with --batch-api, or cancel them at the "
+                       f"provider and delete {checkpoint_path(cfg.output)} first")
