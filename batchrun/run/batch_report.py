@@ -28,5 +28,8 @@ def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopRe
         display.notice(f"--no-wait: {running} batch(es) still running at the provider; run the same command "
                        "again later to collect them (exit 75 until all are collected)")
     elif stopped is not None and running:
-        display.notice(f"stopped with {running} batch(es) not yet collected; they keep running at the provider: "
-                       "run the same command again to collect them")
+        at_provider = sum(1 for s in plan.open if s.batch_id)
+        unsent = running - at_provider
+        parts = [f"{at_provider} batch(es) keep running at the provider"] if at_provider else []
+        parts += [f"{unsent} shard(s) not yet submitted"] if unsent else []
+        display.notice(f"stopped with {' and '.join(parts)}: run the same command again to go on")
