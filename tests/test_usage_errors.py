@@ -114,3 +114,14 @@ def test_option_text_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
                            "--template", b"Classify \xe9: {text}"], capture_output=True, timeout=60)
     assert done.returncode == 2 and b"--template holds bytes that are not UTF-8" in done.stderr
     assert not (tmp_path / "t.results.jsonl").exists()
+
+
+def test_a_file_where_no_record_names_a_model_needs_model(tmp_path: Path) -> None:
+    inp = tmp_path / "t.jsonl"
+    inp.write_text('{"id": "1", "text": "hi"}\n{"id": "2", "text": "there"}\n')
+    done = run(["process", str(inp), "--base-url", "http://127.0.0.1:9/v1", "--quiet"])
+    assert done.returncode == 2 and "no --model was given" in done.stderr, done.stderr
+    assert not (tmp_path / "t.results.jsonl").exists()
+    inp.write_text('{"id": "1", "text": "hi"}\n{"id": "2", "text": "there", "model": "m"}\n')
+    mixed = run(["process", str(inp), "--simulate", "--quiet", "--model", "gpt-4o-mini"])
+    assert mixed.returncode == 0, mixed.stderr

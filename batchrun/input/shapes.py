@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from batchrun.errors import ConfigError
 from batchrun.input.bodies import from_chat_body, plain_body
 from batchrun.input.endpoints import CHAT, ENDPOINTS, BadBody, Endpoint, for_batch_url
 from batchrun.input.keys import BadKey, KeySet, own_key
@@ -218,3 +219,24 @@ async def check_template_file(template: str | None, path: Path, max_line_bytes: 
     found = await first_plain_record(path, max_line_bytes)
     if found is not None:
         check_template(template, found[1], found[0])
+
+
+async def check_model_named(parser: LineParser, path: Path) -> None:
+    """Before anything is written: with no --model, a file where no record names a model would
+    become a file of error lines; that is a missing flag (ConfigError), said once. Reading stops
+    at the first record that makes a request."""
+    if parser.shaping.model:
+        return
+    probe = LineParser(parser.shaping, parser.max_line_bytes)  # its own key set: no side effects
+    first: int | None = None
+    async with aclosing(line_batches(path, parser.max_line_bytes)) as batches:
+        async for batch in batches:
+            for n, data in batch:
+                item = probe.parse_line(n, data)
+                if isinstance(item, Record):
+                    return
+                if first is None and item.error_message and item.error_message.endswith(NO_MODEL):
+                    first = n
+    if first is not None:
+        raise ConfigError(f"no record names a model (line {first} is the first) and no --model was given: "
+                          "pass --model")

@@ -37,7 +37,7 @@ from batchrun.errors import (
     RetryableError,
     StopReason,
 )
-from batchrun.input.shapes import check_template_file
+from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.route.providers import Targets
 from batchrun.run.batch_live import send_live
 from batchrun.run.batch_report import report_batches
@@ -65,6 +65,7 @@ async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
         raise ConfigError("--batch-api does not take [route], [canary] or [shadow] from the config (each is a "
                           "decision per live request); run without them (another --config)")
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
+    await check_model_named(cfg.parser(), cfg.input)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         run = BatchRun(cfg, display, state, files)

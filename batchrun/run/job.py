@@ -22,7 +22,7 @@ from batchrun.clock import now_iso
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason, WriteFailed
 from batchrun.input.lines import line_batches
-from batchrun.input.shapes import check_template_file
+from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.route.plan import Planner
@@ -60,6 +60,7 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
         return await run_batch_job(cfg, display)
     # before the job is opened: a bad template must not become the identity of a job
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
+    await check_model_named(cfg.parser(), cfg.input)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         refuse_live_while_batches_run(state)
