@@ -233,7 +233,7 @@ def test_the_report_of_a_simulated_run_says_so(tmp_path: Path, sim_factory: Any)
     assert res.exit_code == 0, res.output
     res = cli(["report", str(tmp_path / "in.results.jsonl"), "--html", str(tmp_path / "later.html"), "--json"])
     assert res.exit_code == 0, res.output
-    assert '"simulated": true' in res.stdout
+    assert '"simulated": true' in res.stdout and "SIMULATED" in res.stderr
     for page in ("run.html", "later.html"):
         text = (tmp_path / page).read_text()
         assert 'id="simulated"' in text and "<title>batchrun report [SIMULATED]" in text
@@ -245,3 +245,5 @@ def test_the_report_of_a_simulated_run_says_so(tmp_path: Path, sim_factory: Any)
                              env={"BATCHRUN_API_KEY": "sk-test-not-real"}, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "SIMULATED" not in (tmp_path / "real.html").read_text()
+    res = cli(["report", str(tmp_path / "real.results.jsonl")])
+    assert res.exit_code == 0 and "SIMULATED" not in res.output
