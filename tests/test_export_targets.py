@@ -155,8 +155,8 @@ def test_sigterm_and_sigint_during_export_leave_no_temp_file(tmp_path: Path) -> 
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == code, err
-        assert f"export interrupted; nothing was written to {out}" in err and "Traceback" not in err
-        assert not tmp.exists() and not out.exists()
+        assert f"export interrupted; nothing was written to {out}" in err and "Traceback" not in err, err
+        assert not tmp.exists() and not out.exists(), (sig, tmp.exists(), out.exists(), err)
 
 
 def test_clashing_field_names_keep_the_header_unique_and_every_value(tmp_path: Path) -> None:

@@ -66,10 +66,12 @@ def replacing(path: Path, what: str, **open_args: Any) -> Iterator[IO[Any]]:
     special = is_special(real)
     tmp = real if special else real.with_name(real.name + ".tmp")
     try:
-        f = open(tmp, **open_args)  # noqa: SIM115 (closed below)
-    except OSError as e:
-        raise ConfigError(f"cannot write {what} {path}: {e.strerror or e}") from None
-    try:
+        # inside the cleanup: an interrupt can land in open() after the file exists (the codec
+        # lookup runs Python code)
+        try:
+            f = open(tmp, **open_args)  # noqa: SIM115 (closed below)
+        except OSError as e:
+            raise ConfigError(f"cannot write {what} {path}: {e.strerror or e}") from None
         with f:
             yield f
         if not special:
