@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from batchrun.cli.app import app
 from batchrun.cli.options import Flag, Opt
+
+T = TypeVar("T")
 
 
 @app.command("export")
@@ -24,15 +28,14 @@ def export_(
     ] = False,
 ) -> None:
     """One row per input record, in input order: its key and fields, status, model, answer, tokens, cost."""
-    from batchrun.errors import ConfigError
-    from batchrun.results.export import FORMATS, export
+    from batchrun.results.export import export
 
-    fmt = format or ("jsonl" if output is not None and output.suffix in (".jsonl", ".json") else "csv")
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format must be csv or jsonl, not {fmt!r}")
-    counts = asyncio.run(export(results, input, output, fmt, parse_json))
+    to_file = output is not None and str(output) != "-"
+    fmt = _format(format, output if to_file else None)
+    counts = _interruptible(lambda: asyncio.run(export(results, input, output, fmt, parse_json)),
+                            output if to_file else None)
     s = counts.by_status
-    where = "stdout" if output is None or str(output) == "-" else str(output)
+    where = str(output) if to_file else "stdout"
     typer.echo(f"batchrun: exported {counts.rows} row(s) to {where}: {s['ok']} ok, {s['failed']} failed, "
                f"{s['invalid']} invalid, {s['missing']} missing", err=True)
     notes = [
@@ -46,3 +49,49 @@ def export_(
     for n, text in notes:
         if n:
             typer.echo(f"batchrun: warning: {n} {text}", err=True)
+
+
+def _format(given: str | None, output: Path | None) -> str:
+    """--format, else -o's suffix; a suffix that names neither format is refused rather than
+    guessed (a.xml written as CSV would surprise), and a name without one is CSV."""
+    from batchrun.errors import ConfigError
+    from batchrun.results.export import FORMATS
+    from batchrun.results.target import check_target
+
+    if given is not None and given not in FORMATS:
+        raise ConfigError(f"--format must be csv or jsonl, not {given!r}")
+    if output is None:
+        return given or "csv"
+    check_target(output, "-o")
+    if given is not None:
+        return given
+    suffix = output.suffix.lower()
+    if suffix in ("", ".csv"):
+        return "csv"
+    if suffix in (".jsonl", ".json"):
+        return "jsonl"
+    raise ConfigError(f"cannot tell the format from -o {output}: name it .csv or .jsonl, or pass --format")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the export is, so the temporary file is removed on the way out; a
+    KeyboardInterrupt so the event loop lets it through as it does Ctrl-C."""
+
+
+def _interruptible(work: Callable[[], T], output: Path | None) -> T:
+    """Run the export; SIGINT or SIGTERM stop it with the target left as it was (exit 130/143)."""
+    from batchrun.errors import ExitCode
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return work()
+    except KeyboardInterrupt as e:
+        code = ExitCode.TERMINATED if isinstance(e, _Terminated) else ExitCode.INTERRUPTED
+        where = f"nothing was written to {output}" if output is not None else "the rows on stdout are incomplete"
+        typer.echo(f"batchrun: export interrupted; {where}", err=True)
+        raise SystemExit(code) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

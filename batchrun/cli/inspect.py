@@ -104,6 +104,8 @@ def report(
     else:  # one reading of the file for both
         data = write_html_report(results, book, html, _names(compare))
     _show(data, json_, format_report)
+    if data["job"].get("simulated"):  # read from the job's checkpoint: not real spend or latency
+        typer.echo("batchrun: SIMULATED: the job that wrote this file ran on the simulator", err=True)
     if html is not None:
         typer.echo(f"batchrun: HTML report written to {html}", err=True)
 

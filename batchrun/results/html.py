@@ -32,6 +32,7 @@ svg.plot{width:100%;height:auto;display:block}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin-top:4px}
 .key i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .note{color:#57606a;font-size:12px;margin:6px 0 0}
+.simulated{background:#8250df;color:#fff;font-weight:700;border-radius:6px;padding:10px 14px;margin:0 0 16px}
 """
 
 
@@ -139,8 +140,11 @@ def render_report(data: dict[str, Any], tl: RunTimeline, source: str) -> str:
     models = by_use[:MAX_CHART_MODELS]
     more = len(by_use) - len(models)
     errors = bar_chart("records by error code", sorted(tl.errors.items()), "records")
+    simulated = bool(data.get("job", {}).get("simulated"))
     parts = [
-        f"<h1>batchrun run report</h1><p class=\"sub\">{escape(source)}"
+        ('<p class="simulated" id="simulated">SIMULATED run: no real API was called; these figures come '
+         "from the batchrun simulator</p>" if simulated else ""),
+        f"<h1>batchrun run report{' [SIMULATED]' if simulated else ''}</h1><p class=\"sub\">{escape(source)}"
         + (f" &middot; {escape(_utc(tl.first))} to {escape(_utc(tl.last))}" if tl.first and tl.last else "")
         + "</p>",
         _figures(data, tl),
@@ -156,5 +160,6 @@ def render_report(data: dict[str, Any], tl: RunTimeline, source: str) -> str:
         parts.append(f'<p class="note">{tl.untimed} line(s) carry no time and are left out of the time charts</p>')
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            f"<title>batchrun report: {escape(source)}</title><style>{_CSS}</style></head><body><main>"
+            f"<title>batchrun report{' [SIMULATED]' if simulated else ''}: {escape(source)}</title>"
+            f"<style>{_CSS}</style></head><body><main>"
             + "".join(parts) + "</main></body></html>\n")

@@ -29,6 +29,7 @@ class IndexCounts:
     results: int = 0
     foreign: int = 0  # non-blank lines that are not result lines
     outside: int = 0  # result lines naming no line of the input (another input file?)
+    mismatched: int = 0  # result lines whose key is not their input line's (with build's keys)
     answer_fields: dict[str, None] = field(default_factory=dict)  # ordered set, first seen first
     answer_fields_dropped: int = 0
 
@@ -43,9 +44,11 @@ class ResultIndex:
         self.counts = IndexCounts()
         self._file: BinaryIO | None = None
 
-    def build(self, answer_fields: bool = False) -> IndexCounts:
+    def build(self, answer_fields: bool = False, keys: array[int] | None = None) -> IndexCounts:
         """Read the whole results file once; with answer_fields, also collect the field names of
-        answers that are JSON objects. Raises InputError for a file with no result lines."""
+        answers that are JSON objects; with keys (each input line's key_hash), count the results
+        keyed unlike their line. Raises InputError for a file with no result lines, unless the
+        input holds no record either (an empty job's results are empty too)."""
         c, offsets, last = self.counts, self.offsets, len(self.offsets) - 1
         offset = 0
         with reading("results file", self.path), open(self.path, "rb") as f:
@@ -56,12 +59,14 @@ class ResultIndex:
                 elif 1 <= r.line <= last:
                     c.results += 1
                     offsets[r.line] = offset + 1
+                    if keys is not None and not _keyed_for(r, keys[r.line]):
+                        c.mismatched += 1
                     if answer_fields and r.ok:
                         self._add_fields(answer_object(answer_text(_body(line.raw))))
                 else:
                     c.outside += 1
                 offset += len(line.raw)
-        if not c.results:
+        if not c.results and (last or c.outside or c.foreign):
             if c.outside:
                 raise InputError(f"{self.path} does not answer this input: none of its {c.outside} result "
                                  "lines names a line the input has")
@@ -100,6 +105,17 @@ class ResultIndex:
             self._file.seek(offset)
             raw = self._file.readline()
         return parse_result_line(raw), _body(raw)
+
+
+def key_hash(key: str) -> int:
+    """A key as 8 bytes, for a check of every line without holding every key; never 0 (no line)."""
+    return hash(key) or 1
+
+
+def _keyed_for(r: Result, line_key: int) -> bool:
+    """A result belongs to its line under the line's own key, or as the line's bad-line result
+    (keyed line-N even where the line names a key: a duplicate)."""
+    return line_key != 0 and (key_hash(r.key) == line_key or r.key == f"line-{r.line}")
 
 
 def _body(raw: bytes) -> Any:

@@ -3,16 +3,21 @@ on other models, each line priced at the time its request was sent."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats, summary
 from batchrun.errors import ConfigError, InputError, reading
 from batchrun.results.html import render_report
+from batchrun.results.target import check_target, replacing
 from batchrun.results.timeline import RunTimeline, finished_at
+from batchrun.store.state import checkpoint_path
 from batchrun.store.wire import read_result_lines
+
+SIMULATOR = "simulator"  # a simulated job's identity.base_url in its checkpoint (config.Config.identity)
 
 
 def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimeline | None = None) -> dict[str, Any]:
@@ -41,7 +46,7 @@ def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimel
             raise InputError(f"{path} is not a batchrun results file: none of its {foreign} lines is a result line")
         raise InputError(f"{path} holds no result lines to report")
     out = summary(stats, input_path="", output_path=str(path), total=stats.done, complete=True,
-                  simulated=False, runs=0, elapsed_s=0.0, stopped=None)
+                  simulated=ran_simulated(path), runs=0, elapsed_s=0.0, stopped=None)
     out["foreign_lines"] = foreign
     tokens = {f: sum(getattr(m, f) for m in stats.models.values())
               for f in ("input_tokens", "output_tokens", "cached_tokens")}
@@ -52,19 +57,25 @@ def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimel
     return out
 
 
+def ran_simulated(results: Path) -> bool:
+    """Whether the job that wrote `results` ran on the simulator, as its checkpoint (beside it,
+    if still there) records: a simulated run's report must not pass for a real one."""
+    try:
+        state = orjson.loads(checkpoint_path(results).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    identity = state.get("identity") if isinstance(state, dict) else None
+    return isinstance(identity, dict) and identity.get("base_url") == SIMULATOR
+
+
 def write_html_report(results: Path, prices: PriceBook, out: Path, compare: list[str] | None = None) -> dict[str, Any]:
     """Write the HTML run report of a results file to `out` (whole or not at all); returns the
     report's data."""
     timeline = RunTimeline()
     data = report(results, prices, compare or [], timeline)
     page = render_report(data, timeline, str(results)).encode()
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        tmp.write_bytes(page)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write the HTML report {out}: {e.strerror or e}") from None
+    with replacing(out, "the HTML report", mode="wb") as f:
+        f.write(page)
     return data
 
 
@@ -73,7 +84,6 @@ def check_html_path(out: Path | None, *sources: Path) -> None:
     the job's files, is refused now."""
     if out is None:
         return
-    if not out.parent.is_dir():
-        raise ConfigError(f"cannot write the HTML report {out}: no directory {out.parent}")
+    check_target(out, "the HTML report")
     if any(out.resolve() == p.resolve() for p in sources):
         raise ConfigError(f"the HTML report {out} would overwrite {out.name}, a file of the job")
