@@ -125,3 +125,16 @@ def test_a_file_where_no_record_names_a_model_needs_model(tmp_path: Path) -> Non
     inp.write_text('{"id": "1", "text": "hi"}\n{"id": "2", "text": "there", "model": "m"}\n')
     mixed = run(["process", str(inp), "--simulate", "--quiet", "--model", "gpt-4o-mini"])
     assert mixed.returncode == 0, mixed.stderr
+
+
+def test_report_and_export_never_write_over_the_jobs_checkpoint(tmp_path: Path) -> None:
+    inp = tmp_path / "t.jsonl"
+    inp.write_text('{"id": "1", "text": "hi"}\n')
+    assert run(["process", str(inp), "--simulate", "--quiet"]).returncode == 0
+    results, checkpoint = tmp_path / "t.results.jsonl", tmp_path / "t.results.jsonl.checkpoint"
+    before = checkpoint.read_bytes()
+    for args in (["report", str(results), "--html", str(checkpoint)],
+                 ["export", str(results), "--input", str(inp), "-o", str(checkpoint), "--format", "csv"]):
+        done = run(args)
+        assert done.returncode == 2 and "of this job" in done.stderr, (args, done.stderr)
+    assert checkpoint.read_bytes() == before

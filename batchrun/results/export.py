@@ -22,6 +22,7 @@ from batchrun.records import Result
 from batchrun.results.answer import answer_object, answer_text, cell
 from batchrun.results.index import IndexCounts, ResultIndex, key_hash
 from batchrun.results.target import replacing
+from batchrun.store.files import job_files, refuse_job_file
 
 FORMATS = ("csv", "jsonl")
 MAX_INPUT_FIELDS = 200
@@ -161,6 +162,8 @@ async def export(
     """Write one row per non-blank input line, in input order, to output (None: stdout)."""
     if output is not None and any(_same(output, p) for p in (results, input)):
         raise ConfigError(f"-o {output} would overwrite the file it is made from")
+    if output is not None:
+        refuse_job_file("-o", output, job_files(input, results))
     scan = await input_fields(input, max_line_bytes)
     index = ResultIndex(results, scan.last)
     found_fields = index.build(answer_fields=parse_json, keys=scan.keys)

@@ -11,29 +11,10 @@ from pathlib import Path
 
 from batchrun.config import RunConfig
 from batchrun.errors import ConfigError
-from batchrun.store.lock import lock_path
-from batchrun.store.state import checkpoint_path
+from batchrun.store.files import job_files, refuse_job_file
 
 # Files a job keeps open besides its connections: input, output, checkpoint, lock, log, Python's own.
 SPARE_FILES = 64
-
-
-def job_files(input_path: Path, output: Path) -> dict[str, Path]:
-    """The files a job reads and keeps, which no other output may replace."""
-    return {
-        "the input": input_path, "the results": output, "the checkpoint": checkpoint_path(output),
-        "the lock": lock_path(output), "the shadow answers": output.with_name(output.stem + ".shadow.jsonl"),
-        "the Batch API shards": output.with_name(output.name + ".batches"),
-    }
-
-
-def refuse_job_file(flag: str, path: Path, files: dict[str, Path]) -> None:
-    """ConfigError when `path` (through any symlink) is one of the job's own files."""
-    real = os.path.realpath(path)
-    for what, kept in files.items():
-        if real == os.path.realpath(kept):
-            raise ConfigError(f"{flag} {path} is {what} of this job: writing there would destroy it; "
-                              "name another file")
 
 
 def check_paths(cfg: RunConfig, html_report: Path | None = None) -> None:

@@ -14,6 +14,7 @@ from batchrun.errors import ConfigError, InputError, reading
 from batchrun.results.html import render_report
 from batchrun.results.target import check_target, replacing
 from batchrun.results.timeline import RunTimeline, finished_at
+from batchrun.store.files import job_files, refuse_job_file
 from batchrun.store.state import checkpoint_path
 from batchrun.store.wire import read_result_lines
 
@@ -87,3 +88,5 @@ def check_html_path(out: Path | None, *sources: Path) -> None:
     check_target(out, "the HTML report")
     if any(out.resolve() == p.resolve() for p in sources):
         raise ConfigError(f"the HTML report {out} would overwrite {out.name}, a file of the job")
+    for source in sources:  # each may be a results file with its checkpoint and lock beside it
+        refuse_job_file("--html", out, job_files(None, source))
