@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from batchrun.batch.plan import Plan
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
+from batchrun.run.outcome import write_summary_json
 from batchrun.show.console import Display
 
 
@@ -17,11 +16,7 @@ def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopRe
     """Show the summary (and write --summary-json), then the next step when batches remain."""
     for model in summ["unpriced_models"]:
         display.warn(f"no batch price is known for model {model!r}: its cost is shown as unknown")
-    if cfg.summary_json is not None:
-        try:
-            cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
-        except OSError as e:
-            display.warn(f"cannot write --summary-json {cfg.summary_json}: {e.strerror or e}")
+    write_summary_json(cfg.summary_json, summ, display)
     display.summary(summ)
     running = len(plan.open)
     if stopped is StopReason.BATCHES_RUNNING:

@@ -14,8 +14,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
-
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.clock import now_iso
@@ -30,7 +28,7 @@ from batchrun.route.providers import Targets
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
 from batchrun.run.batch_job import run_batch_job
 from batchrun.run.connect import clients, endpoint
-from batchrun.run.outcome import Outcome
+from batchrun.run.outcome import Outcome, write_summary_json
 from batchrun.run.pipeline import Pipeline
 from batchrun.run.routing import (
     Shadowing,
@@ -238,11 +236,7 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
         else:
             display.warn(f"no price is known for model {model!r}: its cost is shown as unknown "
                          "(add it with --prices)")
-    if cfg.summary_json is not None:
-        try:
-            cfg.summary_json.write_bytes(orjson.dumps(summ, option=orjson.OPT_INDENT_2) + b"\n")
-        except OSError as e:
-            display.warn(f"cannot write --summary-json {cfg.summary_json}: {e.strerror or e}")
+    write_summary_json(cfg.summary_json, summ, display)
     display.summary(summ)
     if pipe.stopped is None:
         return
