@@ -66,3 +66,15 @@ def test_classification_is_keyword_based_deterministic_and_only_when_json_is_ask
     assert classification("Reply in JSON. Ticket: my app is happy") == classification(
         "Reply in JSON. Ticket: my app is happy")
     assert classification("JSON category. Ticket: I am happy") == '{"category":"other"}'  # app not in happy
+
+
+def test_the_sample_reviews_get_a_sentiment_that_fits_them(tmp_path: Path) -> None:
+    """The simulator answers a sentiment prompt from the review's own words, so the Batch API
+    sample reads sensibly offline."""
+    from batchrun.sim.classify import classification
+
+    system = "Classify the sentiment of the review as positive, negative or mixed. Answer with one word."
+    assert classification("Stopped working after one week. Very disappointed.", system) == "negative"
+    assert classification("Exactly as described, fast delivery.", system) == "positive"
+    assert classification("Sound is clear, the microphone is mediocre.", system) == "mixed"
+    assert classification("Parcel arrived on Tuesday.", "Sentiment: positive, negative or neutral?") == "neutral"

@@ -8,6 +8,7 @@ mean the key is wrong, 404 that the model is not served, and a 400 whose error c
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,6 +171,17 @@ class Client:
 
 
 def _describe(e: BaseException) -> str:
+    """What went wrong, in words a user reads: where it could not connect and why, rather than
+    the library's own exception text."""
+    try:
+        if isinstance(e, aiohttp.ClientConnectorDNSError):
+            return f"cannot resolve the host {e.host}"
+        if isinstance(e, aiohttp.ClientConnectorError) and not isinstance(e, aiohttp.ClientSSLError):
+            code = getattr(e.os_error, "errno", None)
+            why = os.strerror(code) if isinstance(code, int) else "no connection"
+            return f"cannot connect to {e.host}:{e.port} ({why.lower()})"
+    except (AttributeError, TypeError):  # an error built without its connection's fields
+        pass
     try:
         text = str(e)
     except Exception:  # some aiohttp errors format from fields that may be unset

@@ -190,6 +190,9 @@ def format_estimate(data: dict[str, Any]) -> list[Any]:
                f"per request, or {data['default_max_output_tokens']} where a request sets none")
     for ex in data["invalid_examples"]:
         out.append(f"  invalid: {ex}")
+    more = lines["invalid"] - len(data["invalid_examples"])
+    if more > 0:
+        out.append(f"  ... and {more} more invalid line(s): `batchrun process` writes each as an error line")
     for name, m in {**data["models"], **data["compare"]}.items():
         if m.get("price_period"):
             out.append(f"the price of {name} depends on the hour: estimated at the rate in force now "

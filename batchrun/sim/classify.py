@@ -1,4 +1,5 @@
-"""The simulator's answer to a prompt asking for a JSON classification of a support ticket.
+"""The simulator's answer to a prompt asking for a JSON classification of a support ticket, or
+for the sentiment of a review.
 
 So that the quick start's run means something, a prompt that asks for JSON with a `category`
 (and maybe an `urgency`) gets one chosen by keywords of the ticket, in English and Spanish: the
@@ -31,9 +32,21 @@ _MARKERS = re.compile(r"\b(?:ticket|text|message|review|mensaje)\s*:", re.I)
 _BRACES = re.compile(r"\{[^{}]*\}")
 
 
+# Sentiment words, English and Spanish; a review's answer is the side with more of them.
+POSITIVE = ("love", "great", "excellent", "excelente", "perfect", "perfecto", "happy", "recommend", "recomiendo",
+            "works well", "fast", "rápido", "good", "bueno", "buena", "gracias", "thank", "amazing", "best",
+            "clear", "lasts", "fácil", "as described")
+NEGATIVE = ("stopped working", "broke", "broken", "disappoint", "terrible", "awful", "worst", "bad", "malo",
+            "slow", "lento", "never", "nunca", "refund", "reembolso", "cracked", "damaged", "waste", "useless",
+            "not work", "no funciona", "poor", "mediocre", "very hot", "más pequeña", "smaller", "too small")
+
+
 def classification(prompt: str, system: str | None = None) -> str | None:
-    """A JSON answer when the prompt asks for a category as JSON, else None."""
+    """A JSON answer when the prompt asks for a category as JSON, a sentiment word when it asks
+    for sentiment, else None."""
     asked = f"{system or ''} {prompt}".lower()
+    if "sentiment" in asked and "json" not in asked:
+        return _sentiment(_ticket(prompt).lower(), asked)
     if "json" not in asked or "category" not in asked:
         return None
     text = _ticket(prompt).lower()
@@ -59,3 +72,14 @@ def _urgency(text: str, category: str) -> str:
     if category == "feedback" or any(w in text for w in LOW):
         return "low"
     return "high" if any(w in text for w in HIGH) else "medium"
+
+
+def _sentiment(text: str, asked: str) -> str:
+    """positive or negative by the words of the text; mixed (or neutral) when they tie."""
+    good = sum(1 for w in POSITIVE if _has(text, w))
+    bad = sum(1 for w in NEGATIVE if _has(text, w))
+    if good > bad:
+        return "positive"
+    if bad > good:
+        return "negative"
+    return "mixed" if "mixed" in asked and good else "neutral"
