@@ -163,30 +163,31 @@ def routing_summary(cfg: RunConfig, state: JobState, planner: Planner | None, sh
     """The summary JSON's `providers`, `canary` and `shadow` sections, where configured."""
     r = cfg.routing
     out: dict[str, Any] = {}
+    shadow = shadow_figures(shadow_path_, r.shadow.model) if r.shadow is not None else None  # one reading
     if r.providers:
         targets = Targets(p.name for p in r.providers)
         providers: dict[str, dict[str, Any]] = {}
+
+        def add(model: str, requests: int, succeeded: int, failed: int, limited: int, cost: float | None) -> None:
+            row = providers.setdefault(targets(model).provider or "default", {
+                "requests": 0, "succeeded": 0, "failed": 0, "rate_limited": 0, "cost_usd": 0.0})
+            for k, v in (("requests", requests), ("succeeded", succeeded), ("failed", failed),
+                         ("rate_limited", limited)):
+                row[k] += v
+            row["cost_usd"] = None if row["cost_usd"] is None or cost is None else round(row["cost_usd"] + cost, 8)
+
         for name, m in state.stats.models.items():
-            p = providers.setdefault(targets(name).provider or "default", dict.fromkeys(
-                ("requests", "succeeded", "failed", "rate_limited"), 0) | {"cost_usd": 0.0})
-            for k in ("requests", "succeeded", "failed", "rate_limited"):
-                p[k] += getattr(m, k)
-            p["cost_usd"] = None if p["cost_usd"] is None or m.unpriced else round(p["cost_usd"] + m.cost_usd, 8)
-        if r.shadow is not None:  # the shadow's traffic is the provider's traffic too
-            s = shadow_figures(shadow_path_, r.shadow.model)
-            p = providers.setdefault(targets(r.shadow.model).provider or "default", dict.fromkeys(
-                ("requests", "succeeded", "failed", "rate_limited"), 0) | {"cost_usd": 0.0})
-            p["requests"] += s["answered"]
-            p["succeeded"] += s["answered"] - s["failed"]
-            p["failed"] += s["failed"]
-            if p["cost_usd"] is not None:
-                p["cost_usd"] = round(p["cost_usd"] + s["cost_usd"], 8)
+            add(name, m.requests, m.succeeded, m.failed, m.rate_limited,
+                None if m.unpriced or m.unmetered else m.cost_usd)
+        if shadow is not None and r.shadow is not None:  # the shadow's traffic is the provider's traffic too
+            add(r.shadow.model, shadow["answered"], shadow["answered"] - shadow["failed"], shadow["failed"], 0,
+                shadow["cost_usd"])
         out["providers"] = providers
     canary = canary_section(cfg, state, planner)
     if canary is not None:
         out["canary"] = canary
-    if r.shadow is not None:
-        out["shadow"] = shadow_figures(shadow_path_, r.shadow.model)
+    if shadow is not None:
+        out["shadow"] = shadow
     return out
 
 

@@ -68,8 +68,8 @@ class Breaker:
         h = self._of(provider)
         if h.failures_in_a_row or h.last_answer is None:  # on the hot path: no clock read when all is well
             h.failures_in_a_row, h.last_answer, h.first_failure = 0, self.clock(), None
-        c = self._circuit(model, provider)
-        if c.failures_in_a_row or c.open_until is not None:
+        c = self._circuits.get((provider, model))  # a model that never failed has no circuit to reset
+        if c is not None and (c.failures_in_a_row or c.open_until is not None):
             c.failures_in_a_row, c.open_until, c.probing, c.cool_down = 0, None, False, COOL_DOWN_S
 
     def failed(self, model: str, provider: str | None = None) -> None:
