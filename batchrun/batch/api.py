@@ -6,15 +6,16 @@ RequestErrors the live path uses; transient ones are retried here a few times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 
-from batchrun.errors import BadResponse, RetryableError
+from batchrun.errors import BadResponse, RetryableError, WriteFailed
 from batchrun.secret import ApiKey
 from batchrun.send.client import classify, map_aiohttp_errors
 
@@ -135,14 +136,30 @@ class BatchApi:
                                             timeout=self._timeout) as resp:
                     if resp.status != 200:
                         raise self._refusal(resp.status, await resp.read(), resp.headers)
-                    with open(tmp, "wb") as f:  # noqa: ASYNC230 (chunks to a local file)
+                    with _local(tmp, "open"):
+                        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115 (chunks to a local file; closed below)
+                    with f:  # only the local calls are ours: a reset of the stream is the provider's
                         async for chunk in resp.content.iter_chunked(1 << 16):
-                            f.write(chunk)
-                        f.flush()
-                        os.fsync(f.fileno())
-            os.replace(tmp, dest)
+                            with _local(tmp, "write"):
+                                f.write(chunk)
+                        with _local(tmp, "write"):
+                            f.flush()
+                            os.fsync(f.fileno())
+            with _local(dest, "replace"):
+                os.replace(tmp, dest)
 
         await self._retrying(once)
+
+
+@contextlib.contextmanager
+def _local(path: Path, doing: str) -> Iterator[None]:
+    """One local file call inside a download: its OSError (disk full, permissions) is ours, exit
+    74, not the provider's connection failing (which map_aiohttp_errors would make it)."""
+    try:
+        yield
+    except OSError as e:
+        raise WriteFailed(f"cannot {doing} {path}: {e.strerror or e}; nothing was lost: free space, then run "
+                          "the same command again to collect") from None
 
 
 def _loads(raw: bytes) -> Any:

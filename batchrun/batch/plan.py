@@ -61,10 +61,6 @@ class Plan:
         """A plan for a job starting now (a new id: a --fresh job never picks up the old one's batches)."""
         return cls(job_id=os.urandom(8).hex())
 
-    def next_id(self) -> str:
-        """The next shard id, in creation order."""
-        return f"s{len(self.shards) + 1:04d}"
-
     @property
     def open(self) -> list[Shard]:
         """Shards not yet collected."""

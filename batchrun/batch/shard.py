@@ -17,7 +17,6 @@ from batchrun.input.endpoints import ENDPOINTS
 from batchrun.records import Record
 
 MAX_SHARD_BYTES = 200 * 1000 * 1000  # OpenAI's limit on a batch input file
-MAX_BATCH_SIZE = 50_000  # OpenAI's limit on requests in one batch
 
 
 def request_line(rec: Record, model: str | None = None) -> bytes:

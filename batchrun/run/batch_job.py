@@ -44,7 +44,7 @@ from batchrun.run.batch_report import report_batches
 from batchrun.run.connect import endpoint
 from batchrun.run.outcome import Outcome
 from batchrun.run.pipeline import Pipeline
-from batchrun.secret import ApiKey
+from batchrun.secret import ApiKey, redact_url
 from batchrun.send.client import make_session
 from batchrun.show.console import Display
 from batchrun.show.progress import ProgressFigures
@@ -151,8 +151,8 @@ class BatchRun:
             self.display.warn(f"the provider's Batch API: {e.message}; stopped, nothing is lost: run the same "
                               "command again to go on")
         except FatalRequestError as e:
-            raise JobError(f"the provider refused a Batch API call ({e.message}); does {self.cfg.base_url} "
-                           "serve /files and /batches?") from None
+            raise JobError(f"the provider refused a Batch API call ({e.message}); does "
+                           f"{redact_url(self.cfg.base_url)} serve /files and /batches?") from None
 
     def _warn_prices(self) -> None:
         for model in sorted({s.model for s in self.plan.open}):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from batchrun.account.pricing import PriceBook
 from batchrun.batch.plan import Shard, ShardFiles
 from batchrun.batch.shard import index_lines
 from batchrun.config import RunConfig
@@ -44,14 +43,15 @@ async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Pa
                     snapshot: Callable[[], bytes], base_url: str, key: ApiKey,
                     on_pipeline: Callable[[Pipeline | None], None]) -> StopReason | None:
     """Send a live shard's requests; why the pipeline stopped, None when it sent them all."""
-    prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url, context_windows=dict(cfg.context_windows),
-                       provider_urls={p.name: p.base_url for p in cfg.routing.providers})
+    prices = cfg.price_book()
     async with clients(cfg, base_url, key) as by_provider:  # a shard's lines name NAME/model: routed by it
         limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
                             provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
         sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
                         RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                        cfg.fallback_models, targets=Targets(p.name for p in cfg.routing.providers))
+                        cfg.fallback_models, targets=Targets(p.name for p in cfg.routing.providers),
+                        key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
+                                                               for p in cfg.routing.providers}})
         pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id)), cfg.parser(), sender, state,
                         cfg.output, checkpoint, snapshot, cfg.concurrency, cfg.drain_timeout)
         on_pipeline(pipe)

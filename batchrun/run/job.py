@@ -73,8 +73,8 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
             if notice := canary_notice(planner):
                 display.notice(notice)
-            shadow_spent = shadow_figures(shadow_file, "")["cost_usd"] if cfg.routing.shadow and not cfg.fresh else 0.0
-            spent = state.stats.cost_usd + shadow_spent
+            shadowed = cfg.routing.shadow and not cfg.fresh
+            spent = state.stats.cost_usd + (shadow_figures(shadow_file, "")["known_cost_usd"] if shadowed else 0.0)
             sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
                             RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
                             cfg.fallback_models, planner=planner, targets=targets,
@@ -247,7 +247,7 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
                      f"abandoned and are sent again by the next run: {again}")
     elif advice is not None:
         display.warn(advice.format(message=pipe.stop_message, key_env=cfg.api_key_env, cap=cfg.max_cost or 0.0,
-                                   spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("cost_usd", 0.0)))
+                                   spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("known_cost_usd", 0.0)))
     else:
         display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run the same "
                        f"command again: {again}")

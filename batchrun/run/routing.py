@@ -29,6 +29,7 @@ from batchrun.route.routes import Router
 from batchrun.route.shadow import ShadowConfig, agree
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
+from batchrun.store.files import shadow_path
 from batchrun.store.state import JobState
 from batchrun.store.wire import read_result_lines, result_line
 
@@ -57,11 +58,6 @@ def canary_notice(planner: Planner | None) -> str | None:
         return None
     return (f"canary {c.config.model} was {c.state.replace('_', ' ')} in an earlier run ({c.reason}); that "
             "holds for this job (--fresh starts it over)")
-
-
-def shadow_path(output: Path) -> Path:
-    """`<output stem>.shadow.jsonl` beside the output."""
-    return output.with_name(output.stem + ".shadow.jsonl")
 
 
 class Shadowing:
@@ -142,20 +138,24 @@ def _text(r: Result) -> str | None:
 
 
 def shadow_figures(path: Path, model: str) -> dict[str, Any]:
-    """The summary's `shadow`: compared, agreement and cost, read back from the shadow file."""
-    seen: dict[str, tuple[bool | None, float, bool]] = {}
+    """The summary's `shadow`: compared, agreement and cost, read back from the shadow file.
+    `cost_usd` is unknown (None) while any answer has no price, never counted as $0;
+    `known_cost_usd` is what is known to be spent, for --max-cost."""
+    seen: dict[str, tuple[bool | None, float | None, bool]] = {}
     with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
         for line in read_result_lines(f):
             r = line.result
             if r is None:
                 continue
             agrees = orjson.loads(line.raw)["batchrun"].get("agrees")
-            seen[r.key] = (agrees if isinstance(agrees, bool) else None, r.cost_usd or 0.0, r.ok)
+            seen[r.key] = (agrees if isinstance(agrees, bool) else None, r.cost_usd, r.ok)
     compared = [a for a, _, _ in seen.values() if a is not None]
+    known = round(sum(c or 0.0 for _, c, _ in seen.values()), 8)
+    unknown = any(ok and c is None for _, c, ok in seen.values())
     return {
         "model": model, "answered": len(seen), "failed": sum(1 for *_, ok in seen.values() if not ok),
         "compared": len(compared), "agreement": round(sum(compared) / len(compared), 6) if compared else None,
-        "cost_usd": round(sum(c for _, c, _ in seen.values()), 8),
+        "cost_usd": None if unknown else known, "known_cost_usd": known,
     }
 
 

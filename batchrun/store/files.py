@@ -11,12 +11,17 @@ from batchrun.store.lock import lock_path
 from batchrun.store.state import checkpoint_path
 
 
+def shadow_path(output: Path) -> Path:
+    """`<output stem>.shadow.jsonl` beside the output: the shadow model's answers."""
+    return output.with_name(output.stem + ".shadow.jsonl")
+
+
 def job_files(input_path: Path | None, output: Path) -> dict[str, Path]:
     """The files a job reads and keeps, which no other output may replace (the input where known)."""
     return {
         **({"the input": input_path} if input_path is not None else {}),
         "the results": output, "the checkpoint": checkpoint_path(output),
-        "the lock": lock_path(output), "the shadow answers": output.with_name(output.stem + ".shadow.jsonl"),
+        "the lock": lock_path(output), "the shadow answers": shadow_path(output),
         "the Batch API shards": output.with_name(output.name + ".batches"),
     }
 
