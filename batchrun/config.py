@@ -33,6 +33,8 @@ DEFAULT_CONFIG = "batchrun.toml"
 KEY_ENVS = ("BATCHRUN_API_KEY", "OPENAI_API_KEY")
 # --simulate with no --model: a model the simulator serves and the price snapshot knows.
 SIMULATE_MODEL = "gpt-4o-mini"
+# A simulated job's base URL in its identity (and checkpoint): `report` reads it to mark the page.
+SIMULATED_BASE_URL = "simulator"
 SIMULATE_EMBEDDING_MODEL = "text-embedding-3-small"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
@@ -108,7 +110,7 @@ class RunConfig:
             "model": self.model,
             "template": self.template,
             "system": self.system,
-            "base_url": "simulator" if self.simulate else redact_url(self.base_url),
+            "base_url": SIMULATED_BASE_URL if self.simulate else redact_url(self.base_url),
             "prices": sorted(
                 [n, str(p.input.base), str(p.output.base) if p.output else None,
                  str(p.cached_input.base) if p.cached_input else None]

@@ -147,11 +147,6 @@ def _running_sum(values: list[float]) -> list[float]:
     return out
 
 
-def bin_edges_ms(i: int) -> tuple[float, float]:
-    """The latency range of log bin i, in milliseconds."""
-    return 10 ** ((i - 0.5) / 10), 10 ** ((i + 0.5) / 10)
-
-
 _FINISHED = b'"finished_at":'
 
 

@@ -10,6 +10,7 @@ import orjson
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats, summary
+from batchrun.config import SIMULATED_BASE_URL
 from batchrun.errors import ConfigError, InputError, reading
 from batchrun.results.html import render_report
 from batchrun.results.target import check_target, replacing
@@ -17,8 +18,6 @@ from batchrun.results.timeline import RunTimeline, finished_at
 from batchrun.store.files import job_files, refuse_job_file
 from batchrun.store.state import checkpoint_path
 from batchrun.store.wire import read_result_lines
-
-SIMULATOR = "simulator"  # a simulated job's identity.base_url in its checkpoint (config.Config.identity)
 
 
 def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimeline | None = None) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def ran_simulated(results: Path) -> bool:
     except (OSError, orjson.JSONDecodeError):
         return False
     identity = state.get("identity") if isinstance(state, dict) else None
-    return isinstance(identity, dict) and identity.get("base_url") == SIMULATOR
+    return isinstance(identity, dict) and identity.get("base_url") == SIMULATED_BASE_URL
 
 
 def write_html_report(results: Path, prices: PriceBook, out: Path, compare: list[str] | None = None) -> dict[str, Any]:
