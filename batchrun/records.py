@@ -41,6 +41,7 @@ class Fallback:
     from_model: str
     reason: str
     attempts: int = 0  # sent to from_model before falling back
+    rate_limited: int = 0  # of those attempts, the ones answered 429
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ class ModelStats:
     output_tokens: int = 0
     cached_tokens: int = 0
     cost_usd: float = 0.0
+    canary_cost_usd: float = 0.0  # the part of cost_usd the canary's answers cost
     unpriced: bool = False
     unmetered: int = 0  # answers without usage: while above 0, the model's cost is unknown
     latency: Histogram = field(default_factory=Histogram)
@@ -88,6 +89,8 @@ class JobStats:
     failed: int = 0
     invalid: int = 0
     models: dict[str, ModelStats] = field(default_factory=dict)
+    # requests sent for records a clean stop let go, by model: [requests, of which 429s]
+    abandoned: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -110,20 +113,22 @@ class JobStats:
             self.succeeded += 1
         else:
             self.failed += 1
-        moved = 0
+        moved = limited = 0
         for fb in r.fallbacks:  # the attempts each model was sent count on its own row
             fell = self.model(fb.from_model)
             fell.fallbacks += 1
             fell.attempts += fb.attempts
+            fell.rate_limited += fb.rate_limited
             if fb.attempts:
                 fell.requests += 1
             moved += fb.attempts
+            limited += fb.rate_limited
         if r.model is None:
             return
         m = self.models.get(r.model) or self.model(r.model)
         m.requests += 1
         m.attempts += r.attempts - moved
-        m.rate_limited += r.rate_limited
+        m.rate_limited += r.rate_limited - limited
         u = r.usage
         m.input_tokens += u.input_tokens
         m.output_tokens += u.output_tokens
@@ -138,6 +143,8 @@ class JobStats:
             m.unmetered += 1
         elif r.cost_usd is not None:
             m.cost_usd += r.cost_usd
+            if r.route == "canary" and not r.fallbacks:
+                m.canary_cost_usd += r.cost_usd
         elif u.input_tokens or u.output_tokens:
             m.unpriced = True
 
@@ -145,6 +152,19 @@ class JobStats:
     def cost_usd(self) -> float:
         """Sum over priced models."""
         return sum(m.cost_usd for m in self.models.values() if not m.unpriced and not m.unmetered)
+
+    def split_usd(self) -> dict[str, float]:
+        """The known cost of main answers and of the canary's (the shadow's is in its own file)."""
+        priced = [m for m in self.models.values() if not m.unpriced and not m.unmetered]
+        canary = sum(m.canary_cost_usd for m in priced)
+        return {"main": round(self.cost_usd - canary, 8), "canary": round(canary, 8), "shadow": 0.0}
+
+    def abandon(self, by_model: dict[str, list[int]]) -> None:
+        """Add requests sent for records a clean stop let go (their record goes again next run)."""
+        for model, (requests, limited) in by_model.items():
+            row = self.abandoned.setdefault(model, [0, 0])
+            row[0] += requests
+            row[1] += limited
 
     @property
     def tokens(self) -> tuple[int, int]:
@@ -167,6 +187,7 @@ class JobStats:
                 }
                 for name, m in self.models.items()
             },
+            "abandoned": self.abandoned,
         }
 
     @classmethod
@@ -181,11 +202,12 @@ class JobStats:
             for b, c in d["latency"]:
                 m.latency.counts[int(b)] = int(c)
                 m.latency.n += int(c)
+        s.abandoned = {str(k): [int(v[0]), int(v[1])] for k, v in (state.get("abandoned") or {}).items()}
         return s
 
 _MODEL_FIELDS = (
     "requests", "succeeded", "failed", "attempts", "rate_limited", "fallbacks",
-    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced", "unmetered",
+    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced", "unmetered", "canary_cost_usd",
 )
 
 
@@ -223,6 +245,7 @@ def summary(
         },
         "models": {name: m.to_dict() for name, m in sorted(stats.models.items())},
         "total_cost_usd": round(stats.cost_usd, 8),
+        "cost_split_usd": stats.split_usd(),
         "unpriced_models": unpriced,
     }
 

@@ -95,6 +95,8 @@ class Canary:
     changed_at: float | None = None
     judged: int = 0  # canary answers judged over the job
     records_at_change: int | None = None
+    threshold: str | None = None  # what decided it: a threshold's name, "refused" or "ramp"
+    steps: list[list[float]] = field(default_factory=list)  # [epoch, share] each time the share moved
     _window: list[tuple[bool, float]] = field(default_factory=list)
     _in_a_row: int = 0
 
@@ -121,20 +123,21 @@ class Canary:
         n, failures = len(self._window), sum(1 for good, _ in self._window if not good)
         if self._in_a_row >= c.max_consecutive_failures:
             return self._roll_back(f"{self._in_a_row} failures in a row (max_consecutive_failures "
-                                   f"{c.max_consecutive_failures})")
+                                   f"{c.max_consecutive_failures})", "max_consecutive_failures")
         # the window is lost once it holds more failures than a full window may: judge at once
         if failures > c.max_error_rate * c.window:
             return self._roll_back(f"{failures} of {n} canary answers failed: error rate over "
-                                   f"max_error_rate {c.max_error_rate:g} of a {c.window}-answer window")
+                                   f"max_error_rate {c.max_error_rate:g} of a {c.window}-answer window",
+                                   "max_error_rate")
         if failures > (1.0 - c.min_success_rate) * c.window:
             return self._roll_back(f"{failures} of {n} canary answers failed: success under "
-                                   f"{c.min_success_rate:.0%} of a {c.window}-answer window")
+                                   f"{c.min_success_rate:.0%} of a {c.window}-answer window", "min_success_rate")
         if n < c.window:
             return False
         p95 = _p95([ms for good, ms in self._window if good])
         self._window.clear()
         if c.max_p95_ms and p95 is not None and p95 > c.max_p95_ms:
-            return self._roll_back(f"p95 latency {p95:.0f} ms over max_p95_ms {c.max_p95_ms:g}")
+            return self._roll_back(f"p95 latency {p95:.0f} ms over max_p95_ms {c.max_p95_ms:g}", "max_p95_ms")
         return self._step_up()
 
     def _step_up(self) -> bool:
@@ -143,25 +146,32 @@ class Canary:
         if step is None:
             return False
         self.share, self.changed_at = step, self.clock()
+        self.steps.append([self.changed_at, step])
         if step >= 1.0:
-            self.state, self.records_at_change = PROMOTED, self.judged
+            self.state, self.records_at_change, self.threshold = PROMOTED, self.judged, "ramp"
             self.reason = f"ramp reached 1.0 after {self.judged} canary answers in healthy windows"
         return True
 
     def roll_back(self, reason: str) -> bool:
         """Roll back now, whatever the window says; False if it was no longer running."""
-        return self.state == RUNNING and self._roll_back(reason)
+        return self.state == RUNNING and self._roll_back(reason, "refused")
 
-    def _roll_back(self, reason: str) -> bool:
-        self.state, self.reason = ROLLED_BACK, reason
+    def _roll_back(self, reason: str, threshold: str) -> bool:
+        self.state, self.reason, self.threshold = ROLLED_BACK, reason, threshold
         self.changed_at, self.records_at_change = self.clock(), self.judged
+        self.steps.append([self.changed_at, 0.0])
         self._window.clear()
         return True
 
     def to_state(self) -> dict[str, Any]:
         """What a checkpoint keeps: the state holds on resume."""
-        return {"model": self.config.model, "state": self.state, "share": self.share, "reason": self.reason,
-                "at": self.changed_at, "judged": self.judged, "records": self.records_at_change}
+        c = self.config
+        return {"model": c.model, "state": self.state, "share": self.share, "reason": self.reason,
+                "at": self.changed_at, "judged": self.judged, "records": self.records_at_change,
+                "threshold": self.threshold, "steps": self.steps,
+                "thresholds": {"window": c.window, "max_error_rate": c.max_error_rate,
+                               "min_success_rate": c.min_success_rate, "max_p95_ms": c.max_p95_ms,
+                               "max_consecutive_failures": c.max_consecutive_failures}}
 
     @classmethod
     def from_state(cls, config: CanaryConfig, clock: Callable[[], float], saved: Any) -> Canary:
@@ -172,7 +182,8 @@ class Canary:
         return cls(config, clock, state=str(saved.get("state") or RUNNING),
                    share=float(share or 0.0) if _share(share) else config.share, reason=saved.get("reason"),
                    changed_at=saved.get("at"), judged=int(saved.get("judged") or 0),
-                   records_at_change=saved.get("records"))
+                   records_at_change=saved.get("records"), threshold=saved.get("threshold"),
+                   steps=[list(s) for s in saved.get("steps") or () if isinstance(s, list) and len(s) == 2])
 
 
 def _p95(values: list[float]) -> float | None:

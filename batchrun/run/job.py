@@ -91,10 +91,11 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
         state.rate_limit_wait_s += limiters.waited_s
+        state.stats.abandon(sender.abandoned.by_model)
         if planner is not None and planner.canary is not None:
             state.canary = planner.canary.to_state()
         await _save_final(state, pipe.stopped, files, clock)
-        summ = _summarise(cfg, state, pipe.stopped) | routing_summary(cfg, state, planner, shadow_file)
+        summ = routing_summary(cfg, state, planner, shadow_file, _summarise(cfg, state, pipe.stopped))
     if parser.streams_disabled:
         display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
                      "so they were sent with \"stream\": false")

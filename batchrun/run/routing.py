@@ -18,10 +18,12 @@ from typing import Any
 
 import orjson
 
+from batchrun.account.providers import Traffic, job_traffic, provider_rows
 from batchrun.config import RunConfig
 from batchrun.errors import BatchrunError, CircuitOpen
 from batchrun.records import Record, Result
 from batchrun.results.answer import answer_text
+from batchrun.results.shadow_file import ShadowFile, read_shadow
 from batchrun.route.canary import Canary
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
@@ -141,53 +143,29 @@ def shadow_figures(path: Path, model: str) -> dict[str, Any]:
     """The summary's `shadow`: compared, agreement and cost, read back from the shadow file.
     `cost_usd` is unknown (None) while any answer has no price, never counted as $0;
     `known_cost_usd` is what is known to be spent, for --max-cost."""
-    seen: dict[str, tuple[bool | None, float | None, bool]] = {}
-    with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-        for line in read_result_lines(f):
-            r = line.result
-            if r is None:
-                continue
-            agrees = orjson.loads(line.raw)["batchrun"].get("agrees")
-            seen[r.key] = (agrees if isinstance(agrees, bool) else None, r.cost_usd, r.ok)
-    compared = [a for a, _, _ in seen.values() if a is not None]
-    known = round(sum(c or 0.0 for _, c, _ in seen.values()), 8)
-    unknown = any(ok and c is None for _, c, ok in seen.values())
-    return {
-        "model": model, "answered": len(seen), "failed": sum(1 for *_, ok in seen.values() if not ok),
-        "compared": len(compared), "agreement": round(sum(compared) / len(compared), 6) if compared else None,
-        "cost_usd": None if unknown else known, "known_cost_usd": known,
-    }
+    return (read_shadow(path) or ShadowFile()).figures(model)
 
 
-def routing_summary(cfg: RunConfig, state: JobState, planner: Planner | None, shadow_path_: Path) -> dict[str, Any]:
-    """The summary JSON's `providers`, `canary` and `shadow` sections, where configured."""
+def routing_summary(cfg: RunConfig, state: JobState, planner: Planner | None, shadow_path_: Path,
+                    summ: dict[str, Any]) -> dict[str, Any]:
+    """The summary with its `providers`, `canary` and `shadow` sections, where configured; the
+    shadow's cost is counted in the total and its split (everything billed)."""
     r = cfg.routing
-    out: dict[str, Any] = {}
-    shadow = shadow_figures(shadow_path_, r.shadow.model) if r.shadow is not None else None  # one reading
+    out = dict(summ)
+    traffic = job_traffic(state.stats)
+    if r.shadow is not None:
+        reading = read_shadow(shadow_path_) or ShadowFile()  # one reading
+        reading.model = r.shadow.model
+        out["shadow"] = reading.figures()
+        reading.add_cost(out)
+        traffic.append(Traffic(r.shadow.model, reading.requests, reading.answers, reading.rate_limited,
+                               None if reading.unknown_cost else reading.known_cost_usd, shadow=True))
     if r.providers:
         targets = Targets(p.name for p in r.providers)
-        providers: dict[str, dict[str, Any]] = {}
-
-        def add(model: str, requests: int, succeeded: int, failed: int, limited: int, cost: float | None) -> None:
-            row = providers.setdefault(targets(model).provider or "default", {
-                "requests": 0, "succeeded": 0, "failed": 0, "rate_limited": 0, "cost_usd": 0.0})
-            for k, v in (("requests", requests), ("succeeded", succeeded), ("failed", failed),
-                         ("rate_limited", limited)):
-                row[k] += v
-            row["cost_usd"] = None if row["cost_usd"] is None or cost is None else round(row["cost_usd"] + cost, 8)
-
-        for name, m in state.stats.models.items():
-            add(name, m.requests, m.succeeded, m.failed, m.rate_limited,
-                None if m.unpriced or m.unmetered else m.cost_usd)
-        if shadow is not None and r.shadow is not None:  # the shadow's traffic is the provider's traffic too
-            add(r.shadow.model, shadow["answered"], shadow["answered"] - shadow["failed"], shadow["failed"], 0,
-                shadow["cost_usd"])
-        out["providers"] = providers
+        out["providers"] = provider_rows(traffic, lambda model: targets(model).provider or "default")
     canary = canary_section(cfg, state, planner)
     if canary is not None:
         out["canary"] = canary
-    if shadow is not None:
-        out["shadow"] = shadow
     return out
 
 
@@ -202,6 +180,8 @@ def canary_section(cfg: RunConfig, state: JobState, planner: Planner | None) -> 
         "model": config.model, "share": saved.get("share", config.share),
         "state": saved.get("state", "running"), "reason": saved.get("reason"),
         "changed_at": saved.get("at"), "judged": saved.get("judged", 0), "records_at_change": saved.get("records"),
+        "threshold": saved.get("threshold"), "steps": saved.get("steps", []),
+        "thresholds": saved.get("thresholds"),
         "baseline": state.arms.baseline.figures(), "canary": state.arms.canary.figures(),
     }
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from batchrun.batch.plan import Plan
 from batchrun.errors import InputError, JobError, StopReason
+from batchrun.results.shadow_file import read_shadow
+from batchrun.store.files import shadow_path
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
 from batchrun.store.recovery import recover_output
@@ -58,8 +60,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         },
         "input_tokens": tin,
         "output_tokens": tout,
-        "cost_usd": round(st.cost_usd, 8),
-        "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced or m.unmetered),
+        **_costs(state, output),
         "rate_limited": sum(m.rate_limited for m in st.models.values()),
         **_canary(state), **_batches(state.batch),
         "rate_limit_wait_s": round(state.rate_limit_wait_s, 1),
@@ -102,6 +103,18 @@ def _batches(saved: dict[str, Any]) -> dict[str, Any]:
     """A --batch-api job's batches as the checkpoint last saw them (their state and request counts)."""
     plan = Plan.from_state(saved)
     return {"batches": [] if plan is None else plan.rows()}
+
+
+def _costs(state: JobState, output: Path) -> dict[str, Any]:
+    """Cost so far: everything billed, the shadow's answers (in their own file) included, and its split."""
+    st = state.stats
+    costs: dict[str, Any] = {
+        "total_cost_usd": round(st.cost_usd, 8), "cost_split_usd": st.split_usd(),
+        "unpriced_models": sorted(n for n, m in st.models.items() if m.unpriced or m.unmetered)}
+    shadow = read_shadow(shadow_path(output))
+    if shadow is not None:
+        shadow.add_cost(costs)
+    return {"cost_usd": costs.pop("total_cost_usd"), **costs}
 
 
 def _canary(state: JobState) -> dict[str, Any]:

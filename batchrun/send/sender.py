@@ -45,7 +45,7 @@ from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
 from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
-from batchrun.send.tally import Tally, failure
+from batchrun.send.tally import Abandoned, Tally, failure
 
 # The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
 # assumes it may be this much short.
@@ -93,6 +93,7 @@ class Sender:
         self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
         self.breaker = Breaker()
         self.retries = 0  # attempts beyond each record's first, for the progress line
+        self.abandoned = Abandoned()  # requests sent for records a clean stop then let go
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
 
     def statistics(self) -> SenderStatistics:
@@ -147,7 +148,7 @@ class Sender:
             reserve = self.worst_case_usd(model, rec) if self.budget.cap_usd is not None else 0.0
             await self.gate.reserve(reserve, self.stopping)
             spent: float | None = None
-            before = tally.attempts
+            before, limited_before = tally.attempts, tally.rate_limited
             canary = plan.canary and i == 0
             try:
                 result, err = await self._attempts(rec, model, tally, 1 if canary or plan.once else None,
@@ -167,7 +168,8 @@ class Sender:
             rescue = canary or isinstance(err, ModelNotFound | ContextTooLong | RetryableError)
             if err is None or last or not rescue:
                 return result
-            tally.fallbacks.append(Fallback(model, err.code, tally.attempts - before))
+            tally.fallbacks.append(Fallback(model, err.code, tally.attempts - before,
+                                            tally.rate_limited - limited_before))
         assert result is not None
         return result
 
@@ -196,7 +198,7 @@ class Sender:
                 return failure(rec, model, tally, None, err.code, err.message), err
             permit = await limiter.acquire(est, self.stopping)
             if permit is None:  # a clean stop: no attempt of it is on the wire, the next run sends it
-                raise NotSent("stopped before it was sent")
+                raise self.abandoned.note(model, tally, NotSent("stopped before it was sent"))
             outcome = await self._attempt(rec, t, body, limiter, permit, tally)
             if isinstance(outcome, Result):
                 return outcome, None
@@ -211,7 +213,7 @@ class Sender:
                 if isinstance(outcome, RetryableError) and failures >= self.policy.max_attempts:
                     msg = f"gave up after {failures} failed attempts: {msg}"
                 return failure(rec, model, tally, outcome, outcome.code, msg), outcome
-            await self._backoff(delay)
+            await self._backoff(delay, model, tally)
 
     def _check_wait(self, retry_after: float | None) -> None:
         """A server asking to wait longer than --max-wait stops the job, to be run again later."""
@@ -219,13 +221,13 @@ class Sender:
         if retry_after is not None and limit is not None and retry_after > limit:
             raise WaitTooLong(f"the server asks to wait {retry_after:g}s, longer than --max-wait {limit:g}s")
 
-    async def _backoff(self, seconds: float) -> None:
+    async def _backoff(self, seconds: float, model: str, tally: Tally) -> None:
         """Wait before the next attempt; a clean stop lets go of the record (no attempt of it is
         on the wire, and the next run sends it)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
         if self.stopping.is_set():
-            raise NotSent("stopped while waiting to retry")
+            raise self.abandoned.note(model, tally, NotSent("stopped while waiting to retry"))
 
     async def _attempt(
         self, rec: Record, t: Target, body: dict[str, Any], limiter: Limiter, permit: Permit, tally: Tally

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from batchrun.errors import RequestError
+from batchrun.errors import NotSent, RequestError
 from batchrun.records import Fallback, Record, Result
 
 
@@ -24,3 +24,25 @@ def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, cod
                   body=err.body if err else None, error_code=code, error_message=message,
                   attempts=tally.attempts, rate_limited=tally.rate_limited,
                   fallbacks=tuple(tally.fallbacks), started_at=tally.started_at)
+
+
+@dataclass(slots=True)
+class Abandoned:
+    """Requests sent for records that a clean stop then let go (no line holds them, and the next
+    run sends the record again), by model: [requests, of which 429s]. The job adds them to its
+    figures, so a provider's `requests` is every request its server received."""
+
+    by_model: dict[str, list[int]] = field(default_factory=dict)
+
+    def note(self, model: str, tally: Tally, stop: NotSent) -> NotSent:
+        """Count what the record's tally sent on each model; returns `stop`, to raise."""
+        moved = sum(fb.attempts for fb in tally.fallbacks)
+        limited = sum(fb.rate_limited for fb in tally.fallbacks)
+        for name, attempts, rate_limited in ((model, tally.attempts - moved, tally.rate_limited - limited),
+                                             *((fb.from_model, fb.attempts, fb.rate_limited)
+                                               for fb in tally.fallbacks)):
+            if attempts:
+                row = self.by_model.setdefault(name, [0, 0])
+                row[0] += attempts
+                row[1] += rate_limited
+        return stop

@@ -35,9 +35,40 @@ def canary_line(c: dict[str, Any]) -> str:
             f"{_ms(k['p95_ms'])} ms; baseline {b['succeeded']}/{b['records']} ok, p95 {_ms(b['p95_ms'])} ms")
 
 
+def per_1k(arm: dict[str, Any]) -> str:
+    """Cost per 1,000 answered records with the answers it is over; "—" where none answered
+    (an arm that answered nothing must not look cheap)."""
+    n = arm.get("answered", arm.get("succeeded", 0))
+    if not n:
+        return "—"
+    return f"{_usd(arm.get('cost_per_1k_answered_usd'))} ({n} answered)"
+
+
+def thresholds_words(t: dict[str, Any] | None) -> str:
+    """The thresholds a canary was judged on, as the config names them."""
+    if not t:
+        return ""
+    p95 = f"{t['max_p95_ms']:g} ms" if t.get("max_p95_ms") else "off"
+    return (f"window {t['window']}, max_error_rate {t['max_error_rate']:g}, min_success_rate "
+            f"{t['min_success_rate']:g}, max_p95_ms {p95}, max_consecutive_failures {t['max_consecutive_failures']}")
+
+
+def canary_decision(c: dict[str, Any]) -> str:
+    """The canary's decision in words: what, when, after how many canary answers, and why."""
+    state = c["state"]
+    if state == "running":
+        return (f"canary {c['model']}: still running at {100 * c['share']:.0f}% of records, "
+                f"{c.get('judged', 0)} canary answer(s) judged; nothing decided yet")
+    n = c.get("records_at_change", c.get("records"))
+    after = f" after {n} canary answer(s)" if n is not None else ""
+    why = f" on {c['threshold']}" if c.get("threshold") and c["threshold"] not in ("ramp", "refused") else ""
+    return (f"canary {c['model']} {state.replace('_', ' ')}{_when(c.get('changed_at', c.get('at')))}{after}{why}: "
+            f"{c.get('reason') or 'no reason recorded'}")
+
+
 def canary_status(c: dict[str, Any]) -> list[str]:
-    """`status`'s canary lines: the short line, and why it is where it is."""
-    return [canary_line(c), *([f"canary reason: {c['reason']}"] if c.get("reason") else [])]
+    """`status`'s canary lines: the short line, and the decision in words."""
+    return [canary_line(c), canary_decision(c)]
 
 
 def format_canary(c: dict[str, Any]) -> Table:
@@ -49,18 +80,19 @@ def format_canary(c: dict[str, Any]) -> Table:
     b, k = c["baseline"], c["canary"]
     rows = [
         ("records", str(b["records"]), str(k["records"])),
+        ("answered", str(b.get("answered", b["succeeded"])), str(k.get("answered", k["succeeded"]))),
         ("success rate", _pct(b["success_rate"]), _pct(k["success_rate"])),
         ("error rate", _pct(b["error_rate"]), _pct(k["error_rate"])),
         ("p50 ms", _ms(b["p50_ms"]), _ms(k["p50_ms"])),
         ("p95 ms", _ms(b["p95_ms"]), _ms(k["p95_ms"])),
-        ("cost / 1,000 records", _usd(b["cost_per_1k_usd"]), _usd(k["cost_per_1k_usd"])),
+        ("cost / 1,000 answered", per_1k(b), per_1k(k)),
         ("share", "", _pct(c["share"])),
     ]
     for row in rows:
         t.add_row(*row)
-    if c.get("reason"):
-        t.caption = f"{c['state'].replace('_', ' ')}{_when(c.get('changed_at'))}: {c['reason']}"
-        t.caption_justify = "left"
+    judged = thresholds_words(c.get("thresholds"))
+    t.caption = canary_decision(c) + (f"; judged on {judged}" if judged else "")
+    t.caption_justify = "left"
     return t
 
 
@@ -69,8 +101,9 @@ def format_routing(summary: dict[str, Any]) -> list[Any]:
     out: list[Any] = []
     providers = summary.get("providers")
     if providers:
-        t = Table(title="providers", title_justify="left")
-        for col in ("provider", "requests", "ok", "failed", "429s", "cost"):
+        t = Table(title="providers", title_justify="left", caption_justify="left",
+                  caption="requests = answered + failed + 429s: every request sent, canary, shadow and retries")
+        for col in ("provider", "requests", "answered", "failed", "429s", "cost"):
             t.add_column(col, justify="left" if col == "provider" else "right", no_wrap=True)
         for name, p in providers.items():
             t.add_row(name, str(p["requests"]), str(p["succeeded"]), str(p["failed"]),
@@ -80,9 +113,9 @@ def format_routing(summary: dict[str, Any]) -> list[Any]:
         out.append(format_canary(summary["canary"]))
     s = summary.get("shadow")
     if s:
-        out.append(f"shadow {s['model']}: {s['compared']} compared, agreement {_pct(s['agreement'])}, "
-                   f"cost {_usd(s['cost_usd'])} (counted against --max-cost; "
-                   f"answers in the .shadow.jsonl file)")
+        out.append(f"shadow {s['model']}: {s['compared']} compared, {s.get('agreed', 0)} agreed "
+                   f"({_pct(s['agreement'])}), cost {_usd(s['cost_usd'])} (in the total and against "
+                   f"--max-cost; answers in the .shadow.jsonl file)")
     return out
 
 

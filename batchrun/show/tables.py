@@ -112,7 +112,7 @@ def format_summary_footer(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"records: {r['total']} total, {r['succeeded']} succeeded, {r['failed']} failed, "
         f"{r['invalid']} invalid",
-        f"total cost: ${summary['total_cost_usd']:.6f}"
+        f"total cost: ${summary['total_cost_usd']:.6f}" + cost_split(summary)
         + (f" (unknown for {', '.join(summary['unpriced_models'])})" if summary["unpriced_models"] else ""),
     ]
     if job.get("output"):
@@ -126,6 +126,15 @@ def format_summary_footer(summary: dict[str, Any]) -> list[str]:
     if job.get("simulated"):
         lines.append("SIMULATED: no real API was called")
     return lines
+
+
+def cost_split(summary: dict[str, Any]) -> str:
+    """What the total is made of, where a canary or a shadow spent part of it: '' otherwise."""
+    split = summary.get("cost_split_usd") or {}
+    if not (summary.get("canary") or summary.get("shadow") or split.get("canary") or split.get("shadow")):
+        return ""
+    return (f" = main answers ${split.get('main', 0.0):.6f} + canary ${split.get('canary', 0.0):.6f}"
+            f" + shadow ${split.get('shadow', 0.0):.6f}")
 
 
 def format_status(st: dict[str, Any]) -> list[str]:
@@ -143,7 +152,7 @@ def format_status(st: dict[str, Any]) -> list[str]:
         f"records: {r['done']} done of {total} ({r['succeeded']} succeeded, {r['failed']} failed, "
         f"{r['invalid']} invalid), {remaining} remaining",
         f"tokens: {st['input_tokens']} in / {st['output_tokens']} out; cost so far: ${st['cost_usd']:.6f}"
-        + (f" (unknown for {', '.join(st['unpriced_models'])})" if st["unpriced_models"] else ""),
+        + cost_split(st) + (f" (unknown for {', '.join(st['unpriced_models'])})" if st["unpriced_models"] else ""),
         f"runs: {st['runs']}, {st['elapsed_s']:.1f}s in all; last run: {last.get('status', '?')}, "
         f"started {last.get('started', '?')}" + (f", ended {last['ended']}" if last.get("ended") else ""),
         f"rate limits: {st['rate_limited']} x 429, {st['rate_limit_wait_s']:.1f}s waited",

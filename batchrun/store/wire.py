@@ -49,7 +49,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
         extra["route"] = r.route
         extra["provider"] = r.provider
     if r.fallbacks:
-        extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts}
+        extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts,
+                               **({"rate_limited": f.rate_limited} if f.rate_limited else {})}
                               for f in r.fallbacks]
     doc = {
         "id": f"batch_req_{_RUN_ID}{next(_SEQ):08x}",
@@ -88,7 +89,8 @@ def parse_result_line(raw: bytes) -> Result:
         cost_usd=_float(ex.get("cost_usd")),  # a hand-edited line with odd values counts as unpriced
         rate_limited=int(ex.get("rate_limited") or 0),
         fallbacks=tuple(
-            Fallback(str(f.get("from")), str(f.get("reason")), int(f.get("attempts") or 0))
+            Fallback(str(f.get("from")), str(f.get("reason")), int(f.get("attempts") or 0),
+                     int(f.get("rate_limited") or 0))
             for f in ex.get("fallbacks") or ()
         ),
         started_at=_float(ex.get("started_at")),
