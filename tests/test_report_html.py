@@ -171,3 +171,80 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, sim_factory: Any) -
     blank_ink, ink = _ink(blank_shot.read_bytes()), _ink(shot.read_bytes())
     assert blank_ink < 0.002  # the measure tells a blank page
     assert ink > max(0.01, 20 * blank_ink), f"the screenshot of the report is blank ({ink:.4f})"
+
+
+# -- the migration ---------------------------------------------------------------------------
+
+TEMPLATE = ('Classify this support ticket. Reply with JSON only, like {{"category": "billing|shipping|technical", '
+            '"urgency": "low|medium|high"}}. Ticket: {text}')
+TICKETS = ("I want a refund for order {i}", "parcel {i} is stuck in customs", "the app crashes on login {i}",
+           "I was charged twice for invoice {i}")
+
+
+def _migration_run(tmp_path: Path, sim_factory: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A canary that fails half its answers (rolled back) and a shadow on the same failing server
+    whose classifications differ for some tickets: a real run of `batchrun process`."""
+    from .test_migration import KEYS, process, toml
+
+    old = sim_factory(api_key=KEYS["OLD_KEY"], latency_ms=2)
+    new = sim_factory(api_key=KEYS["NEW_KEY"], latency_ms=2, error_rate=0.5, error_kinds=("500",), seed=3,
+                      differ_share=0.4)
+    cfg = toml(tmp_path, old.url, new.url, '[canary]\nmodel = "new/gpt-4o-mini"\nshare = 0.3\nwindow = 20\n'
+               '[shadow]\nmodel = "new/deepseek-chat"\nshare = 0.5\n')
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"id": f"t{i}", "text": TICKETS[i % 4].format(i=i)} for i in range(120)])
+    done, summ = process(tmp_path, inp, cfg, "--template", TEMPLATE, "--concurrency", "4")
+    assert done.returncode == 0, done.stderr
+    assert summ["canary"]["state"] == "rolled_back" and summ["shadow"]["failed"] > 0
+    assert "rolled back" in done.stdout and summ["canary"]["reason"] in done.stdout.replace("\n", "")
+    return tmp_path / "in.results.jsonl", summ, {"old": old.stats.requests, "new": new.stats.requests}
+
+
+@pytest.mark.skipif(_browser() is None, reason="no Chromium found")
+def test_the_report_of_a_rolled_back_canary_with_a_shadow_tells_the_migration(tmp_path: Path,
+                                                                              sim_factory: Any) -> None:
+    browser = _browser()
+    assert browser is not None
+    results, summ, received = _migration_run(tmp_path, sim_factory)
+    page = tmp_path / "report.html"
+    res = report([str(results), "--html", str(page), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout[res.stdout.index("{"):])
+    assert abs(data["total_cost_usd"] - summ["total_cost_usd"]) < 1e-6  # the shadow's answers counted
+    dom = _chromium(browser, "--dump-dom", page.as_uri()).stdout.decode()
+    text = re.sub(r"<[^>]+>", " ", dom).replace("&amp;", "&")
+    text = " ".join(text.split())
+    c, s = summ["canary"], summ["shadow"]
+    assert 'id="migration"' in dom and "Canary new/gpt-4o-mini against its baseline" in text
+    assert "canary new/gpt-4o-mini rolled back at " in text and f"on {c['threshold']}: {c['reason']}" in text
+    assert f"after {c['records_at_change']} canary answer(s)" in text and "judged on window 20" in text
+    assert f"{s['agreed']} of {s['compared']} compared agreed" in text and s["compared"] > s["agreed"] > 0
+    differ = re.search(r'<table id="shadow-differ">.*?</table>', dom, re.S)
+    assert differ and differ[0].count("<tr>") >= 2 and "urgency" in differ[0]  # both answers, escaped JSON
+    providers = re.search(r'<table id="providers">.*?</table>', dom, re.S)
+    assert providers
+    for name, n in received.items():  # every request each server received, in the page
+        assert re.search(rf"<td>{name}</td><td>{n}</td>", providers[0]), (name, n)
+    values = re.search(r'<table id="field-values">.*?</table>', dom, re.S)
+    assert values and "category" in values[0] and "billing (" in values[0] and "urgency" in values[0]
+    differs = re.search(r'<table id="field-differs">.*?</table>', dom, re.S)
+    assert differs and "urgency" in differs[0] and "→" in differs[0]
+    assert "class=\"mark\"" in dom and "rolled back" in dom  # the rollback on the timeline
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "r.results.jsonl").write_bytes(results.read_bytes())  # no checkpoint, no shadow file beside it
+    res = report([str(alone / "r.results.jsonl"), "--html", str(alone / "r.html")])
+    assert res.exit_code == 0, res.output
+    page_alone = (alone / "r.html").read_text()
+    assert "its decision is not known" in page_alone and "billing (" in page_alone
+
+
+def test_answers_shown_in_the_migration_are_escaped_and_cut_short() -> None:
+    from batchrun.results.migration_html import migration_section
+
+    long = "<script>alert(1)</script>" + "x" * 1000
+    data = {"migration": {"canary": None, "providers": {}, "shadow": {
+        "model": "m<b>", "answered": 1, "failed": 0, "compared": 1, "agreed": 0, "agreement": 0.0, "cost_usd": 0.0,
+        "differ": [{"key": "k&1", "main": long[:240], "shadow": "<i>no</i>"}]}}}
+    html = migration_section(data)
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;i&gt;no" in html and "k&amp;1" in html

@@ -87,8 +87,10 @@ def _axes(xt: list[tuple[float, str]], yt: list[tuple[float, str]], x_label: str
 
 def line_chart(label: str, xs: Sequence[float], series: Sequence[tuple[str, Sequence[float]]],
                x_label: str, y_label: str, x_fmt: Fmt = number, y_fmt: Fmt = number,
-               log_x: bool = False, x_ticks: Sequence[float] | None = None, step: bool = False) -> str:
-    """Lines over a shared x; `step` draws each value flat across its bucket."""
+               log_x: bool = False, x_ticks: Sequence[float] | None = None, step: bool = False,
+               marks: Sequence[tuple[float, str]] = ()) -> str:
+    """Lines over a shared x; `step` draws each value flat across its bucket; `marks` are events
+    (x, label) drawn as labelled vertical lines."""
     if not xs or not series:
         return empty_chart(label, "nothing to draw")
     fx = (lambda v: math.log10(v)) if log_x else (lambda v: v)
@@ -110,6 +112,12 @@ def line_chart(label: str, xs: Sequence[float], series: Sequence[tuple[str, Sequ
     body = _axes([(px(t), x_fmt(t)) for t in ticks if x0 - 1e-9 <= fx(t) <= x1 + 1e-9],
                  [(py(t), y_fmt(t)) for t in yt], x_label, y_label)
     width = (xs[1] - xs[0]) if step and len(xs) > 1 else 0.0
+    for i, (at, text) in enumerate(marks):  # an event a moment outside the buckets is drawn at their edge
+        x = min(max(at, xs[0]), xs[-1] + width)
+        if abs(at - x) <= max(1.0, width):
+            body.append(f'<line class="mark" x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{TOP}" y2="{H - BOTTOM}"/>'
+                        f'<text class="mark-label" x="{px(x) + 3:.1f}" y="{TOP + 10 + 12 * (i % 3)}">'
+                        f"{escape(text)}</text>")
     for i, (name, values) in enumerate(series):
         pts = []
         for x, v in zip(xs, values, strict=False):

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from batchrun.results.charts import bar_chart, duration, line_chart, money, number, time_ticks
+from batchrun.results.migration_html import findings_section, migration_section
 from batchrun.results.timeline import LATENCY_BINS, RunTimeline
 
 MAX_CHART_MODELS = 8
@@ -32,6 +33,10 @@ svg.plot{width:100%;height:auto;display:block}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin-top:4px}
 .key i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .note{color:#57606a;font-size:12px;margin:6px 0 0}
+h3{font-size:14px;margin:14px 0 6px}.decision{font-weight:600;margin:4px 0 8px}
+#migration td,#findings td{white-space:normal}#shadow-differ td,#field-values td,#field-differs td{text-align:left}
+.steps{margin:4px 0;padding-left:20px;font-size:12.5px}
+.mark{stroke:#8250df;stroke-dasharray:4 3}.mark-label{font-size:11px;fill:#8250df}
 .simulated{background:#8250df;color:#fff;font-weight:700;border-radius:6px;padding:10px 14px;margin:0 0 16px}
 """
 
@@ -70,6 +75,10 @@ def summary_table(data: dict[str, Any]) -> str:
 def _figures(data: dict[str, Any], tl: RunTimeline) -> str:
     r = data["records"]
     cost = f"${data['total_cost_usd']:.6f}"
+    split = data.get("cost_split_usd") or {}
+    if data.get("migration"):
+        cost += (f" = ${split.get('main', 0.0):.6f} main + ${split.get('canary', 0.0):.6f} canary + "
+                 f"${split.get('shadow', 0.0):.6f} shadow")
     if data["unpriced_models"]:
         cost += " + unknown"
     items = [("records", f"{r['total']:,}"), ("succeeded", f"{r['succeeded']:,}"), ("failed", f"{r['failed']:,}"),
@@ -80,7 +89,14 @@ def _figures(data: dict[str, Any], tl: RunTimeline) -> str:
         f'<div class="figure">{escape(k)}<b>{escape(v)}</b></div>' for k, v in items) + "</div>"
 
 
-def _throughput(tl: RunTimeline) -> str:
+def _marks(data: dict[str, Any], start: float) -> list[tuple[float, str]]:
+    """The canary's share steps, as offsets from the chart's start."""
+    c = (data.get("migration") or {}).get("canary") or {}
+    return [(at - start, "rolled back" if share == 0 else f"canary {100 * share:.0f}%")
+            for at, share in c.get("steps") or () if isinstance(at, int | float)]
+
+
+def _throughput(tl: RunTimeline, data: dict[str, Any]) -> str:
     s = tl.series()
     if s is None:
         return _chart("chart-throughput", "Completions and 429s per second", line_chart("empty", [], [], "", ""))
@@ -89,7 +105,7 @@ def _throughput(tl: RunTimeline) -> str:
     svg = line_chart("completions, failures and 429s per second over time", xs,
                      [("completions", s.ok), ("failed", s.failed), ("429s", s.rate_limited)],
                      f"time since {_utc(s.start)}", "per second", x_fmt=duration,
-                     x_ticks=time_ticks(span), step=True)
+                     x_ticks=time_ticks(span), step=True, marks=_marks(data, s.start))
     return _chart("chart-throughput", "Completions and 429s per second", svg,
                   f"{len(xs)} buckets of {duration(s.width) if s.width >= 0.1 else f'{s.width * 1000:.0f} ms'}; "
                   "a 429 is counted when the record it delayed was written")
@@ -149,7 +165,9 @@ def render_report(data: dict[str, Any], tl: RunTimeline, source: str) -> str:
         + "</p>",
         _figures(data, tl),
         summary_table(data),
-        _throughput(tl),
+        migration_section(data),
+        findings_section(data),
+        _throughput(tl, data),
         _latency(data, tl, models),
         _cost(data, tl, models),
         _chart("chart-errors", "Errors by code", errors),

@@ -13,6 +13,7 @@ from batchrun.account.stats import JobStats, summary
 from batchrun.config import SIMULATED_BASE_URL
 from batchrun.errors import ConfigError, InputError, reading
 from batchrun.results.html import render_report
+from batchrun.results.migration import MigrationReader
 from batchrun.results.target import check_target, replacing
 from batchrun.results.timeline import RunTimeline, finished_at
 from batchrun.store.files import job_files, refuse_job_file
@@ -24,6 +25,7 @@ def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimel
     """The summary JSON of a results file, plus `compare`: its usage priced on other models;
     `timeline`, if given, is fed every result line on the same reading."""
     stats = JobStats()
+    migration = MigrationReader(path)
     foreign = results = 0
     costs: dict[str, float | None] = dict.fromkeys(compare, 0.0)
     with reading("results file", path), open(path, "rb") as f:
@@ -34,9 +36,10 @@ def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimel
                 continue
             results += 1
             stats.add(r)
+            at = finished_at(line.raw)
+            migration.add(line.raw, r, at)
             if timeline is not None:
-                timeline.add(finished_at(line.raw), r.model, r.ok, r.rate_limited, r.cost_usd, r.latency_ms,
-                             r.error_code)
+                timeline.add(at, r.model, r.ok, r.rate_limited, r.cost_usd, r.latency_ms, r.error_code)
             for name, so_far in costs.items():
                 if so_far is not None and (r.usage.input_tokens or r.usage.output_tokens):
                     c = prices.cost(name, r.usage, r.started_at)
@@ -48,6 +51,9 @@ def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimel
     out = summary(stats, input_path="", output_path=str(path), total=stats.done, complete=True,
                   simulated=ran_simulated(path), runs=0, elapsed_s=0.0, stopped=None)
     out["foreign_lines"] = foreign
+    out.update(migration.data(stats))
+    if migration.shadow is not None:  # everything billed: the shadow's answers too
+        migration.shadow.add_cost(out)
     tokens = {f: sum(getattr(m, f) for m in stats.models.values())
               for f in ("input_tokens", "output_tokens", "cached_tokens")}
     out["compare"] = {

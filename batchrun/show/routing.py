@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
+
+from batchrun.results.decision import canary_decision, per_1k, thresholds_words, when
 
 
 def _pct(v: float | None) -> str:
@@ -20,50 +21,13 @@ def _usd(v: float | None) -> str:
     return "unknown" if v is None else f"${v:.6f}"
 
 
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, UTC).strftime(" at %Y-%m-%d %H:%M:%S UTC")
-
-
 def canary_line(c: dict[str, Any]) -> str:
     """One short line for the live display and `status`: the state first, then both arms."""
     b, k = c["baseline"], c["canary"]
     state = c["state"].replace("_", " ")
-    when = _when(c.get("changed_at", c.get("at"))) if c["state"] != "running" else ""
-    return (f"canary {state}{when} ({100 * c['share']:.0f}%): {k['succeeded']}/{k['records']} ok, p95 "
+    at = when(c.get("changed_at", c.get("at"))) if c["state"] != "running" else ""
+    return (f"canary {state}{at} ({100 * c['share']:.0f}%): {k['succeeded']}/{k['records']} ok, p95 "
             f"{_ms(k['p95_ms'])} ms; baseline {b['succeeded']}/{b['records']} ok, p95 {_ms(b['p95_ms'])} ms")
-
-
-def per_1k(arm: dict[str, Any]) -> str:
-    """Cost per 1,000 answered records with the answers it is over; "—" where none answered
-    (an arm that answered nothing must not look cheap)."""
-    n = arm.get("answered", arm.get("succeeded", 0))
-    if not n:
-        return "—"
-    return f"{_usd(arm.get('cost_per_1k_answered_usd'))} ({n} answered)"
-
-
-def thresholds_words(t: dict[str, Any] | None) -> str:
-    """The thresholds a canary was judged on, as the config names them."""
-    if not t:
-        return ""
-    p95 = f"{t['max_p95_ms']:g} ms" if t.get("max_p95_ms") else "off"
-    return (f"window {t['window']}, max_error_rate {t['max_error_rate']:g}, min_success_rate "
-            f"{t['min_success_rate']:g}, max_p95_ms {p95}, max_consecutive_failures {t['max_consecutive_failures']}")
-
-
-def canary_decision(c: dict[str, Any]) -> str:
-    """The canary's decision in words: what, when, after how many canary answers, and why."""
-    state = c["state"]
-    if state == "running":
-        return (f"canary {c['model']}: still running at {100 * c['share']:.0f}% of records, "
-                f"{c.get('judged', 0)} canary answer(s) judged; nothing decided yet")
-    n = c.get("records_at_change", c.get("records"))
-    after = f" after {n} canary answer(s)" if n is not None else ""
-    why = f" on {c['threshold']}" if c.get("threshold") and c["threshold"] not in ("ramp", "refused") else ""
-    return (f"canary {c['model']} {state.replace('_', ' ')}{_when(c.get('changed_at', c.get('at')))}{after}{why}: "
-            f"{c.get('reason') or 'no reason recorded'}")
 
 
 def canary_status(c: dict[str, Any]) -> list[str]:

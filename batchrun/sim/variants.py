@@ -26,8 +26,23 @@ def vary(body: bytes) -> bytes:
     doc = orjson.loads(body)
     message = doc["choices"][0]["message"]
     text = message.get("content") or ""
+    obj = _object(text)
     if text in LABELS:
         message["content"] = LABELS[(LABELS.index(text) + 1) % len(LABELS)]
+    elif obj is not None and obj.get("urgency") in _URGENCY:  # a classification: another urgency, still JSON
+        obj["urgency"] = _URGENCY[(_URGENCY.index(obj["urgency"]) + 1) % len(_URGENCY)]
+        message["content"] = orjson.dumps(obj).decode()
     else:
         message["content"] = text + " (variant)"
     return orjson.dumps(doc)
+
+
+_URGENCY = ("low", "medium", "high")
+
+
+def _object(text: str) -> dict[str, object] | None:
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
