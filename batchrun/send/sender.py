@@ -155,8 +155,8 @@ class Sender:
                                                    not last or plan.once)
                 spent = result.cost_usd
             except (AuthError, QuotaExhausted) as e:
-                if not canary or self.planner is None:
-                    raise  # the job stops: every record would be refused the same way
+                if not canary or self.planner is None:  # the job stops: every record would be refused the same way
+                    raise self.abandoned.note(model, tally, e) from None
                 self.planner.roll_back(f"{model} refused: {e.message}")  # only the canary's provider did
                 result, err = failure(rec, model, tally, e, e.code, e.message), e
             finally:

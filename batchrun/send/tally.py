@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from batchrun.errors import NotSent, RequestError
+from batchrun.errors import BatchrunError, RequestError
 from batchrun.records import Fallback, Record, Result
 
 
@@ -26,15 +27,19 @@ def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, cod
                   fallbacks=tuple(tally.fallbacks), started_at=tally.started_at)
 
 
+_E = TypeVar("_E", bound=BatchrunError)
+
+
 @dataclass(slots=True)
 class Abandoned:
-    """Requests sent for records that a clean stop then let go (no line holds them, and the next
-    run sends the record again), by model: [requests, of which 429s]. The job adds them to its
-    figures, so a provider's `requests` is every request its server received."""
+    """Requests sent for records that no line holds: a clean stop let the record go, or a refused
+    key stopped the job (the next run sends it again), or a refused shadow was skipped. By model:
+    [requests, of which 429s]. The job adds them to its figures, so a provider's `requests` is
+    every request its server received."""
 
     by_model: dict[str, list[int]] = field(default_factory=dict)
 
-    def note(self, model: str, tally: Tally, stop: NotSent) -> NotSent:
+    def note(self, model: str, tally: Tally, stop: _E) -> _E:
         """Count what the record's tally sent on each model; returns `stop`, to raise."""
         moved = sum(fb.attempts for fb in tally.fallbacks)
         limited = sum(fb.rate_limited for fb in tally.fallbacks)
