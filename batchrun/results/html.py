@@ -34,7 +34,8 @@ svg.plot{width:100%;height:auto;display:block}
 .key i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .note{color:#57606a;font-size:12px;margin:6px 0 0}
 h3{font-size:14px;margin:14px 0 6px}.decision{font-weight:600;margin:4px 0 8px}
-#migration td,#findings td{white-space:normal}#shadow-differ td,#field-values td,#field-differs td{text-align:left}
+#migration td,#findings td{white-space:normal}
+#shadow-differ :is(td,th),#field-values :is(td,th),#field-differs :is(td,th):last-child{text-align:left}
 .steps{margin:4px 0;padding-left:20px;font-size:12.5px}
 .mark{stroke:#8250df;stroke-dasharray:4 3}.mark-label{font-size:11px;fill:#8250df}
 .simulated{background:#8250df;color:#fff;font-weight:700;border-radius:6px;padding:10px 14px;margin:0 0 16px}
