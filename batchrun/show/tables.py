@@ -10,6 +10,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from batchrun.results.decision import canary_decision
+
 
 def _money(v: float | None) -> str:
     return "unknown" if v is None else f"${v:.6f}"
@@ -234,9 +236,14 @@ def format_report(data: dict[str, Any]) -> list[Any]:
     out: list[Any] = [
         format_summary_table(data, title=f"report: {data['job']['output']}"),
         f"records: {r['total']} ({r['succeeded']} succeeded, {r['failed']} failed, {r['invalid']} invalid); "
-        f"total cost ${data['total_cost_usd']:.6f}"
+        f"total cost ${data['total_cost_usd']:.6f}" + cost_split(data)
         + (f" (unknown for {', '.join(data['unpriced_models'])})" if data["unpriced_models"] else ""),
     ]
+    migration = data.get("migration") or {}
+    if migration.get("canary"):
+        out.append(canary_decision(migration["canary"]))
+    if s := migration.get("shadow"):
+        out.append(f"shadow {s['model']}: {s['agreed']} of {s['compared']} compared answers agreed")
     if data["foreign_lines"]:
         out.append(f"{data['foreign_lines']} line(s) were not batchrun results and were skipped")
     if data["compare"]:
