@@ -89,3 +89,18 @@ def test_a_dead_canary_has_no_cost_per_answer(tmp_path: Path, sim_factory: Any) 
     row = next(line for line in done.stdout.splitlines() if "cost / 1,000 answered" in line)
     assert "—" in row and f"({c['baseline']['answered']} answered)" in row, row
     assert summ["providers"]["new"]["succeeded"] == 0 and summ["providers"]["new"]["cost_usd"] == 0
+
+
+def test_requests_of_failed_lines_still_count_after_retry_failed(tmp_path: Path, sim_factory: Any) -> None:
+    old = sim_factory(api_key="old-secret-key-1234", error_rate=0.3, error_kinds=("500",), seed=1)
+    cfg = toml(tmp_path, old.url, old.url)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(30))
+    args = ("--max-attempts", "1", "--concurrency", "1")
+    first, summ = process(tmp_path, inp, cfg, *args)
+    assert first.returncode == 1 and summ["records"]["failed"] > 0
+    for _ in range(6):
+        done, summ = process(tmp_path, inp, cfg, *args, "--retry-failed")
+        if not summ["records"]["failed"]:
+            break
+    p = summ["providers"]["old"]  # the failed lines dropped by --retry-failed: their requests still count
+    assert p["requests"] == old.stats.requests and p["failed"] == old.stats.statuses[500] > 0, p

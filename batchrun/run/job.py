@@ -147,7 +147,8 @@ def _progress(
         return ProgressFigures(
             done=st.done, total=state.total, elapsed_s=el,
             rps=(st.done - clock.done_before) / el if el > 0 else 0.0,
-            input_tokens=tin, output_tokens=tout, cost_usd=st.cost_usd,
+            input_tokens=tin, output_tokens=tout,  # routed: the budget's count holds the shadow's spend too
+            cost_usd=sender.budget.spent_usd if planner is not None else st.cost_usd,
             cost_unknown=any(m.unpriced for m in st.models.values()),
             retries=sender.statistics().retries, errors=st.failed + st.invalid,
             in_flight=pipe.statistics().in_flight, limits=limits, wait_s=limiters.waited_s,

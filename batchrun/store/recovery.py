@@ -56,7 +56,8 @@ def rebuild_from_output(output: Path, state: JobState, drop_failed: bool) -> int
     """
     state.output_offset = 0
     state.done = Done()
-    state.stats = JobStats()
+    gone = JobStats()  # the dropped lines: their requests were received all the same
+    state.stats = JobStats(abandoned=state.stats.abandoned)
     state.arms = Arms()
     save_atomic(checkpoint_path(output), state.to_bytes())
     dropped = 0
@@ -69,11 +70,13 @@ def rebuild_from_output(output: Path, state: JobState, drop_failed: bool) -> int
                     continue
                 if not r.ok and not r.invalid:
                     dropped += 1
+                    gone.add(r)
                     continue
                 dst.write(line.raw)
             dst.flush()
             os.fsync(dst.fileno())
         os.replace(tmp, output)
     recover_output(output, state)
+    state.stats.abandon({name: [m.attempts, m.rate_limited] for name, m in gone.models.items()})
     return dropped
 
