@@ -248,3 +248,20 @@ def test_answers_shown_in_the_migration_are_escaped_and_cut_short() -> None:
         "differ": [{"key": "k&1", "main": long[:240], "shadow": "<i>no</i>"}]}}}
     html = migration_section(data)
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;i&gt;no" in html and "k&amp;1" in html
+
+
+def test_field_values_are_counted_and_bounded() -> None:
+    from batchrun.results.findings import MAX_VALUES, OTHER, FieldDiffs, FieldValues
+
+    values = FieldValues()
+    for i in range(MAX_VALUES + 100):
+        values.add({"category": "billing" if i % 2 else "shipping", "id": i})
+    top = values.top()
+    assert top["answers"] == MAX_VALUES + 100
+    assert sorted(top["fields"]["category"]) == [["billing", 300], ["shipping", 300]]
+    assert [OTHER, 100] in top["fields"]["id"]  # distinct values past the bound are counted, not kept
+    diffs = FieldDiffs()
+    diffs.add({"urgency": "low", "category": "x"}, {"urgency": "high", "category": "x"})
+    diffs.add({"urgency": "low"}, {"urgency": "high"})
+    assert diffs.summary()["urgency"] == {"compared": 2, "differ": 2, "pairs": [["low", "high", 2]]}
+    assert diffs.summary()["category"]["differ"] == 0

@@ -39,17 +39,22 @@ def test_a_window_within_its_error_budget_passes_and_ramps_up_to_promotion() -> 
         assert [c.observe(ok, 10.0) for ok in pattern][-1] is True
         assert c.share == step
     assert c.state == PROMOTED and c.takes("any key") and "ramp reached 1.0" in (c.reason or "")
+    saved = Canary.from_state(c.config, lambda: 0.0, c.to_state()).to_state()  # the steps hold on resume
+    assert saved["steps"] == [[1000.0, 0.5], [1000.0, 1.0]] and saved["threshold"] == "ramp"
+    assert saved["thresholds"] == {"window": 20, "max_error_rate": 0.05, "min_success_rate": 0.95,
+                                   "max_p95_ms": 0.0, "max_consecutive_failures": 5}
 
 
 def test_failures_in_a_row_and_a_slow_p95_each_roll_back() -> None:
     c = canary(max_consecutive_failures=3, max_error_rate=1.0, min_success_rate=0.0)
     assert [c.observe(False, 0.0) for _ in range(3)] == [False, False, True]
-    assert "3 failures in a row" in (c.reason or "")
+    assert "3 failures in a row" in (c.reason or "") and c.threshold == "max_consecutive_failures"
+    assert c.to_state()["steps"] == [[1000.0, 0.0]]  # the rollback, at its time
     c = canary(window=10, max_p95_ms=500)
     for _ in range(9):
         c.observe(True, 900.0)
     assert c.state == RUNNING and c.observe(True, 900.0) and c.state == ROLLED_BACK
-    assert "p95 latency" in (c.reason or "")
+    assert "p95 latency" in (c.reason or "") and c.threshold == "max_p95_ms"
 
 
 def test_the_split_is_stable_growing_and_about_the_share() -> None:
