@@ -10,6 +10,7 @@ answers in their own file. A results file alone still gives the arms and the fin
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from batchrun.store.files import shadow_path
 from batchrun.store.state import checkpoint_path
 
 CUT = 240  # characters of an answer shown where the two models differ
+# a JSON string value that opens an object or a code fence: the only answers answer_object reads
+_MAY_HOLD_OBJECT = re.compile(rb'":\s*"(?:\s|\\[nrt])*(?:\{|```)')
 
 
 def cut(text: str | None) -> str | None:
@@ -92,12 +95,13 @@ class MigrationReader:
             self.seen_providers.add(r.provider)
         if isinstance(self.change_at, int | float) and at is not None and at <= self.change_at:
             self.before_change += 1
-        if not r.ok or r.invalid:
-            return
+        shadow = self.shadow
+        wanted = shadow is not None and r.key in shadow.differ
+        if not r.ok or r.invalid or not (wanted or _MAY_HOLD_OBJECT.search(raw)):
+            return  # an answer that cannot be a JSON object is not parsed: the report stays quick
         doc = orjson.loads(raw)
         text = answer_text((doc.get("response") or {}).get("body"))
-        shadow = self.shadow
-        if shadow is not None and r.key in shadow.differ:
+        if wanted:
             self.main_text[r.key] = text
         obj = answer_object(text)
         if obj is not None:
