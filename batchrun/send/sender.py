@@ -215,11 +215,12 @@ class Sender:
                 return failure(rec, model, tally, outcome, outcome.code, msg), outcome
             await self._backoff(delay, model, tally)
 
-    def _check_wait(self, retry_after: float | None) -> None:
+    def _check_wait(self, retry_after: float | None, model: str, tally: Tally) -> None:
         """A server asking to wait longer than --max-wait stops the job, to be run again later."""
         limit = self.policy.max_wait_s
         if retry_after is not None and limit is not None and retry_after > limit:
-            raise WaitTooLong(f"the server asks to wait {retry_after:g}s, longer than --max-wait {limit:g}s")
+            raise self.abandoned.note(model, tally, WaitTooLong(
+                f"the server asks to wait {retry_after:g}s, longer than --max-wait {limit:g}s"))
 
     async def _backoff(self, seconds: float, model: str, tally: Tally) -> None:
         """Wait before the next attempt; a clean stop lets go of the record (no attempt of it is
@@ -246,7 +247,7 @@ class Sender:
         except RateLimited as e:
             tally.rate_limited += 1
             limiter.rate_limited(permit, e.retry_after, _headers(e))
-            self._check_wait(e.retry_after)
+            self._check_wait(e.retry_after, model, tally)
             return e
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
@@ -261,7 +262,7 @@ class Sender:
             if isinstance(e, QuotaExhausted):
                 raise
             if isinstance(e, ServerError) and e.headers is not None:  # a 503 may ask to wait too
-                self._check_wait(parse_retry_after(e.headers, self.wall_clock()))
+                self._check_wait(parse_retry_after(e.headers, self.wall_clock()), model, tally)
             return e
         except BaseException:
             limiter.answered(permit, None, None)
