@@ -264,8 +264,9 @@ class Sender:
             if isinstance(e, ServerError) and e.headers is not None:  # a 503 may ask to wait too
                 self._check_wait(parse_retry_after(e.headers, self.wall_clock()), model, tally)
             return e
-        except BaseException:
+        except BaseException:  # cancelled in flight (a shadow whose record stopped, a second Ctrl-C): it was sent
             limiter.answered(permit, None, None)
+            self.abandoned.note(model, tally, NotSent("cancelled in flight"))
             raise
         self.breaker.answered(t.model, provider)
         reported = endpoint.usage(ans.body)
