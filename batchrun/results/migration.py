@@ -127,7 +127,7 @@ class MigrationReader:
             "model": c.get("model") or self.canary_model, "state": c.get("state", "unknown"),
             "share": c.get("share"), "reason": c.get("reason"), "changed_at": c.get("at"),
             "judged": c.get("judged"), "records_at_change": c.get("records"), "threshold": c.get("threshold"),
-            "thresholds": c.get("thresholds"), "steps": c.get("steps") or [],
+            "thresholds": c.get("thresholds"), "steps": c.get("steps") or [], "first_share": c.get("first_share"),
             "records_before_change": self.before_change if c.get("at") is not None else None,
             "baseline": self.arms.baseline.figures(), "canary": self.arms.canary.figures(),
         }

@@ -43,11 +43,13 @@ def _canary(c: dict[str, Any]) -> str:
     steps = "".join(f"<li>{escape(when(at).strip() or '?')}: "
                     f"{'rolled back' if share == 0 else f'share {100 * share:.0f}%'}</li>"
                     for at, share in c.get("steps") or ())
+    first = (f"<li>from the start: share {100 * c['first_share']:.0f}%</li>"
+             if isinstance(c.get("first_share"), int | float) else "")
     return (f'<h3>Canary {escape(str(c["model"]))} against its baseline</h3>'
             f'<p class="decision" id="canary-decision">{escape(canary_decision(c))}</p>'
             + table(("figure", "baseline", f"canary {c['model']}"), rows, "canary-arms")
             + (f'<p class="note">judged on {escape(judged)}</p>' if judged else "")
-            + (f'<p class="note">share steps:</p><ul class="steps">{steps}</ul>' if steps else ""))
+            + (f'<p class="note">share steps:</p><ul class="steps">{first}{steps}</ul>' if steps else ""))
 
 
 def _shadow(s: dict[str, Any]) -> str:

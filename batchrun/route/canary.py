@@ -168,7 +168,7 @@ class Canary:
         c = self.config
         return {"model": c.model, "state": self.state, "share": self.share, "reason": self.reason,
                 "at": self.changed_at, "judged": self.judged, "records": self.records_at_change,
-                "threshold": self.threshold, "steps": self.steps,
+                "threshold": self.threshold, "steps": self.steps, "first_share": c.share,
                 "thresholds": {"window": c.window, "max_error_rate": c.max_error_rate,
                                "min_success_rate": c.min_success_rate, "max_p95_ms": c.max_p95_ms,
                                "max_consecutive_failures": c.max_consecutive_failures}}

@@ -180,7 +180,7 @@ def canary_section(cfg: RunConfig, state: JobState, planner: Planner | None) -> 
         "model": config.model, "share": saved.get("share", config.share),
         "state": saved.get("state", "running"), "reason": saved.get("reason"),
         "changed_at": saved.get("at"), "judged": saved.get("judged", 0), "records_at_change": saved.get("records"),
-        "threshold": saved.get("threshold"), "steps": saved.get("steps", []),
+        "threshold": saved.get("threshold"), "steps": saved.get("steps", []), "first_share": config.share,
         "thresholds": saved.get("thresholds"),
         "baseline": state.arms.baseline.figures(), "canary": state.arms.canary.figures(),
     }
