@@ -98,9 +98,7 @@ def test_requests_of_failed_lines_still_count_after_retry_failed(tmp_path: Path,
     args = ("--max-attempts", "1", "--concurrency", "1")
     first, summ = process(tmp_path, inp, cfg, *args)
     assert first.returncode == 1 and summ["records"]["failed"] > 0
-    for _ in range(6):
-        done, summ = process(tmp_path, inp, cfg, *args, "--retry-failed")
-        if not summ["records"]["failed"]:
-            break
+    done, summ = process(tmp_path, inp, cfg, *args, "--retry-failed")
+    assert done.returncode in (0, 1), done.stderr
     p = summ["providers"]["old"]  # the failed lines dropped by --retry-failed: their requests still count
     assert p["requests"] == old.stats.requests and p["failed"] == old.stats.statuses[500] > 0, p
