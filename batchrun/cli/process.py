@@ -17,6 +17,8 @@ from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
     Config,
+    Deadline,
+    DeadlineMargin,
     EndpointName,
     Flag,
     InputFile,
@@ -87,6 +89,8 @@ def process(
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,
+    deadline: Deadline = None,
+    deadline_margin: DeadlineMargin = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))
@@ -95,6 +99,7 @@ def process(
 def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
+    from batchrun.run.deadline import refuse_deadline
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
     from batchrun.run.report import check_html_path
@@ -104,6 +109,7 @@ def _process(flags: dict[str, Any]) -> None:
     html_report = flags.pop("html_report")
     flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
+    refuse_deadline(cfg)
     check_paths(cfg, html_report)
     check_html_path(html_report, cfg.input, cfg.output)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
