@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from batchrun.cli import app
 from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import (
     PRIOR_BATCH_LPS,
@@ -15,6 +20,8 @@ from batchrun.route.deadline import (
     plan,
     replan,
 )
+
+from .conftest import plain_records, write_jsonl
 
 T0 = 1_000_000.0
 H = 3600.0
@@ -142,3 +149,39 @@ def test_the_pace_is_lines_over_time_of_running_batches() -> None:
     assert pace.lines_per_s() is None
     pace.look(T0 + 102.0, 90, True)
     assert pace.lines_per_s() == 20.0
+
+
+def _estimate(tmp_path: Path, *args: str) -> tuple[int, str]:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1000))
+    res = CliRunner().invoke(app, ["estimate", str(inp), *args])
+    return res.exit_code, res.output
+
+
+def test_estimate_prints_the_plan_before_anything_is_sent(tmp_path: Path) -> None:
+    code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "25h", "--json")
+    assert code == 0
+    d = orjson.loads(out)["deadline"]
+    assert (d["to_batch"], d["to_live"], d["impossible"], d["planned_on"]) == (1000, 0, False, "cost")
+    assert d["cost_max_usd"] == d["all_batch_cost_usd"][1] < d["all_live_cost_usd"][1]
+    code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "25h")
+    assert code == 0 and "plan: 1000 record(s) through the Batch API and 0 live" in out
+    assert "all live: $" in out and "from the prior" in out
+
+
+def test_estimate_says_an_impossible_deadline(tmp_path: Path) -> None:
+    code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "60s", "--rpm", "60")
+    assert code == 0
+    # 1,000 records at 1 a second live, batches after their prior 10 min: about 10 min at full speed
+    assert "at the known limits this takes about 10 min; the deadline is in 60 s" in " ".join(out.split())
+
+
+def test_estimate_with_an_unknown_price_plans_on_time_only(tmp_path: Path) -> None:
+    code, out = _estimate(tmp_path, "--model", "no-such-model-x", "--deadline", "2h", "--rpm", "6000", "--json")
+    d = orjson.loads(out)["deadline"]
+    assert code == 0 and d["planned_on"] == "time only" and d["cost_max_usd"] is None
+    assert d["to_live"] == 1000  # 10 s live beats the Batch API's prior overhead
+
+
+def test_estimate_refuses_a_bad_deadline_in_one_sentence(tmp_path: Path) -> None:
+    code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "next week")
+    assert code == 2 and out.count("\n") == 1 and "invalid deadline from --deadline" in out

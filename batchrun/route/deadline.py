@@ -62,8 +62,11 @@ class Paths:
 
 
 def live_rate(rpm: float | None, tpm: float | None, tokens_per_record: float) -> float:
-    """Records a second the live path sustains at these limits (unset: the priors)."""
-    per_min = min(rpm or PRIOR_RPM, (tpm or PRIOR_TPM) / max(1.0, tokens_per_record))
+    """Records a second the live path sustains at these limits; with neither known, the priors
+    (a limit the user states is the one they know of: the other is not assumed)."""
+    if rpm is None and tpm is None:
+        rpm, tpm = PRIOR_RPM, PRIOR_TPM
+    per_min = min(rpm or float("inf"), (tpm or float("inf")) / max(1.0, tokens_per_record))
     return per_min / 60.0
 
 
