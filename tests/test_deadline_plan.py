@@ -35,7 +35,7 @@ def prior(live_cost: float | None = 2.0, batch_cost: float | None = 1.0) -> Path
 def tight(**kw: float | None) -> Paths:
     """The issue's tight floor: live 3,000 RPM, batches 20 lines a second, a second of overhead."""
     return Paths(**{"live_rps": 50.0, "batch_lps": 20.0, "batch_overhead_s": 1.0, "live_cost": 2.0,  # type: ignore[arg-type]
-                    "batch_cost": 1.0, **kw})
+                    "batch_cost": 1.0, "batch_known": True, "live_known": True, **kw})
 
 
 def test_an_ample_deadline_sends_everything_through_batches() -> None:
@@ -114,6 +114,18 @@ def test_shards_not_yet_submitted_go_live_before_any_cancel() -> None:
     m = replan(T0 + 40, T0 + 75, 7.5, tight(), 0, running, (("s1", 300), ("s2", 300), ("s3", 300)))
     assert set(m.submit) | set(m.hold) == {"s1", "s2", "s3"} and not set(m.submit) & set(m.hold)
     assert m.hold and m.cancel == ()
+
+
+def test_before_the_pace_is_seen_shards_are_tried_while_live_could_take_them_over() -> None:
+    unknown = tight(batch_known=False)
+    waiting = tuple((f"s{i}", 300) for i in range(10))
+    m = replan(T0, T0 + 75, 7.5, unknown, 0, (), waiting, look_s=3)
+    assert m.submit == tuple(f"s{i}" for i in range(10)) and m.cancel == ()  # 60 s of live covers all 3,000
+    m = replan(T0, T0 + 40, 4, unknown, 0, (), waiting, look_s=3)
+    assert m.hold and len(m.submit) == 5  # live could take over 1,650 at most: the rest goes live now
+    running = tuple(Running(f"b{i}", 300, 0) for i in range(10))
+    assert replan(T0 + 1, T0 + 75, 7.5, unknown, 0, running, (), look_s=3).cancel == ()
+    assert replan(T0 + 5, T0 + 75, 7.5, unknown, 0, running, (), look_s=3).cancel  # unseen pace: nothing counted on
 
 
 def test_when_live_cannot_take_them_waiting_shards_are_still_submitted() -> None:

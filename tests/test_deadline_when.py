@@ -72,7 +72,7 @@ def test_margin_is_a_share_or_a_duration() -> None:
 
 def test_the_first_run_fixes_the_deadline_and_reruns_keep_it() -> None:
     saved, note = fix_deadline(None, parse_when("8h"), NOON)
-    assert saved == {"at": NOON + 8 * 3600, "given": "8h"} and note == ""
+    assert saved == {"at": NOON + 8 * 3600, "given": "8h", "set_at": NOON} and note == ""
     # a cron rerun an hour later with the same line: the same deadline, not 8 h from now
     assert fix_deadline(saved, parse_when("8h"), NOON + 3600) == (saved, "")
     kept, note = fix_deadline(saved, parse_when("2h"), NOON + 3600)

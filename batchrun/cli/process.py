@@ -99,7 +99,7 @@ def process(
 def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
-    from batchrun.run.deadline import refuse_deadline
+    from batchrun.run.deadline import run_deadline_job
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
     from batchrun.run.report import check_html_path
@@ -109,7 +109,6 @@ def _process(flags: dict[str, Any]) -> None:
     html_report = flags.pop("html_report")
     flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
-    refuse_deadline(cfg)
     check_paths(cfg, html_report)
     check_html_path(html_report, cfg.input, cfg.output)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
@@ -120,7 +119,7 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGHUP, _early_signal)
     try:
-        outcome = asyncio.run(run_job(cfg, display))
+        outcome = asyncio.run(run_deadline_job(cfg, display) if cfg.deadline is not None else run_job(cfg, display))
         if html_report is not None:
             _html_report(cfg.output, html_report, display)
     finally:

@@ -176,24 +176,30 @@ class Moves:
 
 
 def replan(now: float, deadline: float, margin_s: float, paths: Paths, live_left: int,
-           running: tuple[Running, ...], waiting: tuple[tuple[str, int], ...]) -> Moves:
+           running: tuple[Running, ...], waiting: tuple[tuple[str, int], ...], look_s: float = LOOK_S) -> Moves:
     """The moves at `now`: `live_left` records the live path holds unanswered, `running` batches,
-    `waiting` shards (id, lines) not yet submitted, in the order they would be submitted."""
+    `waiting` shards (id, lines) not yet submitted, in the order they would be submitted; `look_s`:
+    the longest until the next look (a cancel decided then must still leave live the time)."""
     avail = deadline - margin_s - now
-    live_room = paths.live_rps * max(0.0, avail - LOOK_S)  # what live can still take if it waits one more look
+    live_room = paths.live_rps * max(0.0, avail - look_s)  # what live can still take if it waits one more look
+    live_cap = paths.live_rps * max(0.0, deadline - now)  # live at full speed up to the deadline itself
     running_left = sum(b.unanswered for b in running)
-    # batches running now need no new overhead: only finalizing and collection, a third of it
-    deliver = paths.batch_by(avail, overhead=False) - paths.batch_pace() * paths.batch_overhead_s / 3
-    room = max(0.0, deliver - running_left)
+    # Until the batches' pace is seen nothing is counted on from them. Running batches need no new
+    # overhead: only finalizing and collection, a third of it.
+    deliver = (paths.batch_by(avail, overhead=False) - paths.batch_pace() * paths.batch_overhead_s / 3
+               if paths.batch_known else 0.0)
+    shortfall = max(0, int(running_left - max(0.0, deliver)))
+    room, backlog = max(0.0, deliver - running_left), live_left + shortfall
     submit, hold = [], []
     for sid, lines in waiting:
-        if lines <= paths.batch_by(avail) and lines <= room:
-            submit.append(sid)
+        if paths.batch_known and lines <= paths.batch_by(avail) and lines <= room:
+            submit.append(sid)  # expected answered in time
             room -= lines
+        elif not paths.batch_known and backlog + lines <= live_room:
+            submit.append(sid)  # a try: the live path could still take it over
+            backlog += lines
         else:
             hold.append(sid)
-    shortfall = max(0, int(running_left - max(0.0, deliver)))
-    live_cap = paths.live_rps * max(0.0, deadline - now)  # live at full speed up to the deadline itself
     held = sum(lines for sid, lines in waiting if sid in hold)
     while hold and live_left + held + shortfall > live_cap:  # live cannot take them: batches still add pace
         sid = hold.pop()

@@ -114,7 +114,7 @@ def iso_utc(epoch: float) -> str:
 
 
 def fix_deadline(saved: dict[str, Any] | None, when: When | None, now: float) -> tuple[dict[str, Any] | None, str]:
-    """The job's deadline for the checkpoint (`{"at": epoch, "given": text}`) and a note for the
+    """The job's deadline for the checkpoint (`{"at": epoch, "given": text, "set_at": epoch}`) and a note for the
     user ('' when none). The first run that names one fixes it; later runs keep it, whatever
     they pass, so a cron line's `--deadline 8h` does not move it on every run."""
     if saved is not None:
@@ -127,7 +127,7 @@ def fix_deadline(saved: dict[str, Any] | None, when: When | None, now: float) ->
     at = when.at(now)
     if at <= now:
         raise ConfigError(f"--deadline {when.text}: {iso_utc(at)} is already past")
-    return {"at": at, "given": when.text}, ""
+    return {"at": at, "given": when.text, "set_at": now}, ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,184 @@
-"""`process --deadline`: the orchestration across the Batch API and live is not built yet; the
-plan is available before anything is sent through `estimate --deadline`."""
+"""`process --deadline`: the Batch API flow (run/batch_job) with the deadline planner deciding, at
+each look, which shards to submit, which to send live instead, and which running batches to
+cancel so that the live path takes what they would leave unanswered.
+
+What goes live is only ever a live shard: a shard never submitted, or the unanswered lines of a
+batch that has ended (cancelled, expired) and been collected, which `batch.settle` places once the
+batch's answered lines are written. So a line answered in a batch is never also sent live, and
+after kill -9 at any moment the rerun finds every shard where the checkpoint left it: a cancel
+sent but not collected is collected on the next look, as any ended batch.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from batchrun.batch.api import BatchApi
+from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
+from batchrun.batch.settle import Settler
+from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
-from batchrun.errors import ConfigError
+from batchrun.errors import ConfigError, FatalRequestError
+from batchrun.route.batch_pace import BatchPace
+from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
+from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
+from batchrun.run.batch_job import BatchRun, run_batch_job
+from batchrun.run.outcome import Outcome
+from batchrun.secret import ApiKey
+from batchrun.show.console import Display
+from batchrun.store.opening import JobFiles
+from batchrun.store.state import JobState
+
+LOOK_S = 1.0  # between two looks at the batches: a deadline's plan needs them often
+SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a tenth at most
 
 
-def refuse_deadline(cfg: RunConfig) -> None:
-    """One sentence rather than a half-working run."""
-    if cfg.deadline is not None:
-        raise ConfigError("process --deadline is not yet available; use estimate --deadline to see the plan, "
-                          "then run with --batch-api or live")
+async def run_deadline_job(cfg: RunConfig, display: Display) -> Outcome:
+    """Run a job against its deadline, through the Batch API flow with the planner deciding."""
+    if cfg.no_wait:
+        raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
+                          "often; run without --no-wait")
+    size = max(1, math.ceil(_count_lines(cfg) / SHARDS))
+    cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
+    return await run_batch_job(cfg, display, DeadlineRun)
+
+
+def _count_lines(cfg: RunConfig) -> int:
+    n = 0
+    with open(cfg.input, "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return max(1, n)
+
+
+class DeadlineRun(BatchRun):
+    """A Batch API run whose loop asks the planner what to submit, hold back or cancel."""
+
+    def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
+        super().__init__(cfg, display, state, files)
+        now = time.time()
+        state.deadline, note = fix_deadline(state.deadline, cfg.deadline, now)
+        if note:
+            display.warn(note)
+        assert state.deadline is not None
+        d = state.deadline
+        d.setdefault("cancelled", [])
+        d.setdefault("went_live", 0)
+        self.at = float(d["at"])
+        self.margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(self.at - float(d.get("set_at", now)))
+        self.pace = BatchPace()
+        self.live_seen: float | None = None  # records a second the live path reached
+
+    def _paths(self) -> Paths:
+        lps, over = self.pace.lines_per_s(), self.pace.overhead_s()
+        rps = live_rate(self.cfg.rpm, self.cfg.tpm, self.cfg.default_max_output + 200)
+        return Paths(live_rps=max(rps, self.live_seen or 0.0), batch_lps=lps or PRIOR_BATCH_LPS,
+                     batch_overhead_s=PRIOR_BATCH_OVERHEAD_S if over is None else over,
+                     live_known=self.cfg.rpm is not None or self.cfg.tpm is not None, batch_known=lps is not None)
+
+    def _say_plan(self) -> None:
+        """The first line of the run: the plan at what is known, or the deadline it cannot keep."""
+        now = time.time()
+        left = sum(s.requests for s in self.plan.open)
+        p = plan(left, now, self.at, self.margin, self._paths())
+        self.state.deadline = {**(self.state.deadline or {}), "plan": p.says()}
+        self.display.notice(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says()
+                            + "; batches are tried first where the live path could still take them over")
+        self.out.save()
+
+    async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
+                    key: ApiKey) -> None:
+        self._say_plan()
+        while self.stopped is None:
+            await self._replan(apis, submitter)
+            for s in [s for s in self.plan.open if s.phase == LIVE]:
+                if self.stopped is not None or not await self._timed_live(s, url, key):
+                    return
+            await self._poll(apis, settler)
+            self._look()
+            if not self.plan.open:
+                return
+            if any(s.phase in (WRITTEN, UPLOADED, CREATING, LIVE) for s in self.plan.open):
+                continue
+            with contextlib.suppress(TimeoutError):
+                await _wait(self._wake, LOOK_S)
+
+    def _look(self) -> None:
+        cancelled = set(self.state.deadline["cancelled"]) if self.state.deadline else set()
+        answered = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in self.plan.shards
+                       if s.batch_id is not None)
+        running = any(s.phase == SUBMITTED and s.batch_id not in cancelled
+                      and s.counts.get("completed", 0) + s.counts.get("failed", 0) < s.requests
+                      for s in self.plan.open)
+        self.pace.look(time.time(), answered, running)
+
+    async def _replan(self, apis: Mapping[str | None, BatchApi], submitter: Submitter) -> None:
+        assert self.state.deadline is not None
+        cancelled: list[str] = self.state.deadline["cancelled"]
+        running = tuple(Running(s.id, s.requests, s.counts.get("completed", 0) + s.counts.get("failed", 0))
+                        for s in self.plan.open if s.phase == SUBMITTED and s.batch_id not in cancelled)
+        live_left = sum(s.requests for s in self.plan.open if s.phase == LIVE) + sum(
+            s.requests - s.counts.get("completed", 0) - s.counts.get("failed", 0)
+            for s in self.plan.open if s.phase == SUBMITTED and s.batch_id in cancelled)
+        waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
+        moves = replan(time.time(), self.at, self.margin, self._paths(), live_left, running, waiting, LOOK_S * 3)
+        by_id = {s.id: s for s in self.plan.shards}
+        for sid in moves.hold:  # never submitted: sent live as it is, no cancel needed
+            by_id[sid].phase = LIVE
+            self.state.deadline["went_live"] += by_id[sid].requests
+            self.display.notice(f"deadline: shard {sid} ({by_id[sid].requests} request(s)) goes live instead of "
+                                "into a batch")
+        if moves.hold:
+            self.out.save()
+        for sid in moves.cancel:
+            await self._cancel(apis, by_id[sid], moves.shortfall)
+        for s in [s for s in self.plan.open if s.phase == CREATING or s.id in moves.submit]:
+            if self.stopped is not None:
+                return
+            await submitter.submit(s)
+            self.pace.submitted(time.time())
+            self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
+
+    async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any, shortfall: int) -> None:
+        """Cancel a slow batch: its answered lines are collected when it ends, the rest go live."""
+        assert self.state.deadline is not None and shard.batch_id is not None
+        self.state.deadline["cancelled"].append(shard.batch_id)
+        self.out.save()  # the decision is on disk before the cancel is sent
+        with contextlib.suppress(FatalRequestError):  # a batch that ended meanwhile cannot be cancelled
+            await apis[shard.provider].cancel(shard.batch_id)
+        self.display.notice(f"deadline: batches are expected to leave {shortfall} line(s) unanswered in time; "
+                            f"cancelled batch {shard.id} ({shard.batch_id}): its answered lines are kept, the "
+                            "rest go live")
+
+    async def _timed_live(self, shard: Any, url: str, key: ApiKey) -> bool:
+        started, before = time.monotonic(), self.state.stats.done
+        if shard.round > 1:
+            assert self.state.deadline is not None
+            self.state.deadline["went_live"] += shard.requests
+        ok = await self._live(shard, url, key)
+        took, sent = time.monotonic() - started, self.state.stats.done - before
+        if sent >= 50 and took > 0:
+            self.live_seen = max(self.live_seen or 0.0, sent / took)
+        return ok
+
+    def summarise(self) -> dict[str, Any]:
+        """The summary, with what the deadline decided."""
+        summ = super().summarise()
+        d = self.state.deadline or {}
+        done = self.state.stats.done
+        summ["deadline"] = {"deadline": iso_utc(self.at), "given": d.get("given"), "plan": d.get("plan"),
+                            "live": d.get("went_live", 0), "batch": max(0, done - d.get("went_live", 0)),
+                            "cancelled_batches": len(d.get("cancelled", [])),
+                            "met": self.stopped is None and not self.plan.open and time.time() <= self.at}
+        return summ
+
+
+async def _wait(event: Any, seconds: float) -> None:
+    import asyncio
+
+    await asyncio.wait_for(event.wait(), seconds)
