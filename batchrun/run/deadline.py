@@ -128,7 +128,9 @@ class DeadlineRun(BatchRun):
         waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
         moves = replan(time.time(), self.at, self.margin, self._paths(), live_left, running, waiting, LOOK_S * 3)
         by_id = {s.id: s for s in self.plan.shards}
-        for sid in moves.hold:  # never submitted: sent live as it is, no cancel needed
+        # Never submitted: sent live as it is, no cancel needed; one at a time, as the live path
+        # sends them in turn and the next look knows the rate it reached.
+        for sid in moves.hold[:1]:
             by_id[sid].phase = LIVE
             self.state.deadline["went_live"] += by_id[sid].requests
             self.display.notice(f"deadline: shard {sid} ({by_id[sid].requests} request(s)) goes live instead of "
