@@ -40,6 +40,7 @@ def status(
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
     from batchrun.config import default_output
     from batchrun.run.status import job_status
+    from batchrun.show.deadline import deadline_lines
     from batchrun.show.routing import canary_status
     from batchrun.show.tables import format_status
 
@@ -49,7 +50,8 @@ def status(
         if json_:  # a script reading stdout gets JSON either way; the sentence still goes to stderr
             _show({"error": e.message}, True, list)
         raise
-    _show(data, json_, lambda st: format_status(st) + (canary_status(st["canary"]) if st.get("canary") else []))
+    _show(data, json_, lambda st: format_status(st) + (canary_status(st["canary"]) if st.get("canary") else [])
+          + (deadline_lines(st["deadline"]) if st.get("deadline") else []))
 
 
 @app.command()

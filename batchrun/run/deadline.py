@@ -28,9 +28,12 @@ from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
 from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
 from batchrun.run.batch_job import BatchRun, run_batch_job
+from batchrun.run.deadline_figures import alternatives, deadline_summary
 from batchrun.run.outcome import Outcome
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
+from batchrun.show.deadline import deadline_lines
+from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
 from batchrun.store.state import JobState
 
@@ -45,7 +48,9 @@ async def run_deadline_job(cfg: RunConfig, display: Display) -> Outcome:
                           "often; run without --no-wait")
     size = max(1, math.ceil(_count_lines(cfg) / SHARDS))
     cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
-    return await run_batch_job(cfg, display, DeadlineRun)
+    outcome = await run_batch_job(cfg, display, DeadlineRun)
+    display.lines(deadline_lines(outcome.summary["deadline"]))
+    return outcome
 
 
 def _count_lines(cfg: RunConfig) -> int:
@@ -87,8 +92,9 @@ class DeadlineRun(BatchRun):
         left = sum(s.requests for s in self.plan.open)
         p = plan(left, now, self.at, self.margin, self._paths())
         self.state.deadline = {**(self.state.deadline or {}), "plan": p.says()}
-        self.display.notice(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says()
-                            + "; batches are tried first where the live path could still take them over")
+        say = self.display.warn if p.impossible else self.display.notice  # impossible: said even with --quiet
+        say(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says()
+            + "; batches are tried first where the live path could still take them over")
         self.out.save()
 
     async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
@@ -126,7 +132,9 @@ class DeadlineRun(BatchRun):
             s.requests - s.counts.get("completed", 0) - s.counts.get("failed", 0)
             for s in self.plan.open if s.phase == SUBMITTED and s.batch_id in cancelled)
         waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
-        moves = replan(time.time(), self.at, self.margin, self._paths(), live_left, running, waiting, LOOK_S * 3)
+        now, paths = time.time(), self._paths()
+        moves = replan(now, self.at, self.margin, paths, live_left, running, waiting, LOOK_S * 3)
+        self._tell(now, paths, live_left, sum(b.unanswered for b in running), sum(n for _, n in waiting))
         by_id = {s.id: s for s in self.plan.shards}
         # Never submitted: sent live as it is, no cancel needed; one at a time, as the live path
         # sends them in turn and the next look knows the rate it reached.
@@ -145,6 +153,18 @@ class DeadlineRun(BatchRun):
             await submitter.submit(s)
             self.pace.submitted(time.time())
             self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
+
+    def _tell(self, now: float, paths: Paths, live: int, in_batches: int, waiting: int) -> None:
+        """The split as it stands and the expected finish, for the display, the summary and status."""
+        assert self.state.deadline is not None
+        live_s = live / paths.live_rps if paths.live_rps > 0 else 0.0
+        batch_s = in_batches / paths.batch_lps + paths.batch_overhead_s / 3 if paths.batch_known else None
+        finish = None if batch_s is None and in_batches else now + max(live_s, batch_s or 0.0)
+        d = self.state.deadline
+        d["split"] = {"live": live, "in_batches": in_batches, "waiting": waiting}
+        d["expected_finish"] = None if finish is None else iso_utc(finish)
+        d["line"] = (f"deadline {iso_utc(self.at)[11:]}, expected {d['expected_finish'][11:] if finish else '?'}; "
+                     f"{in_batches} in batches, {live} live, {waiting} waiting")
 
     async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any, shortfall: int) -> None:
         """Cancel a slow batch: its answered lines are collected when it ends, the rest go live."""
@@ -169,15 +189,16 @@ class DeadlineRun(BatchRun):
         return ok
 
     def summarise(self) -> dict[str, Any]:
-        """The summary, with what the deadline decided."""
+        """The summary, with what the deadline decided and what it cost against both alternatives."""
         summ = super().summarise()
-        d = self.state.deadline or {}
-        done = self.state.stats.done
-        summ["deadline"] = {"deadline": iso_utc(self.at), "given": d.get("given"), "plan": d.get("plan"),
-                            "live": d.get("went_live", 0), "batch": max(0, done - d.get("went_live", 0)),
-                            "cancelled_batches": len(d.get("cancelled", [])),
-                            "met": self.stopped is None and not self.plan.open and time.time() <= self.at}
+        summ["deadline"] = deadline_summary(self.state.deadline or {}, self.state.stats.done, summ["job"]["complete"],
+                                            time.time(), alternatives(self.state.stats, self.prices))
         return summ
+
+    def _figures(self) -> ProgressFigures:
+        """The running figures, the deadline's line with them."""
+        d = self.state.deadline or {}
+        return dataclasses.replace(super()._figures(), routing=d.get("line"))
 
 
 async def _wait(event: Any, seconds: float) -> None:

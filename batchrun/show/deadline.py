@@ -26,3 +26,23 @@ def format_deadline(d: dict[str, Any]) -> list[str]:
     out.append(f"assumed: live {a['live_rpm']:.0f} requests/min from {a['live_from']}; batches "
                f"{a['batch_lines_per_s']} lines/s after {a['batch_overhead_s']:.0f} s, from {a['batch_from']}")
     return out
+
+
+def _money(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:.6f}"
+
+
+def deadline_lines(d: dict[str, Any]) -> list[str]:
+    """A --deadline job's end (summary) or state (status): what was decided, why, and what it cost."""
+    out = [f"deadline {d['deadline']} (--deadline {d['given']}): {d['plan'] or 'no plan yet'}"]
+    if d.get("met") is not None:
+        out.append(f"{'met' if d['met'] else 'missed'}: {d['batch']} record(s) answered through the Batch API, "
+                   f"{d['live']} live; {d['cancelled_batches']} slow batch(es) cancelled, their answered lines kept")
+    elif d.get("split"):
+        s = d["split"]
+        out.append(f"as last seen: {s['in_batches']} in batches, {s['live']} live, {s['waiting']} waiting; expected "
+                   f"to finish {d.get('expected_finish') or 'when the batches show their pace'}")
+    if "cost_usd" in d:
+        out.append(f"cost {_money(d['cost_usd'])}; the same answers all live {_money(d['all_live_usd'])}, all "
+                   f"through the Batch API {_money(d['all_batch_usd'])}")
+    return out
