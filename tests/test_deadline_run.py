@@ -36,6 +36,11 @@ def test_an_ample_deadline_sends_everything_through_batches(tmp_path: Path, sim_
     assert (d["live"], d["batch"], d["cancelled_batches"], d["given"]) == (0, 1000, 0, "25h")
     ckpt = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())
     assert ckpt["deadline"]["given"] == "25h"
+    res = run(_args(sim, inp, "--deadline", "2h"))  # a rerun cannot move the job's deadline
+    assert res.exit_code == 0 and "--deadline 2h is ignored" in res.output
+    again = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())["deadline"]
+    assert (again["at"], again["given"], again["plan"]) == (ckpt["deadline"]["at"], "25h", ckpt["deadline"]["plan"])
+    assert sim.stats.requests == 0 and sim.stats.batch_billed == 1000
 
 
 def test_a_tight_deadline_uses_both_paths_and_answers_each_record_once(tmp_path: Path, sim_factory: Any) -> None:

@@ -28,7 +28,7 @@ from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
 from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
 from batchrun.run.batch_job import BatchRun, run_batch_job
-from batchrun.run.deadline_figures import alternatives, deadline_summary
+from batchrun.run.deadline_figures import alternatives, batch_answered, deadline_summary
 from batchrun.run.outcome import Outcome
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
@@ -73,7 +73,6 @@ class DeadlineRun(BatchRun):
         assert state.deadline is not None
         d = state.deadline
         d.setdefault("cancelled", [])
-        d.setdefault("went_live", 0)
         self.at = float(d["at"])
         self.margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(self.at - float(d.get("set_at", now)))
         self.pace = BatchPace()
@@ -90,6 +89,8 @@ class DeadlineRun(BatchRun):
         """The first line of the run: the plan at what is known, or the deadline it cannot keep."""
         now = time.time()
         left = sum(s.requests for s in self.plan.open)
+        if not left:
+            return
         p = plan(left, now, self.at, self.margin, self._paths())
         self.state.deadline = {**(self.state.deadline or {}), "plan": p.says()}
         say = self.display.warn if p.impossible else self.display.notice  # impossible: said even with --quiet
@@ -140,7 +141,6 @@ class DeadlineRun(BatchRun):
         # sends them in turn and the next look knows the rate it reached.
         for sid in moves.hold[:1]:
             by_id[sid].phase = LIVE
-            self.state.deadline["went_live"] += by_id[sid].requests
             self.display.notice(f"deadline: shard {sid} ({by_id[sid].requests} request(s)) goes live instead of "
                                 "into a batch")
         if moves.hold:
@@ -179,9 +179,6 @@ class DeadlineRun(BatchRun):
 
     async def _timed_live(self, shard: Any, url: str, key: ApiKey) -> bool:
         started, before = time.monotonic(), self.state.stats.done
-        if shard.round > 1:
-            assert self.state.deadline is not None
-            self.state.deadline["went_live"] += shard.requests
         ok = await self._live(shard, url, key)
         took, sent = time.monotonic() - started, self.state.stats.done - before
         if sent >= 50 and took > 0:
@@ -192,7 +189,8 @@ class DeadlineRun(BatchRun):
         """The summary, with what the deadline decided and what it cost against both alternatives."""
         summ = super().summarise()
         summ["deadline"] = deadline_summary(self.state.deadline or {}, self.state.stats.done, summ["job"]["complete"],
-                                            time.time(), alternatives(self.state.stats, self.prices))
+                                            time.time(), alternatives(self.state.stats, self.prices),
+                                            batch_answered(self.plan))
         return summ
 
     def _figures(self) -> ProgressFigures:

@@ -7,6 +7,7 @@ from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats
+from batchrun.batch.plan import Plan
 from batchrun.records import Usage
 from batchrun.route.when import iso_utc
 
@@ -27,12 +28,18 @@ def alternatives(stats: JobStats, prices: PriceBook) -> dict[str, float | None]:
             "all_batch_usd": None if batch is None else round(batch, 8)}
 
 
+def batch_answered(plan: Plan | None) -> int:
+    """Lines the job's batches answered (completed or refused one by one), as their counts say."""
+    return 0 if plan is None else sum(s.counts.get("completed", 0) + s.counts.get("failed", 0)
+                                      for s in plan.shards if s.batch_id is not None)
+
+
 def deadline_summary(d: dict[str, Any], done: int, complete: bool, ended_at: float,
-                     costs: dict[str, float | None]) -> dict[str, Any]:
-    """The summary's and status's `deadline` section from the checkpoint's entry."""
-    live = int(d.get("went_live", 0))
+                     costs: dict[str, float | None], batch: int) -> dict[str, Any]:
+    """The summary's and status's `deadline` section from the checkpoint's entry; `batch`: lines
+    answered in batches (the rest of `done` was answered live, in this job's runs before too)."""
     return {"deadline": iso_utc(float(d["at"])), "given": d.get("given"), "plan": d.get("plan"),
             "expected_finish": d.get("expected_finish"), "split": d.get("split"),
-            "live": live, "batch": max(0, done - live) if complete else None,
+            "live": max(0, done - batch), "batch": batch,
             "cancelled_batches": len(d.get("cancelled", [])),
             "met": (ended_at <= float(d["at"])) if complete else None, **costs}

@@ -8,7 +8,7 @@ from typing import Any
 
 from batchrun.batch.plan import Plan
 from batchrun.errors import InputError, JobError, StopReason
-from batchrun.run.deadline_figures import deadline_summary
+from batchrun.run.deadline_figures import batch_answered, deadline_summary
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
 from batchrun.store.recovery import recover_output
@@ -121,4 +121,5 @@ def _deadline(state: JobState) -> dict[str, Any]:
     complete = state.last_run.get("status") == "complete"
     ended = state.last_run.get("ended")
     at = datetime.fromisoformat(ended.replace("Z", "+00:00")).timestamp() if complete and ended else 0.0
-    return {"deadline": deadline_summary(state.deadline, state.stats.done, complete, at, {})}
+    return {"deadline": deadline_summary(state.deadline, state.stats.done, complete, at, {},
+                                         batch_answered(Plan.from_state(state.batch)))}
