@@ -20,6 +20,7 @@ from typing import Any
 
 from batchrun.batch.api import BatchApi
 from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
+from batchrun.batch.poll import PollBackoff
 from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
@@ -37,7 +38,12 @@ from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
 from batchrun.store.state import JobState
 
-LOOK_S = 1.0  # between two looks at the batches: a deadline's plan needs them often
+LOOK_S = (1.0, 60.0)  # between two looks at the batches: a hundredth of the time left, within these
+
+
+def look_s(seconds_left: float) -> float:
+    """How long until the next look: often near the deadline, seldom a day before it."""
+    return min(LOOK_S[1], max(LOOK_S[0], seconds_left / 100))
 SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a tenth at most
 
 
@@ -101,19 +107,20 @@ class DeadlineRun(BatchRun):
     async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
                     key: ApiKey) -> None:
         self._say_plan()
+        backoff = PollBackoff()
         while self.stopped is None:
             await self._replan(apis, submitter)
             for s in [s for s in self.plan.open if s.phase == LIVE]:
                 if self.stopped is not None or not await self._timed_live(s, url, key):
                     return
-            await self._poll(apis, settler)
+            moved = await self._poll(apis, settler)
             self._look()
             if not self.plan.open:
                 return
             if any(s.phase in (WRITTEN, UPLOADED, CREATING, LIVE) for s in self.plan.open):
                 continue
             with contextlib.suppress(TimeoutError):
-                await _wait(self._wake, LOOK_S)
+                await _wait(self._wake, min(backoff.next_s(moved), look_s(self.at - time.time())))
 
     def _look(self) -> None:
         cancelled = set(self.state.deadline["cancelled"]) if self.state.deadline else set()
@@ -134,7 +141,7 @@ class DeadlineRun(BatchRun):
             for s in self.plan.open if s.phase == SUBMITTED and s.batch_id in cancelled)
         waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
         now, paths = time.time(), self._paths()
-        moves = replan(now, self.at, self.margin, paths, live_left, running, waiting, LOOK_S * 3)
+        moves = replan(now, self.at, self.margin, paths, live_left, running, waiting, 3 * look_s(self.at - now))
         self._tell(now, paths, live_left, sum(b.unanswered for b in running), sum(n for _, n in waiting))
         by_id = {s.id: s for s in self.plan.shards}
         # Never submitted: sent live as it is, no cancel needed; one at a time, as the live path
