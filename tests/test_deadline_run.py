@@ -12,6 +12,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
+from batchrun.cli import app
+
 from .conftest import plain_records, read_results, write_jsonl
 from .test_batch_api import _env
 from .test_process import run
@@ -41,6 +45,11 @@ def test_an_ample_deadline_sends_everything_through_batches(tmp_path: Path, sim_
     again = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())["deadline"]
     assert (again["at"], again["given"], again["plan"]) == (ckpt["deadline"]["at"], "25h", ckpt["deadline"]["plan"])
     assert sim.stats.requests == 0 and sim.stats.batch_billed == 1000
+    res = CliRunner().invoke(app, ["status", str(inp), "--json"])
+    st = json.loads(res.output)["deadline"]
+    assert (st["given"], st["batch"], st["live"], st["met"]) == ("25h", 1000, 0, True)
+    res = CliRunner().invoke(app, ["status", str(inp)])
+    assert "met: 1000 record(s) answered through the Batch API, 0 live" in res.output
 
 
 def test_a_tight_deadline_uses_both_paths_and_answers_each_record_once(tmp_path: Path, sim_factory: Any) -> None:

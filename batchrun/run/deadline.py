@@ -49,6 +49,9 @@ SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a ten
 
 async def run_deadline_job(cfg: RunConfig, display: Display) -> Outcome:
     """Run a job against its deadline, through the Batch API flow with the planner deciding."""
+    if cfg.routing.route or cfg.routing.canary or cfg.routing.shadow:  # per live request: batches have none
+        raise ConfigError("--deadline does not take [route], [canary] or [shadow] from the config (each is a "
+                          "decision per live request, and part of the job goes through batches)")
     if cfg.no_wait:
         raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
                           "often; run without --no-wait")
