@@ -4,6 +4,7 @@ answered once across both paths, the deadline kept across kill -9."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_an_impossible_deadline_is_said_before_the_first_request_and_the_run_com
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     said = next(i for i, x in enumerate(lines) if "at the known limits this takes about" in x)
-    assert "the deadline is in 2 s" in lines[said]
+    assert re.search(r"the deadline is in [0-2] s", lines[said])  # 2 s from when it was fixed, less start-up
     sent = [i for i, x in enumerate(lines) if "submitted as" in x or "through the live API" in x]
     assert sent and said < min(sent)
     assert _once(read_results(tmp_path / "in.results.jsonl"), 40)
