@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from batchrun.account.pricing import PriceBook
+from batchrun.account.stats import JobStats, ModelStats
 from batchrun.cli import app
 from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import (
@@ -20,6 +22,8 @@ from batchrun.route.deadline import (
     plan,
     replan,
 )
+from batchrun.run.deadline import look_s
+from batchrun.run.deadline_figures import alternatives
 
 from .conftest import plain_records, write_jsonl
 
@@ -197,3 +201,18 @@ def test_estimate_with_an_unknown_price_plans_on_time_only(tmp_path: Path) -> No
 def test_estimate_refuses_a_bad_deadline_in_one_sentence(tmp_path: Path) -> None:
     code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "next week")
     assert code == 2 and out.count("\n") == 1 and "invalid deadline from --deadline" in out
+
+
+def test_looks_are_often_near_the_deadline_and_seldom_a_day_before() -> None:
+    assert look_s(75) == 1.0 and look_s(1000) == 10.0 and look_s(25 * H) == 60.0 and look_s(-5) == 1.0
+
+
+def test_the_cost_against_both_alternatives_is_the_same_tokens_at_each_price() -> None:
+    stats = JobStats()
+    m = stats.models.setdefault("gpt-4o-mini", ModelStats())
+    m.input_tokens, m.output_tokens = 1_000_000, 1_000_000
+    got = alternatives(stats, PriceBook())
+    assert got["all_live_usd"] == 0.15 + 0.6 and got["all_batch_usd"] == 0.075 + 0.3  # genai-prices' gpt-4o-mini
+    unknown = JobStats()
+    unknown.models.setdefault("no-such-model-x", ModelStats()).input_tokens = 10
+    assert alternatives(unknown, PriceBook()) == {"cost_usd": 0.0, "all_live_usd": None, "all_batch_usd": None}

@@ -100,10 +100,12 @@ class DeadlineRun(BatchRun):
         left = sum(s.requests for s in self.plan.open)
         if not left:
             return
-        p = plan(left, now, self.at, self.margin, self._paths())
+        paths = self._paths()
+        p = plan(left, now, self.at, self.margin, paths)
         self.state.deadline = {**(self.state.deadline or {}), "plan": p.says()}
         say = self.display.warn if p.impossible else self.display.notice  # impossible: said even with --quiet
-        say(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says()
+        prior = "" if paths.live_known else " (live at the cautious prior until it is seen; --rpm/--tpm state it)"
+        say(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says() + prior
             + "; batches are tried first where the live path could still take them over")
         self.out.save()
 
