@@ -25,6 +25,7 @@ from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
 from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
+from batchrun.route.when import DEFAULT_MARGIN, Margin, When
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
@@ -45,7 +46,6 @@ TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one `process` run needs, validated."""
-
     input: Path
     output: Path
     model: str | None = None
@@ -84,6 +84,8 @@ class RunConfig:
     batch_expired: str = "resubmit"  # unanswered lines of an expired batch: a new batch, or "live"
     no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
     routing: Routing = field(default_factory=Routing)
+    deadline: When | None = None  # --deadline: plan across the Batch API and live (run/deadline.py)
+    deadline_margin: Margin = DEFAULT_MARGIN
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""

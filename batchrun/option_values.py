@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from batchrun.errors import ConfigError
 from batchrun.input.endpoints import ENDPOINTS
+from batchrun.route.when import GOOD, MARGIN_GOOD, parse_margin, parse_when
 
 
 def _pos_int(v: Any) -> int:
@@ -145,6 +146,8 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "batch_size": (_batch_size, "a whole number from 1 to 50000"),
     "batch_expired": (_batch_expired, "resubmit or live"),
     "no_wait": (_bool, "true or false"),
+    "deadline": (lambda v: parse_when(_nonempty(v)), GOOD),
+    "deadline_margin": (lambda v: parse_margin(_nonempty(v)), MARGIN_GOOD),
 }
 # Options that are never read from the environment (the key is read from its own variable).
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
@@ -153,6 +156,8 @@ NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
 def check_batch_options(values: dict[str, Any]) -> None:
     """Batch API settings without --batch-api do nothing, and a cron user would pay live prices
     unawares: refused."""
+    if "deadline_margin" in values and "deadline" not in values:
+        raise ConfigError("--deadline-margin needs --deadline (it is how early a deadline's plan aims to finish)")
     if values.get("batch_api"):
         return
     for name in ("no_wait", "batch_size", "batch_expired"):

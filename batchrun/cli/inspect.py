@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from batchrun.cli.options import (
     BaseUrl,
     Compare,
     Config,
+    Deadline,
+    DeadlineMargin,
     EndpointName,
     InputFile,
     Json,
@@ -37,6 +40,7 @@ def status(
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
     from batchrun.config import default_output
     from batchrun.run.status import job_status
+    from batchrun.show.deadline import deadline_lines
     from batchrun.show.routing import canary_status
     from batchrun.show.tables import format_status
 
@@ -46,7 +50,8 @@ def status(
         if json_:  # a script reading stdout gets JSON either way; the sentence still goes to stderr
             _show({"error": e.message}, True, list)
         raise
-    _show(data, json_, lambda st: format_status(st) + (canary_status(st["canary"]) if st.get("canary") else []))
+    _show(data, json_, lambda st: format_status(st) + (canary_status(st["canary"]) if st.get("canary") else [])
+          + (deadline_lines(st["deadline"]) if st.get("deadline") else []))
 
 
 @app.command()
@@ -62,22 +67,31 @@ def estimate(
     compare: Compare = None,
     config: Config = None,
     json_: Json = False,
+    deadline: Deadline = None,
+    deadline_margin: DeadlineMargin = None,
+    rpm: Annotated[float | None, Opt(help="--deadline: the live limit in requests per minute.")] = None,
+    tpm: Annotated[float | None, Opt(help="--deadline: the live limit in tokens per minute.")] = None,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
     from batchrun.config import resolve
     from batchrun.route.routes import Router
+    from batchrun.run.deadline_estimate import deadline_plan
     from batchrun.run.estimate import estimate_file, estimate_report
+    from batchrun.show.deadline import format_deadline
     from batchrun.show.tables import format_estimate
 
     flags = {"input": input, "model": model, "template": template, "system": system,
-             "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url}
+             "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url,
+             "deadline": deadline, "deadline_margin": deadline_margin, "rpm": rpm, "tpm": tpm}
     cfg = resolve(flags, config_path=config, need_key=False)
     book = cfg.price_book()
     router = Router(cfg.routing.route, cfg.model) if cfg.routing.route else None
     routed = asyncio.run(estimate_file(input, cfg.parser(), (lambda r: router.route(r)[0]) if router else None))
     data = estimate_report(routed, book, _names(compare),
                            cfg.default_max_output)
-    _show(data, json_, format_estimate)
+    if cfg.deadline is not None:
+        data["deadline"] = deadline_plan(data, cfg, time.time())
+    _show(data, json_, lambda d: format_estimate(d) + (format_deadline(d["deadline"]) if "deadline" in d else []))
 
 
 @app.command()

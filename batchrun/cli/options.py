@@ -39,3 +39,8 @@ Config = Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml 
 Json = Annotated[bool, Flag("--json", help="Print JSON.")]
 Simulate = Annotated[bool, Flag("--simulate", help="Use the built-in simulator instead of a real API.")]
 Compare = Annotated[str | None, Opt(help="Also price the same tokens on these models: A,B,...")]
+Deadline = Annotated[str | None, Opt(
+    help="Finish by WHEN (2026-12-08T08:00Z; 08:00, the next one; or 8h from the job's first run) at the lowest "
+         "cost: the Batch API where it is fast enough, live where not.")]
+DeadlineMargin = Annotated[str | None, Opt(
+    help="--deadline: aim to finish this early (a share of the time left, 10%, or a duration, 5m; default: 10%).")]

@@ -17,6 +17,8 @@ from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
     Config,
+    Deadline,
+    DeadlineMargin,
     EndpointName,
     Flag,
     InputFile,
@@ -87,6 +89,8 @@ def process(
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,
+    deadline: Deadline = None,
+    deadline_margin: DeadlineMargin = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))
@@ -95,6 +99,7 @@ def process(
 def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
+    from batchrun.run.deadline import run_deadline_job
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
     from batchrun.run.report import check_html_path
@@ -114,7 +119,7 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGHUP, _early_signal)
     try:
-        outcome = asyncio.run(run_job(cfg, display))
+        outcome = asyncio.run(run_deadline_job(cfg, display) if cfg.deadline is not None else run_job(cfg, display))
         if html_report is not None:
             _html_report(cfg.output, html_report, display)
     finally:

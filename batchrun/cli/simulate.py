@@ -49,6 +49,8 @@ def mock_server(
                                                   "time they are sent (the batch ends expired).")] = 0.0,
     fail_batch_validation: Annotated[bool, Flag("--fail-batch-validation",
                                                 help="Batch API: refuse every batch at validation.")] = False,
+    batch_lines_per_s: Annotated[float | None, Opt(help="Batch API: the provider's capacity, lines a second "
+                                                        "answered across all batches (default: no limit).")] = None,
 ) -> None:
     """Serve the built-in OpenAI-compatible simulator on loopback until Ctrl-C."""
     from batchrun.errors import ConfigError
@@ -64,7 +66,7 @@ def mock_server(
         retry_after=retry_after, queue_over=queue_over, keepalive_s=keepalive_s, quota=quota,
         api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,
         batch_step_s=batch_step_s, batch_expire_share=batch_expire_share,
-        fail_batch_validation=fail_batch_validation,
+        fail_batch_validation=fail_batch_validation, batch_lines_per_s=batch_lines_per_s,
     ))
     try:
         asyncio.run(_serve(sim, host, port))

@@ -55,8 +55,9 @@ _SIGNALS = {signal.SIGINT: StopReason.INTERRUPTED, signal.SIGTERM: StopReason.TE
             signal.SIGHUP: StopReason.HANGUP}
 
 
-async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
-    """Run a Batch API job to its end, a --no-wait round, or a clean stop."""
+async def run_batch_job(cfg: RunConfig, display: Display, kind: type[BatchRun] | None = None) -> Outcome:
+    """Run a Batch API job to its end, a --no-wait round, or a clean stop (`kind`: a BatchRun that
+    decides otherwise what goes where, as run/deadline's)."""
     if cfg.simulate and cfg.no_wait:
         raise ConfigError("--no-wait with --simulate: the in-process simulator ends with the run and its "
                           "batches with it; serve `batchrun mock-server` and pass its --base-url instead")
@@ -68,7 +69,7 @@ async def run_batch_job(cfg: RunConfig, display: Display) -> Outcome:
     await check_model_named(cfg.parser(), cfg.input)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
-        run = BatchRun(cfg, display, state, files)
+        run = (kind or BatchRun)(cfg, display, state, files)
         try:
             await run.go()
         finally:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from batchrun.batch.plan import Plan
 from batchrun.errors import InputError, JobError, StopReason
 from batchrun.results.shadow_file import read_shadow
+from batchrun.run.deadline_figures import batch_answered, deadline_summary
 from batchrun.store.files import shadow_path
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
@@ -62,7 +64,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "output_tokens": tout,
         **_costs(state, output),
         "rate_limited": sum(m.rate_limited for m in st.models.values()),
-        **_canary(state), **_batches(state.batch),
+        **_canary(state), **_batches(state.batch), **_deadline(state),
         "rate_limit_wait_s": round(state.rate_limit_wait_s, 1),
         "runs": state.runs,
         "elapsed_s": round(state.elapsed_s, 1),
@@ -123,3 +125,14 @@ def _canary(state: JobState) -> dict[str, Any]:
         return {}
     arms = state.arms
     return {"canary": {**state.canary, "baseline": arms.baseline.figures(), "canary": arms.canary.figures()}}
+
+
+def _deadline(state: JobState) -> dict[str, Any]:
+    """A --deadline job's deadline, plan and split as the checkpoint last saw them."""
+    if not state.deadline:
+        return {}
+    complete = state.last_run.get("status") == "complete"
+    ended = state.last_run.get("ended")
+    at = datetime.fromisoformat(ended.replace("Z", "+00:00")).timestamp() if complete and ended else 0.0
+    return {"deadline": deadline_summary(state.deadline, state.stats.done, complete, at, {},
+                                         batch_answered(Plan.from_state(state.batch)))}

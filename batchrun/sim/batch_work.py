@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class Progress:
     # custom_ids that expired once already (shared by all batches of a simulator): the same line
     # submitted again is answered, as a provider past its busy hour would
     expired_once: set[str] = field(default_factory=set)
+    capacity: Callable[[threading.Event], bool] | None = None  # sim/batch_capacity: False once cancelled
 
 
 def validate(
@@ -96,7 +98,7 @@ def answer_file(src: Path, out: Path, err: Path, endpoint: str, expire_share: fl
     served = ENDPOINTS_BY_URL.get(endpoint)
     with open(src, "rb") as fin, open(out, "wb") as fout, open(err, "wb") as ferr:
         for n, raw in enumerate(fin):
-            if progress.cancel.is_set():
+            if progress.cancel.is_set() or (progress.capacity is not None and not progress.capacity(progress.cancel)):
                 return
             doc = orjson.loads(raw)
             cid = doc["custom_id"]

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from batchrun.sim.answers import error_body
+from batchrun.sim.batch_capacity import BatchCapacity
 from batchrun.sim.batch_work import Progress, answer_file, validate
 from batchrun.sim.config import SimConfig
 from batchrun.sim.stats import SimStats
@@ -56,6 +57,8 @@ class BatchService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._expired_once: set[str] = set()
+        lps = sim.config.batch_lines_per_s
+        self._capacity = BatchCapacity(lps).take if lps else None  # provider-wide, across all batches
 
     def register(self, app: web.Application) -> None:
         """Add the routes, under /v1 and bare, as the chat route is."""
@@ -163,7 +166,7 @@ class BatchService:
                  "request_counts": {"total": 0, "completed": 0, "failed": 0},
                  "metadata": doc.get("metadata") if isinstance(doc.get("metadata"), dict) else None}
         self.batches[bid] = batch
-        self._progress[bid] = Progress(expired_once=self._expired_once)
+        self._progress[bid] = Progress(expired_once=self._expired_once, capacity=self._capacity)
         self.sim.stats.batches_created += 1
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)

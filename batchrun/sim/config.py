@@ -50,6 +50,7 @@ class SimConfig:
     batch_step_s: float = 0.2
     batch_expire_share: float = 0.0
     fail_batch_validation: bool = False
+    batch_lines_per_s: float | None = None  # the provider's capacity: lines a second across all batches
 
 
 def check_config(c: SimConfig) -> None:
@@ -77,6 +78,8 @@ def check_config(c: SimConfig) -> None:
         raise ConfigError(f"--quota {c.quota}: expected a number of answers, 0 or more")
     if not 0.0 <= c.batch_expire_share <= 1.0:
         raise ConfigError(f"--batch-expire-share {c.batch_expire_share}: expected a share from 0 to 1")
+    if c.batch_lines_per_s is not None and not c.batch_lines_per_s > 0:
+        raise ConfigError(f"--batch-lines-per-s {c.batch_lines_per_s}: expected a number of lines above 0")
     if c.batch_step_s < 0:
         raise ConfigError(f"--batch-step-s {c.batch_step_s}: expected a number of seconds, 0 or more")
     if c.latency_ms < 0 or c.jitter_ms < 0:

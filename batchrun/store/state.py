@@ -76,6 +76,7 @@ class JobState:
     batch: dict[str, Any] = field(default_factory=dict)  # a --batch-api job's plan (batch.plan); {} if none
     canary: dict[str, Any] | None = None  # the canary's state (route.canary.Canary.to_state)
     arms: Arms = field(default_factory=Arms)  # baseline and canary side by side
+    deadline: dict[str, Any] | None = None  # --deadline fixed on its first run: {"at": epoch s, "given": WHEN}
 
     def record(self, r: Result) -> None:
         """A result line was written."""
@@ -102,6 +103,7 @@ class JobState:
                 "batch": self.batch,
                 "canary": self.canary,
                 "arms": self.arms.to_state(),
+                "deadline": self.deadline,
             }
         )
 
@@ -125,6 +127,7 @@ class JobState:
             batch=d.get("batch") or {},  # older checkpoints have none
             canary=d.get("canary") if isinstance(d.get("canary"), dict) else None,
             arms=Arms.from_state(d.get("arms")),
+            deadline=d.get("deadline") if isinstance(d.get("deadline"), dict) else None,  # older: none
         )
 
 

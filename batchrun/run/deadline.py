@@ -1,0 +1,217 @@
+"""`process --deadline`: the Batch API flow (run/batch_job) with the deadline planner deciding, at
+each look, which shards to submit, which to send live instead, and which running batches to
+cancel so that the live path takes what they would leave unanswered.
+
+What goes live is only ever a live shard: a shard never submitted, or the unanswered lines of a
+batch that has ended (cancelled, expired) and been collected, which `batch.settle` places once the
+batch's answered lines are written. So a line answered in a batch is never also sent live, and
+after kill -9 at any moment the rerun finds every shard where the checkpoint left it: a cancel
+sent but not collected is collected on the next look, as any ended batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from batchrun.batch.api import BatchApi
+from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
+from batchrun.batch.poll import PollBackoff
+from batchrun.batch.settle import Settler
+from batchrun.batch.submit import Submitter
+from batchrun.config import RunConfig
+from batchrun.errors import ConfigError, FatalRequestError
+from batchrun.route.batch_pace import BatchPace
+from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
+from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
+from batchrun.run.batch_job import BatchRun, run_batch_job
+from batchrun.run.deadline_figures import alternatives, batch_answered, deadline_summary
+from batchrun.run.outcome import Outcome
+from batchrun.secret import ApiKey
+from batchrun.show.console import Display
+from batchrun.show.deadline import deadline_lines
+from batchrun.show.progress import ProgressFigures
+from batchrun.store.opening import JobFiles
+from batchrun.store.state import JobState
+
+LOOK_S = (1.0, 60.0)  # between two looks at the batches: a hundredth of the time left, within these
+
+
+def look_s(seconds_left: float) -> float:
+    """How long until the next look: often near the deadline, seldom a day before it."""
+    return min(LOOK_S[1], max(LOOK_S[0], seconds_left / 100))
+SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a tenth at most
+
+
+async def run_deadline_job(cfg: RunConfig, display: Display) -> Outcome:
+    """Run a job against its deadline, through the Batch API flow with the planner deciding."""
+    if cfg.routing.route or cfg.routing.canary or cfg.routing.shadow:  # per live request: batches have none
+        raise ConfigError("--deadline does not take [route], [canary] or [shadow] from the config (each is a "
+                          "decision per live request, and part of the job goes through batches)")
+    if cfg.no_wait:
+        raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
+                          "often; run without --no-wait")
+    size = max(1, math.ceil(_count_lines(cfg) / SHARDS))
+    cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
+    outcome = await run_batch_job(cfg, display, DeadlineRun)
+    display.lines(deadline_lines(outcome.summary["deadline"]))
+    return outcome
+
+
+def _count_lines(cfg: RunConfig) -> int:
+    n = 0
+    with open(cfg.input, "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return max(1, n)
+
+
+class DeadlineRun(BatchRun):
+    """A Batch API run whose loop asks the planner what to submit, hold back or cancel."""
+
+    def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
+        super().__init__(cfg, display, state, files)
+        now = time.time()
+        state.deadline, note = fix_deadline(state.deadline, cfg.deadline, now)
+        if note:
+            display.warn(note)
+        assert state.deadline is not None
+        d = state.deadline
+        d.setdefault("cancelled", [])
+        self.at = float(d["at"])
+        self.margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(self.at - float(d.get("set_at", now)))
+        self.pace = BatchPace()
+        self.live_seen: float | None = None  # records a second the live path reached
+
+    def _paths(self) -> Paths:
+        lps, over = self.pace.lines_per_s(), self.pace.overhead_s()
+        rps = live_rate(self.cfg.rpm, self.cfg.tpm, self.cfg.default_max_output + 200)
+        return Paths(live_rps=max(rps, self.live_seen or 0.0), batch_lps=lps or PRIOR_BATCH_LPS,
+                     batch_overhead_s=PRIOR_BATCH_OVERHEAD_S if over is None else over,
+                     live_known=self.cfg.rpm is not None or self.cfg.tpm is not None, batch_known=lps is not None)
+
+    def _say_plan(self) -> None:
+        """The first line of the run: the plan at what is known, or the deadline it cannot keep."""
+        now = time.time()
+        left = sum(s.requests for s in self.plan.open)
+        if not left:
+            return
+        paths = self._paths()
+        p = plan(left, now, self.at, self.margin, paths)
+        self.state.deadline = {**(self.state.deadline or {}), "plan": p.says()}
+        say = self.display.warn if p.impossible else self.display.notice  # impossible: said even with --quiet
+        prior = "" if paths.live_known else " (live at the cautious prior until it is seen; --rpm/--tpm state it)"
+        say(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says() + prior
+            + "; batches are tried first where the live path could still take them over")
+        self.out.save()
+
+    async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
+                    key: ApiKey) -> None:
+        self._say_plan()
+        backoff = PollBackoff()
+        while self.stopped is None:
+            await self._replan(apis, submitter)
+            for s in [s for s in self.plan.open if s.phase == LIVE]:
+                if self.stopped is not None or not await self._timed_live(s, url, key):
+                    return
+            moved = await self._poll(apis, settler)
+            self._look()
+            if not self.plan.open:
+                return
+            if any(s.phase in (WRITTEN, UPLOADED, CREATING, LIVE) for s in self.plan.open):
+                continue
+            with contextlib.suppress(TimeoutError):
+                await _wait(self._wake, min(backoff.next_s(moved), look_s(self.at - time.time())))
+
+    def _look(self) -> None:
+        cancelled = set(self.state.deadline["cancelled"]) if self.state.deadline else set()
+        answered = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in self.plan.shards
+                       if s.batch_id is not None)
+        running = any(s.phase == SUBMITTED and s.batch_id not in cancelled
+                      and s.counts.get("completed", 0) + s.counts.get("failed", 0) < s.requests
+                      for s in self.plan.open)
+        self.pace.look(time.time(), answered, running)
+
+    async def _replan(self, apis: Mapping[str | None, BatchApi], submitter: Submitter) -> None:
+        assert self.state.deadline is not None
+        cancelled: list[str] = self.state.deadline["cancelled"]
+        running = tuple(Running(s.id, s.requests, s.counts.get("completed", 0) + s.counts.get("failed", 0))
+                        for s in self.plan.open if s.phase == SUBMITTED and s.batch_id not in cancelled)
+        live_left = sum(s.requests for s in self.plan.open if s.phase == LIVE) + sum(
+            s.requests - s.counts.get("completed", 0) - s.counts.get("failed", 0)
+            for s in self.plan.open if s.phase == SUBMITTED and s.batch_id in cancelled)
+        waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
+        now, paths = time.time(), self._paths()
+        moves = replan(now, self.at, self.margin, paths, live_left, running, waiting, 3 * look_s(self.at - now))
+        self._tell(now, paths, live_left, sum(b.unanswered for b in running), sum(n for _, n in waiting))
+        by_id = {s.id: s for s in self.plan.shards}
+        # Never submitted: sent live as it is, no cancel needed; one at a time, as the live path
+        # sends them in turn and the next look knows the rate it reached.
+        for sid in moves.hold[:1]:
+            by_id[sid].phase = LIVE
+            self.display.notice(f"deadline: shard {sid} ({by_id[sid].requests} request(s)) goes live instead of "
+                                "into a batch")
+        if moves.hold:
+            self.out.save()
+        for sid in moves.cancel:
+            await self._cancel(apis, by_id[sid], moves.shortfall)
+        for s in [s for s in self.plan.open if s.phase == CREATING or s.id in moves.submit]:
+            if self.stopped is not None:
+                return
+            await submitter.submit(s)
+            self.pace.submitted(time.time())
+            self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
+
+    def _tell(self, now: float, paths: Paths, live: int, in_batches: int, waiting: int) -> None:
+        """The split as it stands and the expected finish, for the display, the summary and status."""
+        assert self.state.deadline is not None
+        live_s = live / paths.live_rps if paths.live_rps > 0 else 0.0
+        batch_s = in_batches / paths.batch_lps + paths.batch_overhead_s / 3 if paths.batch_known else None
+        finish = None if batch_s is None and in_batches else now + max(live_s, batch_s or 0.0)
+        d = self.state.deadline
+        d["split"] = {"live": live, "in_batches": in_batches, "waiting": waiting}
+        d["expected_finish"] = None if finish is None else iso_utc(finish)
+        d["line"] = (f"deadline {iso_utc(self.at)[11:]}, expected {d['expected_finish'][11:] if finish else '?'}; "
+                     f"{in_batches} in batches, {live} live, {waiting} waiting")
+
+    async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any, shortfall: int) -> None:
+        """Cancel a slow batch: its answered lines are collected when it ends, the rest go live."""
+        assert self.state.deadline is not None and shard.batch_id is not None
+        self.state.deadline["cancelled"].append(shard.batch_id)
+        self.out.save()  # the decision is on disk before the cancel is sent
+        with contextlib.suppress(FatalRequestError):  # a batch that ended meanwhile cannot be cancelled
+            await apis[shard.provider].cancel(shard.batch_id)
+        self.display.notice(f"deadline: batches are expected to leave {shortfall} line(s) unanswered in time; "
+                            f"cancelled batch {shard.id} ({shard.batch_id}): its answered lines are kept, the "
+                            "rest go live")
+
+    async def _timed_live(self, shard: Any, url: str, key: ApiKey) -> bool:
+        started, before = time.monotonic(), self.state.stats.done
+        ok = await self._live(shard, url, key)
+        took, sent = time.monotonic() - started, self.state.stats.done - before
+        if sent >= 50 and took > 0:
+            self.live_seen = max(self.live_seen or 0.0, sent / took)
+        return ok
+
+    def summarise(self) -> dict[str, Any]:
+        """The summary, with what the deadline decided and what it cost against both alternatives."""
+        summ = super().summarise()
+        summ["deadline"] = deadline_summary(self.state.deadline or {}, self.state.stats.done, summ["job"]["complete"],
+                                            time.time(), alternatives(self.state.stats, self.prices),
+                                            batch_answered(self.plan))
+        return summ
+
+    def _figures(self) -> ProgressFigures:
+        """The running figures, the deadline's line with them."""
+        d = self.state.deadline or {}
+        return dataclasses.replace(super()._figures(), routing=d.get("line"))
+
+
+async def _wait(event: Any, seconds: float) -> None:
+    import asyncio
+
+    await asyncio.wait_for(event.wait(), seconds)
