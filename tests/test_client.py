@@ -93,15 +93,16 @@ async def test_status_classification(serve, status, body, headers, kind) -> None
 
 @pytest.mark.parametrize("payload", [b"", b"not json", b'{"choi', b'{"no_choices": 1}',
                                      b"<html><body>502 Bad Gateway</body></html>"])
-async def test_200_with_bad_body_is_final_and_shows_what_came(serve, payload: bytes) -> None:
-    """A 200 may have been billed: it is never retried, and the error shows what came back."""
+async def test_200_with_bad_body_is_retryable_and_shows_what_came(serve, payload: bytes) -> None:
+    """A 200 with no readable answer is retried like a 5xx (it may have been billed, which the
+    summary counts), and the error shows what came back."""
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=payload, content_type="text/html" if payload.startswith(b"<") else "application/json")
 
     client = await serve(handler)
     with pytest.raises(errors.UnreadableAnswer) as caught:
         await client.send_once({"model": "m"})
-    assert not isinstance(caught.value, errors.RetryableError)
+    assert isinstance(caught.value, errors.RetryableError)
     assert payload[:20].decode() in caught.value.message and "content" not in caught.value.message[:5]
     if payload.startswith(b"<"):
         assert "text/html" in caught.value.message

@@ -59,6 +59,7 @@ class ModelStats:
     cost_usd: float = 0.0
     unpriced: bool = False
     unmetered: int = 0  # answers without usage: while above 0, the model's cost is unknown
+    possibly_billed: int = 0  # attempts answered 200 without a readable answer, then retried
     latency: Histogram = field(default_factory=Histogram)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ class ModelStats:
             "cached_tokens": self.cached_tokens,
             "cost_usd": None if self.unpriced or self.unmetered else round(self.cost_usd, 8),
             "unmetered": self.unmetered,
+            "possibly_billed": self.possibly_billed,
             "latency_ms": {"p50": self.latency.percentile(0.5), "p95": self.latency.percentile(0.95)},
         }
 
@@ -124,6 +126,7 @@ class JobStats:
         m.requests += 1
         m.attempts += r.attempts - moved
         m.rate_limited += r.rate_limited
+        m.possibly_billed += r.possibly_billed
         u = r.usage
         m.input_tokens += u.input_tokens
         m.output_tokens += u.output_tokens
@@ -186,6 +189,7 @@ class JobStats:
 _MODEL_FIELDS = (
     "requests", "succeeded", "failed", "attempts", "rate_limited", "fallbacks",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced", "unmetered",
+    "possibly_billed",
 )
 
 
@@ -223,6 +227,9 @@ def summary(
         },
         "models": {name: m.to_dict() for name, m in sorted(stats.models.items())},
         "total_cost_usd": round(stats.cost_usd, 8),
+        # 200s without a readable answer, retried: not in the cost (no usage came back) but a
+        # provider may have billed them
+        "possibly_billed_attempts": sum(m.possibly_billed for m in stats.models.values()),
         "unpriced_models": unpriced,
     }
 

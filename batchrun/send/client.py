@@ -129,11 +129,12 @@ class Client:
             parsed = None
         if status == 200:
             if not endpoint.is_answer(parsed):
-                # a 200 may have been billed: it is recorded as it came, never sent again
+                # no answer came back to keep, so it is retried like a 5xx; the attempt may have
+                # been billed, which the summary counts (possibly_billed)
                 shown = self._scrub(_short(raw, 200))
                 raise UnreadableAnswer(
                     f"the server answered 200 ({headers.get('Content-Type', 'no content type')}) with a body "
-                    f"that is not a {endpoint.name} answer, not retried as it may have been billed: {shown!r}",
+                    f"that is not a {endpoint.name} answer (it may have been billed): {shown!r}",
                     status=status,
                     body=self._scrub(_short(raw) if parsed is None else parsed),
                     headers=headers,

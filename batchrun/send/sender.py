@@ -31,6 +31,7 @@ from batchrun.errors import (
     RetryableError,
     ServerError,
     Timeout,
+    UnreadableAnswer,
     WaitTooLong,
 )
 from batchrun.input.endpoints import ENDPOINTS
@@ -46,6 +47,7 @@ from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
 from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
 from batchrun.send.tally import Tally, failure
+from batchrun.send.unknown_model import ModelWatch
 
 # The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
 # assumes it may be this much short.
@@ -92,6 +94,7 @@ class Sender:
         self.rng = rng or random.Random()
         self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
         self.breaker = Breaker()
+        self.model_watch = ModelWatch()  # a model never answered, refused a handful of times, stops the job
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
 
@@ -199,8 +202,15 @@ class Sender:
                 raise NotSent("stopped before it was sent")
             outcome = await self._attempt(rec, t, body, limiter, permit, tally)
             if isinstance(outcome, Result):
+                self.model_watch.answered(t.provider, t.model)
                 return outcome, None
             if isinstance(outcome, RateLimited):
+                continue
+            if isinstance(outcome, ModelNotFound) and not may_fall and self.model_watch.unproven(t.provider, t.model):
+                # maybe a wrong model name: not this record's failure; held until the model answers
+                # once, or stops the job at a handful (UnknownModel)
+                self.model_watch.refused(model, t.provider, t.model, outcome.message)
+                await self._backoff(self.policy.base_s)
                 continue
             failures += 1
             delay = next_delay(self.policy, failures, outcome, self.rng)
@@ -248,6 +258,8 @@ class Sender:
             return e
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
+            if isinstance(e, UnreadableAnswer):
+                tally.possibly_billed += 1
             if isinstance(e, _DOWN_SIGNS):
                 self.breaker.failed(t.model, provider)
             else:
@@ -280,7 +292,7 @@ class Sender:
             latency_ms=ans.latency_ms, usage=usage,
             cost_usd=None if reported is None else self.prices.cost(t.model, usage, sent_at, provider),
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
-            unmetered=reported is None,
+            unmetered=reported is None, possibly_billed=tally.possibly_billed,
         )
 
 
