@@ -173,6 +173,7 @@ class RequestError(BatchrunError):
     """One HTTP exchange failed."""
 
     code = "request_error"
+    possibly_billed = 0  # 1 for an attempt the server may have billed without an answer to keep
 
     def __init__(
         self,
@@ -253,6 +254,8 @@ class UnreadableAnswer(RetryableError):
     """A 200 whose body is not an answer (a proxy's HTML page, truncated JSON, an `error`
     object): retried like a 5xx, since no answer came back to keep; the attempt may have been
     billed, so it is counted as such in the summary."""
+
+    possibly_billed = 1
 
     code = "bad_response"
 

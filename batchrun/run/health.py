@@ -24,13 +24,13 @@ async def check_providers(cfg: RunConfig) -> list[dict[str, Any]]:
         t = targets(model)
         wanted.setdefault(t.provider, []).append(t.model)
     async with endpoint(cfg) as (base_url, key), make_session(8) as session:
-        checks = [(p.name, p.base_url, p.api_key, p.api_key_env) for p in cfg.routing.providers]
+        checks = [(p.name, p.base_url, p.api_key, p.api_key_env, dict(p.headers)) for p in cfg.routing.providers]
         if not checks or None in wanted:
-            checks.insert(0, ("default", base_url, key, cfg.api_key_env))
+            checks.insert(0, ("default", base_url, key, cfg.api_key_env, {}))
         return list(await asyncio.gather(*(
-            _check(Client(session, url, k, cfg.timeout), name, url, k, env,
+            _check(Client(session, url, k, cfg.timeout, headers=h), name, url, k, env,
                    wanted.get(None if name == "default" else name, []))
-            for name, url, k, env in checks
+            for name, url, k, env, h in checks
         )))
 
 

@@ -31,7 +31,6 @@ from batchrun.errors import (
     RetryableError,
     ServerError,
     Timeout,
-    UnreadableAnswer,
     WaitTooLong,
 )
 from batchrun.input.endpoints import ENDPOINTS
@@ -45,6 +44,7 @@ from batchrun.route.providers import Target, Targets
 from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
+from batchrun.send.gateway import answer_cost
 from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
 from batchrun.send.tally import Tally, failure
 from batchrun.send.unknown_model import ModelWatch
@@ -206,11 +206,8 @@ class Sender:
                 return outcome, None
             if isinstance(outcome, RateLimited):
                 continue
-            if isinstance(outcome, ModelNotFound) and not may_fall and self.model_watch.unproven(t.provider, t.model):
-                # maybe a wrong model name: not this record's failure; held until the model answers
-                # once, or stops the job at a handful (UnknownModel)
-                self.model_watch.refused(model, t.provider, t.model, outcome.message)
-                await self._backoff(self.policy.base_s)
+            if isinstance(outcome, ModelNotFound) and not may_fall and self.model_watch.held(model, t, outcome):
+                await self._backoff(self.policy.base_s)  # maybe a wrong model name, not this record's failure
                 continue
             failures += 1
             delay = next_delay(self.policy, failures, outcome, self.rng)
@@ -258,8 +255,7 @@ class Sender:
             return e
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
-            if isinstance(e, UnreadableAnswer):
-                tally.possibly_billed += 1
+            tally.possibly_billed += e.possibly_billed
             if isinstance(e, _DOWN_SIGNS):
                 self.breaker.failed(t.model, provider)
             else:
@@ -290,7 +286,7 @@ class Sender:
             key=rec.key, line=rec.line, model=model, status_code=ans.status,
             request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
             latency_ms=ans.latency_ms, usage=usage,
-            cost_usd=None if reported is None else self.prices.cost(t.model, usage, sent_at, provider),
+            cost_usd=None if reported is None else answer_cost(self.prices, t, usage, sent_at, ans),
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
             unmetered=reported is None, possibly_billed=tally.possibly_billed,
         )

@@ -4,7 +4,8 @@ with no fallback to take them, is the user's mistake, not the records'."""
 
 from __future__ import annotations
 
-from batchrun.errors import UnknownModel
+from batchrun.errors import RequestError, UnknownModel
+from batchrun.route.providers import Target
 
 # How many model_not_found answers, with no success on that model, make it the user's mistake.
 HANDFUL = 3
@@ -25,6 +26,14 @@ class ModelWatch:
     def unproven(self, provider: str | None, model: str) -> bool:
         """No answer from this model yet: a model_not_found may mean the name is wrong."""
         return (provider, model) not in self._answered
+
+    def held(self, name: str, t: Target, err: RequestError) -> bool:
+        """A model_not_found for `t`: True (the record is held and tried again) while the model has
+        never answered; UnknownModel at the handful; False once it has answered."""
+        if not self.unproven(t.provider, t.model):
+            return False
+        self.refused(name, t.provider, t.model, err.message)
+        return True
 
     def refused(self, name: str, provider: str | None, model: str, why: str) -> None:
         """Count one model_not_found for a model that never answered; raise UnknownModel (the
