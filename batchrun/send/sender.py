@@ -204,10 +204,8 @@ class Sender:
             if isinstance(outcome, Result):
                 self.model_watch.answered(t.provider, t.model)
                 return outcome, None
-            if isinstance(outcome, RateLimited):
-                continue
-            if isinstance(outcome, ModelNotFound) and not may_fall and self.model_watch.held(model, t, outcome):
-                await self._backoff(self.policy.base_s)  # maybe a wrong model name, not this record's failure
+            # a 429 is not a failure; nor is a model_not_found while the model name may be wrong
+            if isinstance(outcome, RateLimited) or self.model_watch.held(model, t, outcome, may_fall):
                 continue
             failures += 1
             delay = next_delay(self.policy, failures, outcome, self.rng)

@@ -4,7 +4,7 @@ with no fallback to take them, is the user's mistake, not the records'."""
 
 from __future__ import annotations
 
-from batchrun.errors import RequestError, UnknownModel
+from batchrun.errors import ModelNotFound, RequestError, UnknownModel
 from batchrun.route.providers import Target
 
 # How many model_not_found answers, with no success on that model, make it the user's mistake.
@@ -27,10 +27,10 @@ class ModelWatch:
         """No answer from this model yet: a model_not_found may mean the name is wrong."""
         return (provider, model) not in self._answered
 
-    def held(self, name: str, t: Target, err: RequestError) -> bool:
-        """A model_not_found for `t`: True (the record is held and tried again) while the model has
-        never answered; UnknownModel at the handful; False once it has answered."""
-        if not self.unproven(t.provider, t.model):
+    def held(self, name: str, t: Target, err: RequestError, may_fall: bool) -> bool:
+        """A model_not_found for `t` with no fallback to take the record: True (the record is tried
+        again) while the model has never answered; UnknownModel at the handful; else False."""
+        if not isinstance(err, ModelNotFound) or may_fall or not self.unproven(t.provider, t.model):
             return False
         self.refused(name, t.provider, t.model, err.message)
         return True
