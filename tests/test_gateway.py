@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from batchrun.cli import app
+from batchrun.sim.config import SimConfig
 
 from .conftest import SimThread, plain_records, read_results, write_jsonl
-from .litellm_proxy import GATEWAY_KEY, Gateway, litellm_binary, litellm_proxy
+from .litellm_proxy import GATEWAY_KEY, Gateway, free_port, litellm_binary, litellm_proxy
 from .test_process import run
-from batchrun.sim.config import SimConfig
 
 pytestmark = pytest.mark.gateway
 
@@ -24,7 +27,7 @@ UPSTREAMS: dict[str, tuple[SimConfig, str]] = {
     "old-model": (SimConfig(), "gpt-4o-mini"),
     "new-model": (SimConfig(error_rate=0.12, error_kinds=("500",), seed=12), "deepseek-chat"),
     "empty-model": (SimConfig(quota=0), "gpt-4o-mini"),
-    "lim-model": (SimConfig(rpm=30, window="minute", headers=False, retry_after="none"), "gpt-4o-mini"),
+    "lim-model": (SimConfig(rpm=30, window="minute", headers=False, retry_after="seconds"), "gpt-4o-mini"),
     "house-model": (SimConfig(), "gpt-4o-mini"),  # an alias no price list knows
     "batch-old": (SimConfig(batch_step_s=0.05), "gpt-4o-mini"),
     "batch-new": (SimConfig(batch_step_s=0.05), "deepseek-chat"),
@@ -58,6 +61,7 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
     sims = {alias: SimThread(cfg) for alias, (cfg, _) in UPSTREAMS.items()}
     try:
         routes = {alias: (sims[alias].url, model) for alias, (_, model) in UPSTREAMS.items()}
+        routes["down-model"] = (f"http://127.0.0.1:{free_port()}/v1", "gpt-4o-mini")  # nothing listens
         with litellm_proxy(binary, routes, tmp_path_factory.mktemp("litellm")) as gw:
             yield Tier(gw, sims)
     finally:
@@ -86,6 +90,7 @@ def test_2_an_empty_upstream_account_stops_with_exit_3(tier: Tier, tmp_path: Pat
     assert read_results(tmp_path / "in.results.jsonl") == []
 
 
+@pytest.mark.timeout(300)
 def test_3_4_a_per_minute_limit_behind_the_gateway(tier: Tier, tmp_path: Path, sim_factory) -> None:
     """A calendar-minute limit (LiteLLM's own kind) and no upstream headers: 429s within 2x of the
     same job sent directly; none billed twice with the default --timeout. Slow: a minute or two."""
@@ -95,7 +100,7 @@ def test_3_4_a_per_minute_limit_behind_the_gateway(tier: Tier, tmp_path: Path, s
     assert res.exit_code == 0, res.output
     up = tier.sims["lim-model"].stats
     assert max(up.billed_by_prompt.values()) == 1 and up.billed == 40
-    direct = sim_factory(rpm=30, window="minute", headers=False, retry_after="none")
+    direct = sim_factory(rpm=30, window="minute", headers=False, retry_after="seconds")
     (tmp_path / "d").mkdir()
     d_inp = write_jsonl(tmp_path / "d" / "in.jsonl", rows)
     d = run([str(d_inp), "--base-url", direct.url, "--model", "gpt-4o-mini", "--quiet", "--concurrency", "16"])
@@ -141,3 +146,15 @@ def test_6_batches_reach_the_upstream_of_their_model(tier: Tier, tmp_path: Path)
     assert new.batches_created == 1 and old.batches_created == 1  # one shard per model, each at its own
     assert new.batch_billed == 10 and old.batch_billed == 10
     assert len(read_results(tmp_path / "in.results.jsonl")) == 20
+
+
+def test_7_providers_is_not_healthy_while_an_upstream_is_down(tier: Tier, tmp_path: Path) -> None:
+    cfg = tier.toml(tmp_path)
+    res = CliRunner().invoke(app, ["providers", "--config", str(cfg), "--model", "gw/down-model", "--json"],
+                             env={"GW_KEY": GATEWAY_KEY})
+    row = {r["provider"]: r for r in json.loads(res.output)}["gw"]
+    assert row["key_accepted"] is True and row["healthy"] is False, row
+    assert "down-model" in row["problem"]
+    ok = CliRunner().invoke(app, ["providers", "--config", str(cfg), "--model", "gw/old-model", "--json"],
+                            env={"GW_KEY": GATEWAY_KEY})
+    assert {r["provider"]: r for r in json.loads(ok.output)}["gw"]["healthy"] is True, ok.output

@@ -11,6 +11,7 @@ from batchrun.config import RunConfig
 from batchrun.errors import AuthError, RequestError
 from batchrun.route.providers import Targets
 from batchrun.run.connect import endpoint
+from batchrun.run.gateway_health import probe_upstreams
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.client import Client, make_session
 
@@ -55,9 +56,12 @@ async def _check(client: Client, name: str, url: str, key: ApiKey, key_env: str 
         row.update(reachable=True, key_accepted=True, models=len(ids), missing_models=missing)
         if missing:
             row["problem"] = "does not serve " + ", ".join(missing)
+        elif wanted:
+            await probe_upstreams(client, wanted, row)
         elif key.reveal() is None and key_env:
             row["problem"] = None  # a keyless local server that answers is fine
     if row["reachable"]:
         row["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-    row["healthy"] = bool(row["reachable"] and row["key_accepted"] and not row["missing_models"])
+    row["healthy"] = bool(row["reachable"] and row["key_accepted"] and not row["missing_models"]
+                          and not row.get("upstream_down"))
     return row
