@@ -76,6 +76,7 @@ def test_1_canary_judged_on_the_upstreams_errors(tier: Tier, tmp_path: Path) -> 
                              extra='[canary]\nmodel = "gw/new-model"\nshare = 0.3\nwindow = 50\n'
                                    "max_error_rate = 0.05\n")
     assert res.exit_code == 0, res.output
+    print(f"canary: {summ['canary']['state']}, upstream requests {tier.sims['new-model'].stats.requests}")
     assert summ["canary"]["state"] == "rolled_back", summ["canary"]
     assert tier.sims["new-model"].stats.requests <= 400
     assert len(read_results(tmp_path / "in.results.jsonl")) == 800
@@ -84,6 +85,7 @@ def test_1_canary_judged_on_the_upstreams_errors(tier: Tier, tmp_path: Path) -> 
 def test_2_an_empty_upstream_account_stops_with_exit_3(tier: Tier, tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(300))
     res, _ = tier.process(tmp_path, inp, "--model", "gw/empty-model", "--concurrency", "16")
+    print(f"quota: exit {res.exit_code}, upstream requests {tier.sims['empty-model'].stats.requests}")
     assert res.exit_code == 3, res.output
     assert "out of quota" in res.output
     assert tier.sims["empty-model"].stats.requests <= 100
@@ -130,6 +132,7 @@ def test_7_request_ids_and_prices_from_what_the_gateway_states(tier: Tier, tmp_p
     res, summ = tier.process(tmp_path, inp, "--model", "gw/house-model", "--quiet")
     assert res.exit_code == 0, res.output
     out = read_results(tmp_path / "in.results.jsonl")
+    print(f"request ids: {sum(bool(o['response']['request_id']) for o in out)} of {len(out)}")
     assert sum(bool(o["response"]["request_id"]) for o in out) >= 99
     costs = [o["batchrun"]["cost_usd"] for o in out]
     assert all(c is not None and c > 0 for c in costs)  # gpt-4o-mini's price, upstream of the alias
