@@ -20,6 +20,7 @@ def test_a_typo_in_the_model_stops_early_with_exit_2(tmp_path: Path, sim_factory
     res = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-minii", "--concurrency", "16"])
     assert res.exit_code == 2, res.output
     assert "does not serve the model 'gpt-4o-minii'" in res.output
+    print(f"unknown model: exit {res.exit_code}, {sim.stats.requests} requests of 400 records")
     assert sim.stats.requests <= 20
     assert read_results(tmp_path / "in.results.jsonl") == []  # nothing marked failed: all resumable
     fixed = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet", "--fresh"])
