@@ -123,12 +123,14 @@ class BatchApi:
         """POST /batches/{id}/cancel."""
         return dict(await self._retrying(lambda: self._json("POST", f"/batches/{batch_id}/cancel")))
 
-    async def batches(self, max_pages: int = 50) -> AsyncIterator[dict[str, Any]]:
-        """GET /batches, newest first, page after page (at most `max_pages` of 100)."""
+    async def batches(self, max_pages: int = 50, model: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """GET /batches, newest first, page after page (at most `max_pages` of 100); `model` lists a
+        gateway's batches for that model, with the ids its create call gave."""
         after: str | None = None
         for _ in range(max_pages):
             params = {"limit": "100"} | ({"after": after} if after else {})
-            page = await self._retrying(lambda p=params: self._json("GET", "/batches", params=p))  # type: ignore[misc]
+            page = await self._retrying(
+                lambda p=params: self._json("GET", "/batches", params=p, model=model))  # type: ignore[misc]
             data = page.get("data")
             if not isinstance(data, list):
                 raise BadResponse("GET /batches: the answer holds no list")

@@ -80,7 +80,7 @@ class Submitter:
         """The batch made for this shard of this job, if the provider has one."""
         want = self.metadata(shard)
         since = (shard.creating_at or 0.0) - CLOCK_SLACK_S
-        async for b in self.apis[shard.provider].batches():
+        async for b in self.apis[shard.provider].batches(model=_routed(shard)):
             meta = b.get("metadata")
             if isinstance(meta, dict) and all(meta.get(k) == v for k, v in want.items()):
                 return b
