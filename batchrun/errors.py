@@ -8,6 +8,7 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
     ├── BudgetReached             the next request would cross --max-cost: the job stops (exit 3)
     ├── WaitTooLong               a 429 asks to wait longer than --max-wait: the job stops (exit 75)
     ├── ProviderDown              every recent attempt failed, no fallback left: the job stops (exit 75)
+    ├── UnknownModel              a handful of model_not_found, never an answer: the job stops (exit 2)
     ├── WriteFailed               the output or checkpoint cannot be written: the job stops (exit 74)
     ├── NotSent                   a clean stop came while a record still waited for its first send
     └── RequestError              one HTTP exchange failed; code, status, body
@@ -16,11 +17,11 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
         │   ├── ServerError       408, 409, 5xx
         │   ├── Timeout           no answer within --timeout
         │   ├── ConnectionLost    reset, refused, closed mid-answer
-        │   └── BadResponse       a malformed HTTP answer
+        │   ├── BadResponse       a malformed HTTP answer
+        │   └── UnreadableAnswer  a 200 that is not an answer: retried, counted as possibly billed
         └── FatalRequestError     the same request will fail again
             ├── AuthError         401/403: the whole job stops (exit 3)
             ├── QuotaExhausted    429 insufficient_quota: out of credit; the job stops (exit 3)
-            ├── UnreadableAnswer  a 200 that is not an answer: maybe billed, never resent
             ├── BadRequest        400, 422 and other 4xx
             ├── ModelNotFound     404
             └── ContextTooLong    the prompt is over the model's window
@@ -63,6 +64,7 @@ class StopReason(StrEnum):
     WAIT = "wait"  # the server asked to wait longer than --max-wait
     UNAVAILABLE = "unavailable"  # the provider does not answer: connection errors, timeouts, 5xx
     WRITE_FAILED = "write_failed"  # the output or checkpoint could not be written
+    UNKNOWN_MODEL = "unknown_model"  # the provider does not serve the model (a typo): the user's mistake
     BATCHES_RUNNING = "batches_running"  # --batch-api --no-wait: provider batches are still running
 
     @property
@@ -81,6 +83,7 @@ _EXIT_BY_STOP = {
     StopReason.WAIT: ExitCode.TRY_LATER,
     StopReason.UNAVAILABLE: ExitCode.TRY_LATER,
     StopReason.WRITE_FAILED: ExitCode.CANT_WRITE,
+    StopReason.UNKNOWN_MODEL: ExitCode.USAGE,
     StopReason.BATCHES_RUNNING: ExitCode.TRY_LATER,
 }
 
@@ -148,6 +151,13 @@ class ProviderDown(BatchrunError):
     exit_code = ExitCode.TRY_LATER
 
 
+class UnknownModel(BatchrunError):
+    """A handful of requests to one model were answered model_not_found and none succeeded, with
+    no fallback to take them: the model name is wrong. The job stops; no record is marked failed."""
+
+    exit_code = ExitCode.USAGE
+
+
 class WriteFailed(BatchrunError):
     """The output, checkpoint or log could not be written (disk full, permissions)."""
 
@@ -163,6 +173,7 @@ class RequestError(BatchrunError):
     """One HTTP exchange failed."""
 
     code = "request_error"
+    possibly_billed = 0  # 1 for an attempt the server may have billed without an answer to keep
 
     def __init__(
         self,
@@ -239,9 +250,12 @@ class QuotaExhausted(FatalRequestError):
     code = "insufficient_quota"
 
 
-class UnreadableAnswer(FatalRequestError):
-    """A 200 whose body is not an answer (an HTML page, an `error` object, a stream): it may
-    have been billed, so it is recorded, never sent again."""
+class UnreadableAnswer(RetryableError):
+    """A 200 whose body is not an answer (a proxy's HTML page, truncated JSON, an `error`
+    object): retried like a 5xx, since no answer came back to keep; the attempt may have been
+    billed, so it is counted as such in the summary."""
+
+    possibly_billed = 1
 
     code = "bad_response"
 

@@ -67,6 +67,7 @@ class Result:
     unmetered: bool = False  # answered without usage: its tokens and cost are unknown
     route: str | None = None  # why this model: record, default, route:FIELD=VALUE, route:long, canary
     provider: str | None = None  # the configured provider that answered (None: the default endpoint)
+    possibly_billed: int = 0  # attempts answered 200 with no readable answer (retried; may be billed)
 
     @property
     def ok(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from batchrun import errors
 from batchrun.secret import ApiKey
-from batchrun.send.client import Client, make_session, map_aiohttp_errors
+from batchrun.send.client import Client, classify, make_session, map_aiohttp_errors
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -93,15 +94,16 @@ async def test_status_classification(serve, status, body, headers, kind) -> None
 
 @pytest.mark.parametrize("payload", [b"", b"not json", b'{"choi', b'{"no_choices": 1}',
                                      b"<html><body>502 Bad Gateway</body></html>"])
-async def test_200_with_bad_body_is_final_and_shows_what_came(serve, payload: bytes) -> None:
-    """A 200 may have been billed: it is never retried, and the error shows what came back."""
+async def test_200_with_bad_body_is_retryable_and_shows_what_came(serve, payload: bytes) -> None:
+    """A 200 with no readable answer is retried like a 5xx (it may have been billed, which the
+    summary counts), and the error shows what came back."""
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=payload, content_type="text/html" if payload.startswith(b"<") else "application/json")
 
     client = await serve(handler)
     with pytest.raises(errors.UnreadableAnswer) as caught:
         await client.send_once({"model": "m"})
-    assert not isinstance(caught.value, errors.RetryableError)
+    assert isinstance(caught.value, errors.RetryableError)
     assert payload[:20].decode() in caught.value.message and "content" not in caught.value.message[:5]
     if payload.startswith(b"<"):
         assert "text/html" in caught.value.message
@@ -161,3 +163,48 @@ def test_key_repr_is_redacted() -> None:
 async def test_list_models(serve) -> None:
     client = await serve(json_response(200, {"data": [{"id": "a"}, {"id": "b"}]}))
     assert [m["id"] for m in await client.list_models()] == ["a", "b"]
+
+
+# What LiteLLM 1.108's proxy answers, as seen in front of the simulator: `code` is the HTTP
+# status as a string, the upstream's meaning only in the words.
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (429, {"error": {"message": "litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your "
+                                    "current quota, please check your plan and billing details.",
+                         "type": "throttling_error", "code": "429"}}, errors.QuotaExhausted),
+        (429, {"error": {"message": "litellm.RateLimitError: Rate limit reached.", "type": "throttling_error",
+                         "code": "429"}}, errors.RateLimited),
+        (400, {"error": {"message": "/chat/completions: Invalid model name passed in model=gpt-4o-minii. Call "
+                                    "`/v1/models` to view available models for your key.",
+                         "type": "invalid_request_error", "code": "400"}}, errors.ModelNotFound),
+        (400, {"error": {"message": "No connected db.", "type": "no_db_connection", "code": "400"}},
+         errors.AuthError),
+        (500, {"error": {"message": "files_settings is not set, set it on your config.yaml file.",
+                         "type": "internal_server_error", "code": "500"}}, errors.BadRequest),
+    ],
+)
+def test_a_gateways_errors_are_classified_by_their_words(status: int, body: Any, kind: type) -> None:
+    err = classify(status, body, {})
+    assert type(err) is kind
+    assert isinstance(err, errors.RetryableError) == (kind is errors.RateLimited)
+
+
+async def test_a_gateway_is_recognised_asked_not_to_retry_and_waited_for(serve) -> None:
+    """Once an answer shows LiteLLM's headers, every body carries num_retries 0 and the read
+    timeout between bytes is off (a held request is waited for, never resent); the request id is
+    the upstream's."""
+    bodies: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        if len(bodies) == 2:
+            await asyncio.sleep(0.3)  # held past --timeout, without a byte
+        return web.json_response(OK_BODY, headers={"x-litellm-call-id": "call-1",
+                                                   "llm_provider-x-request-id": "req_up"})
+
+    client = await serve(handler, timeout_s=0.1)
+    first = await client.send_once({"model": "m", "messages": []})
+    second = await client.send_once({"model": "m", "messages": []})
+    assert "num_retries" not in bodies[0] and bodies[1]["num_retries"] == 0
+    assert first.request_id == second.request_id == "req_up" and second.gateway

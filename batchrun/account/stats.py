@@ -60,6 +60,7 @@ class ModelStats:
     canary_cost_usd: float = 0.0  # the part of cost_usd the canary's answers cost
     unpriced: bool = False
     unmetered: int = 0  # answers without usage: while above 0, the model's cost is unknown
+    possibly_billed: int = 0  # attempts answered 200 without a readable answer, then retried
     latency: Histogram = field(default_factory=Histogram)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +78,7 @@ class ModelStats:
             "cached_tokens": self.cached_tokens,
             "cost_usd": None if self.unpriced or self.unmetered else round(self.cost_usd, 8),
             "unmetered": self.unmetered,
+            "possibly_billed": self.possibly_billed,
             "latency_ms": {"p50": self.latency.percentile(0.5), "p95": self.latency.percentile(0.95)},
         }
 
@@ -129,6 +131,7 @@ class JobStats:
         m.requests += 1
         m.attempts += r.attempts - moved
         m.rate_limited += r.rate_limited - limited
+        m.possibly_billed += r.possibly_billed
         u = r.usage
         m.input_tokens += u.input_tokens
         m.output_tokens += u.output_tokens
@@ -208,6 +211,7 @@ class JobStats:
 _MODEL_FIELDS = (
     "requests", "succeeded", "failed", "attempts", "rate_limited", "fallbacks",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "unpriced", "unmetered", "canary_cost_usd",
+    "possibly_billed",
 )
 
 
@@ -246,6 +250,9 @@ def summary(
         "models": {name: m.to_dict() for name, m in sorted(stats.models.items())},
         "total_cost_usd": round(stats.cost_usd, 8),
         "cost_split_usd": stats.split_usd(),
+        # 200s without a readable answer, retried: not in the cost (no usage came back) but a
+        # provider may have billed them
+        "possibly_billed_attempts": sum(m.possibly_billed for m in stats.models.values()),
         "unpriced_models": unpriced,
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from batchrun.secret import ApiKey
 from batchrun.send.client import classify, map_aiohttp_errors
 
 T = TypeVar("T")
+MODEL_HEADER = "x-litellm-model"  # what routes a file and a batch at LiteLLM's proxy
 ATTEMPTS = 5  # per call, for transient failures (5xx, resets, timeouts, 429)
 
 
@@ -27,7 +28,7 @@ class BatchApi:
     """One base URL's /files and /batches, with one key."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
-                 retry_base_s: float = 0.5) -> None:
+                 retry_base_s: float = 0.5, headers: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.base = base_url.rstrip("/")
         self.timeout_s = timeout_s
@@ -35,7 +36,16 @@ class BatchApi:
         self._timeout = aiohttp.ClientTimeout(sock_read=timeout_s, sock_connect=timeout_s)
         secret = key.reveal()
         self._secret = secret
-        self._auth = {"Authorization": "Bearer " + secret} if secret else {}
+        self._auth = {**(headers or {}), **({"Authorization": "Bearer " + secret} if secret else {})}
+
+    def _for(self, model: str | None) -> dict[str, str]:
+        """The headers of a call for one shard's model. A gateway (LiteLLM's proxy) does not route
+        /files and /batches by the model in the lines but by `x-litellm-model` (encoded into the
+        file and batch ids it returns); an API that is no gateway ignores the header. A provider's
+        own `headers` table says otherwise where it names it."""
+        if model is None or any(k.lower() == MODEL_HEADER for k in self._auth):
+            return self._auth
+        return {**self._auth, MODEL_HEADER: model}
 
     def _refusal(self, status: int, raw: bytes, headers: Any) -> Exception:
         """The classified error of a non-200 answer; a key the server echoes never reaches a message."""
@@ -54,12 +64,14 @@ class BatchApi:
                 await asyncio.sleep(self.retry_base_s * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _json(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    async def _json(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None,
+                    model: str | None = None) -> Any:
         """One JSON call: the parsed answer, or the classified RequestError."""
+        auth = self._for(model)
         with map_aiohttp_errors(self.timeout_s):
             async with self.session.request(
                 method, self.base + path, timeout=self._timeout, params=params,
-                headers=self._auth if body is None else {**self._auth, "Content-Type": "application/json"},
+                headers=auth if body is None else {**auth, "Content-Type": "application/json"},
                 data=None if body is None else orjson.dumps(body),
             ) as resp:
                 raw = await resp.read()
@@ -71,8 +83,8 @@ class BatchApi:
             raise BadResponse(f"{method} {path}: the answer is not a JSON object", status=status)
         return parsed
 
-    async def upload(self, path: Path, filename: str) -> dict[str, Any]:
-        """POST /files, purpose=batch, the file streamed from disk."""
+    async def upload(self, path: Path, filename: str, model: str | None = None) -> dict[str, Any]:
+        """POST /files, purpose=batch, the file streamed from disk; `model` routes it at a gateway."""
 
         async def once() -> Any:
             with open(path, "rb") as f:  # noqa: ASYNC230 (aiohttp reads it in chunks as it sends)
@@ -80,7 +92,7 @@ class BatchApi:
                 form.add_field("purpose", "batch")
                 form.add_field("file", f, filename=filename, content_type="application/jsonl")
                 with map_aiohttp_errors(self.timeout_s):
-                    async with self.session.post(self.base + "/files", data=form, headers=self._auth,
+                    async with self.session.post(self.base + "/files", data=form, headers=self._for(model),
                                                  timeout=self._timeout) as resp:
                         raw = await resp.read()
                         status, headers = resp.status, resp.headers
@@ -93,11 +105,12 @@ class BatchApi:
 
         return await self._retrying(once)
 
-    async def create(self, file_id: str, endpoint_url: str, metadata: dict[str, str]) -> dict[str, Any]:
+    async def create(self, file_id: str, endpoint_url: str, metadata: dict[str, str],
+                     model: str | None = None) -> dict[str, Any]:
         """POST /batches, completion window 24h. Not retried here: a lost answer may hide a batch
         that was made, so the caller looks for it by its metadata first."""
         doc = await self._json("POST", "/batches", {"input_file_id": file_id, "endpoint": endpoint_url,
-                                                    "completion_window": "24h", "metadata": metadata})
+                                                    "completion_window": "24h", "metadata": metadata}, model=model)
         if not isinstance(doc.get("id"), str):
             raise BadResponse("POST /batches: the answer names no batch id")
         return dict(doc)
@@ -110,12 +123,14 @@ class BatchApi:
         """POST /batches/{id}/cancel."""
         return dict(await self._retrying(lambda: self._json("POST", f"/batches/{batch_id}/cancel")))
 
-    async def batches(self, max_pages: int = 50) -> AsyncIterator[dict[str, Any]]:
-        """GET /batches, newest first, page after page (at most `max_pages` of 100)."""
+    async def batches(self, max_pages: int = 50, model: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """GET /batches, newest first, page after page (at most `max_pages` of 100); `model` lists a
+        gateway's batches for that model, with the ids its create call gave."""
         after: str | None = None
         for _ in range(max_pages):
             params = {"limit": "100"} | ({"after": after} if after else {})
-            page = await self._retrying(lambda p=params: self._json("GET", "/batches", params=p))  # type: ignore[misc]
+            page = await self._retrying(
+                lambda p=params: self._json("GET", "/batches", params=p, model=model))  # type: ignore[misc]
             data = page.get("data")
             if not isinstance(data, list):
                 raise BadResponse("GET /batches: the answer holds no list")

@@ -40,7 +40,7 @@ class Submitter:
         """Take a shard from wherever it stopped to submitted."""
         if shard.phase == WRITTEN:
             f = await self.apis[shard.provider].upload(ShardFiles.of(self.directory, shard.id).requests,
-                                      f"batchrun-{self.plan.job_id}-{shard.id}.jsonl")
+                                      f"batchrun-{self.plan.job_id}-{shard.id}.jsonl", _routed(shard))
             shard.file_id, shard.phase = str(f["id"]), UPLOADED
             self.save()
         resumed = shard.phase == CREATING
@@ -65,7 +65,7 @@ class Submitter:
         for attempt in range(ATTEMPTS):
             try:
                 return await api.create(shard.file_id, ENDPOINTS[shard.endpoint].batch_url,
-                                             self.metadata(shard))
+                                             self.metadata(shard), _routed(shard))
             except RetryableError:
                 # the batch may have been made and only its answer lost: look before asking again
                 found = await self.find(shard)
@@ -80,7 +80,7 @@ class Submitter:
         """The batch made for this shard of this job, if the provider has one."""
         want = self.metadata(shard)
         since = (shard.creating_at or 0.0) - CLOCK_SLACK_S
-        async for b in self.apis[shard.provider].batches():
+        async for b in self.apis[shard.provider].batches(model=_routed(shard)):
             meta = b.get("metadata")
             if isinstance(meta, dict) and all(meta.get(k) == v for k, v in want.items()):
                 return b
@@ -88,3 +88,8 @@ class Submitter:
             if isinstance(created, int | float) and created < since:
                 return None  # the list is newest first: older batches cannot be this shard's
         return None
+
+
+def _routed(shard: Shard) -> str:
+    """The shard's model as its provider knows it (`gw/new-model` is `new-model` at gw)."""
+    return shard.model.partition("/")[2] if shard.provider else shard.model

@@ -24,7 +24,7 @@ def mock_server(
     jitter_ms: Annotated[float, Opt(help="Latency spread, +/-.")] = 0.0,
     error_rate: Annotated[float, Opt(help="Share of requests failing (see --error-kinds).")] = 0.0,
     error_kinds: Annotated[str, Opt(help="How they fail, comma-separated: 500, 503, 429, reset, bad_body, "
-                                         "timeout.")] = "500,429,reset,bad_body",
+                                         "html, timeout.")] = "500,429,reset,bad_body",
     differ_share: Annotated[float, Opt(help="Share of prompts answered differently (a new model that "
                                             "disagrees now and then).")] = 0.0,
     rpm: Annotated[int | None, Opt(help="Requests-per-minute limit, per model.")] = None,

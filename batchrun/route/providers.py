@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 from batchrun.errors import ConfigError
 from batchrun.secret import ApiKey, redact_url
 
-_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm"}
+_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body"}
+# headers batchrun sets itself: a provider's `headers` table may not replace them
+_OWN_HEADERS = {"authorization", "content-type", "content-length", "host", "user-agent"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class Provider:
     api_key_env: str | None
     rpm: float | None = None
     tpm: float | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # added to every request to this provider
+    extra_body: tuple[tuple[str, Any], ...] = ()  # merged into every request body to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,8 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
                           "variable that holds it with api_key_env")
     unknown = sorted(set(t) - _PROVIDER_KEYS)
     if unknown:
-        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm)")
+        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm, "
+                          "headers, extra_body)")
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
@@ -96,7 +101,33 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
             raise ConfigError(f"{here}: {k} must be a number above 0, got {v!r}")
         limits[k] = None if v is None else float(v)
-    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits)
+    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits,
+                    headers=_headers(t.get("headers"), here), extra_body=_extra_body(t.get("extra_body"), here))
+
+
+def _headers(t: Any, here: str) -> tuple[tuple[str, str], ...]:
+    """A provider's `headers` table: names to string values (a secret belongs in api_key_env)."""
+    if t is None:
+        return ()
+    if not isinstance(t, dict):
+        raise ConfigError(f'{here}: headers must be a table of names to values, e.g. {{ "x-litellm-model" = "m" }}')
+    for k, v in t.items():
+        if k.lower() in _OWN_HEADERS:
+            raise ConfigError(f"{here}: headers: {k!r} is set by batchrun (the key comes from api_key_env)")
+        if not isinstance(v, str) or not k or any(c in k + v for c in "\r\n"):
+            raise ConfigError(f"{here}: headers: {k!r} must be a one-line string (the value is not shown)")
+    return tuple(t.items())
+
+
+def _extra_body(t: Any, here: str) -> tuple[tuple[str, Any], ...]:
+    """A provider's `extra_body` table, merged into every request body (LiteLLM's num_retries)."""
+    if t is None:
+        return ()
+    if not isinstance(t, dict):
+        raise ConfigError(f"{here}: extra_body must be a table, e.g. {{ num_retries = 0 }}")
+    if "model" in t:
+        raise ConfigError(f"{here}: extra_body: model is chosen by --model, routes and the canary, not here")
+    return tuple(t.items())
 
 
 def check_keys(providers: Iterable[Provider], used: Iterable[str], where: str, loopback: Any) -> None:

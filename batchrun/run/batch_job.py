@@ -122,7 +122,8 @@ class BatchRun:
         try:
             async with endpoint(self.cfg) as (url, key), make_session(4) as session:
                 apis = {None: BatchApi(session, url, key, self.cfg.timeout, self.cfg.retry_base)} | {
-                    p.name: BatchApi(session, p.base_url, p.api_key, self.cfg.timeout, self.cfg.retry_base)
+                    p.name: BatchApi(session, p.base_url, p.api_key, self.cfg.timeout, self.cfg.retry_base,
+                                     dict(p.headers))
                     for p in self.cfg.routing.providers}
                 submitter = Submitter(apis, self.plan, self.dir, self.out.save)
                 settler = Settler(apis, self.plan, self.dir, self.out, self.cfg.batch_size,

@@ -33,7 +33,10 @@ async def clients(cfg: RunConfig, base_url: str, key: ApiKey) -> AsyncIterator[d
     and key, closed together."""
     async with contextlib.AsyncExitStack() as stack:
         out: dict[str | None, Client] = {}
-        for name, url, k in [(None, base_url, key), *((p.name, p.base_url, p.api_key) for p in cfg.routing.providers)]:
+        out[None] = Client(await stack.enter_async_context(make_session(cfg.concurrency)), base_url, key,
+                           cfg.timeout, cfg.max_request_time)
+        for p in cfg.routing.providers:
             session = await stack.enter_async_context(make_session(cfg.concurrency))
-            out[name] = Client(session, url, k, cfg.timeout, cfg.max_request_time)
+            out[p.name] = Client(session, p.base_url, p.api_key, cfg.timeout, cfg.max_request_time,
+                                 dict(p.headers), dict(p.extra_body))
         yield out

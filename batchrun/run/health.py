@@ -11,6 +11,7 @@ from batchrun.config import RunConfig
 from batchrun.errors import AuthError, RequestError
 from batchrun.route.providers import Targets
 from batchrun.run.connect import endpoint
+from batchrun.run.gateway_health import probe_upstreams
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.client import Client, make_session
 
@@ -24,13 +25,13 @@ async def check_providers(cfg: RunConfig) -> list[dict[str, Any]]:
         t = targets(model)
         wanted.setdefault(t.provider, []).append(t.model)
     async with endpoint(cfg) as (base_url, key), make_session(8) as session:
-        checks = [(p.name, p.base_url, p.api_key, p.api_key_env) for p in cfg.routing.providers]
+        checks = [(p.name, p.base_url, p.api_key, p.api_key_env, dict(p.headers)) for p in cfg.routing.providers]
         if not checks or None in wanted:
-            checks.insert(0, ("default", base_url, key, cfg.api_key_env))
+            checks.insert(0, ("default", base_url, key, cfg.api_key_env, {}))
         return list(await asyncio.gather(*(
-            _check(Client(session, url, k, cfg.timeout), name, url, k, env,
+            _check(Client(session, url, k, cfg.timeout, headers=h), name, url, k, env,
                    wanted.get(None if name == "default" else name, []))
-            for name, url, k, env in checks
+            for name, url, k, env, h in checks
         )))
 
 
@@ -55,9 +56,12 @@ async def _check(client: Client, name: str, url: str, key: ApiKey, key_env: str 
         row.update(reachable=True, key_accepted=True, models=len(ids), missing_models=missing)
         if missing:
             row["problem"] = "does not serve " + ", ".join(missing)
+        elif wanted:
+            await probe_upstreams(client, wanted, row)
         elif key.reveal() is None and key_env:
             row["problem"] = None  # a keyless local server that answers is fine
     if row["reachable"]:
         row["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-    row["healthy"] = bool(row["reachable"] and row["key_accepted"] and not row["missing_models"])
+    row["healthy"] = bool(row["reachable"] and row["key_accepted"] and not row["missing_models"]
+                          and not row.get("upstream_down"))
     return row

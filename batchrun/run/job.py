@@ -267,6 +267,8 @@ _ADVICE = {
                             "again later to resume",
     StopReason.WRITE_FAILED: "{message}: stopped, nothing was lost; free space or fix the permissions, then "
                              "run the same command again to resume",
+    StopReason.UNKNOWN_MODEL: "{message}; stopped, no record was marked failed for it: fix the model name "
+                              "and run again",
     StopReason.BUDGET: "--max-cost ${cap:g} reached: spent ${spent:.6f}; raise --max-cost and rerun the "
                        "same command to go on",
 }

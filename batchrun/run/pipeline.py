@@ -28,6 +28,7 @@ from batchrun.errors import (
     ProviderDown,
     QuotaExhausted,
     StopReason,
+    UnknownModel,
     WaitTooLong,
 )
 from batchrun.input.shapes import LineParser
@@ -42,6 +43,7 @@ CHECKPOINT_EVERY_S = 2.0
 _STOPS: dict[type[Exception], StopReason] = {
     AuthError: StopReason.AUTH, QuotaExhausted: StopReason.QUOTA,
     BudgetReached: StopReason.BUDGET, WaitTooLong: StopReason.WAIT, ProviderDown: StopReason.UNAVAILABLE,
+    UnknownModel: StopReason.UNKNOWN_MODEL,
 }
 
 
@@ -268,7 +270,7 @@ class Pipeline:
             self.in_flight += 1
             try:
                 result = await send(rec)
-            except (AuthError, QuotaExhausted, BudgetReached, WaitTooLong, ProviderDown) as e:
+            except (AuthError, QuotaExhausted, BudgetReached, WaitTooLong, ProviderDown, UnknownModel) as e:
                 self.stop(_STOPS[type(e)], e.message)  # the record is sent again by the next run
                 return
             except NotSent:  # stopped while waiting on the limiter: the next run sends it

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +35,7 @@ from batchrun.errors import (
 )
 from batchrun.input.endpoints import CHAT, Endpoint
 from batchrun.secret import ApiKey
+from batchrun.send import gateway
 from batchrun.send.retry import parse_retry_after
 
 
@@ -48,6 +49,7 @@ class Answer:
     headers: Any
     request_id: str | None
     latency_ms: float
+    gateway: bool = False  # it came through an LLM gateway (send/gateway.py reads its headers)
 
 # What a transport failure looks like from aiohttp and asyncio; mapped by transport_error().
 TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
@@ -91,7 +93,8 @@ class Client:
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
-        max_request_s: float | None = None,
+        max_request_s: float | None = None, headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
@@ -102,7 +105,11 @@ class Client:
         # --max-request-time bounds the whole attempt.
         self._timeout = aiohttp.ClientTimeout(total=max_request_s, sock_read=timeout_s,
                                               sock_connect=timeout_s)
-        self._headers = {"Content-Type": "application/json"}
+        self._max_request_s = max_request_s
+        self._user_extra = dict(extra_body or {})  # the provider's extra_body, merged into each body
+        self._extra = self._user_extra
+        self.gateway = False  # set once an answer shows an LLM gateway (send/gateway.py)
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
         secret = key.reveal()
         self._secret = secret
         if secret:
@@ -110,7 +117,7 @@ class Client:
 
     async def send_once(self, body: dict[str, Any], endpoint: Endpoint = CHAT) -> Answer:
         """POST one request; return the Answer or raise the RequestError that classifies it."""
-        data = orjson.dumps(body)
+        data = orjson.dumps({**body, **self._extra} if self._extra else body)
         start = time.perf_counter()
         try:  # map_aiohttp_errors, spelled inline: this is the hot path
             async with self.session.post(
@@ -123,23 +130,39 @@ class Client:
             raise transport_error(e, self.timeout_s) from e
         latency_ms = (time.perf_counter() - start) * 1000.0
         request_id = headers.get("x-request-id")
+        if request_id is None or self.gateway:
+            if not self.gateway and gateway.is_gateway(headers):
+                self._found_gateway()
+            request_id = gateway.request_id(headers)
         try:
             parsed: Any = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             parsed = None
         if status == 200:
             if not endpoint.is_answer(parsed):
-                # a 200 may have been billed: it is recorded as it came, never sent again
+                # no answer came back to keep, so it is retried like a 5xx; the attempt may have
+                # been billed, which the summary counts (possibly_billed)
                 shown = self._scrub(_short(raw, 200))
                 raise UnreadableAnswer(
                     f"the server answered 200 ({headers.get('Content-Type', 'no content type')}) with a body "
-                    f"that is not a {endpoint.name} answer, not retried as it may have been billed: {shown!r}",
+                    f"that is not a {endpoint.name} answer (it may have been billed): {shown!r}",
                     status=status,
                     body=self._scrub(_short(raw) if parsed is None else parsed),
                     headers=headers,
                 )
-            return Answer(status, parsed, raw, headers, request_id, latency_ms)
+            return Answer(status, parsed, raw, headers, request_id, latency_ms, self.gateway)
         raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers)
+
+    def _found_gateway(self) -> None:
+        """The answers come through an LLM gateway: ask it not to retry (unless the provider's
+        extra_body says otherwise), so every upstream failure and 429 is seen here; and wait for
+        its answer as long as the attempt may run (--max-request-time), not --timeout between
+        bytes: a gateway holds a request without a byte while it waits out the upstream's limit,
+        and a request resent then would be answered, and billed, twice."""
+        self.gateway = True
+        self._extra = {**gateway.NO_GATEWAY_RETRIES, **self._user_extra}
+        self._timeout = aiohttp.ClientTimeout(total=self._max_request_s, sock_read=None,
+                                              sock_connect=self.timeout_s)
 
     def _scrub(self, body: Any) -> Any:
         """Some servers echo the key in an error; it must not reach the output file."""
@@ -202,21 +225,39 @@ def _error_fields(body: Any) -> tuple[str, str]:
     return "", body if isinstance(body, str) else ""
 
 
+# What an error says in words where its code does not (a gateway's `code` is the HTTP status as
+# a string, "429", "400"): LiteLLM's proxy passes the upstream's message on, in its own shape.
+_QUOTA_WORDS = ("exceeded your current quota", "insufficient_quota", "insufficient balance")
+# a DB-less LiteLLM answers a key that is not its master key with 400 "No connected db."
+_AUTH_WORDS = ("no connected db", "invalid api key", "incorrect api key", "invalid proxy server token")
+_UNKNOWN_MODEL_WORDS = ("invalid model name passed", "model_not_found")
+# a gateway not set up for what was asked (its Batch API without files_settings): the user's to fix
+_GATEWAY_CONFIG_WORDS = ("files_settings is not set",)
+
+
+def _says(message: str, words: tuple[str, ...]) -> bool:
+    low = message.lower()
+    return any(w in low for w in words)
+
+
 def classify(status: int, body: Any, headers: Any) -> RequestError:
-    """The RequestError for a non-200 answer."""
+    """The RequestError for a non-200 answer, by its status, its code and, where those say less
+    than the message (behind a gateway), the message's words."""
     code, message = _error_fields(body)
     text = f"HTTP {status}" + (f": {message}" if message else "")
     kw: dict[str, Any] = {"status": status, "body": body, "headers": headers}
-    if status == 429 and code == "insufficient_quota":
+    if status == 429 and (code == "insufficient_quota" or _says(message, _QUOTA_WORDS)):
         return QuotaExhausted(f"the account is out of quota: {message or 'HTTP 429 insufficient_quota'}", **kw)
     if status == 429:
         return RateLimited(text, retry_after=parse_retry_after(headers, time.time()), **kw)
-    if status in (401, 403):
+    if status in (401, 403) or status == 400 and (code == "no_db_connection" or _says(message, _AUTH_WORDS)):
         return AuthError(text, **kw)
     if code == "context_length_exceeded" or "maximum context length" in message:
         return ContextTooLong(text, **kw)
-    if status == 404 or code == "model_not_found":
+    if status == 404 or code == "model_not_found" or status == 400 and _says(message, _UNKNOWN_MODEL_WORDS):
         return ModelNotFound(text, **kw)
+    if status >= 500 and _says(message, _GATEWAY_CONFIG_WORDS):
+        return BadRequest(f"the gateway is not set up for this: {message}", **kw)
     if status in (408, 409) or status >= 500:
         return ServerError(text, **kw)
     return BadRequest(text, **kw)

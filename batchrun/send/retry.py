@@ -51,7 +51,7 @@ def next_delay(
 
 def parse_retry_after(headers: Mapping[str, str], now_epoch: float) -> float | None:
     """Seconds the server asks us to wait, from any header that says so, else None."""
-    ms = headers.get("retry-after-ms")
+    ms = headers.get("retry-after-ms") or headers.get("llm_provider-retry-after-ms")  # behind LiteLLM
     if ms is not None:
         try:
             return max(0.0, float(ms) / 1000.0)

@@ -1,9 +1,6 @@
 """`Sender.send`: one record to one Result, through the budget, the limiter, retries and fallbacks.
-
-Layered as httpx does it: a pipeline worker calls `Sender.send`, which loops over the fallback
-chain of models; `_attempts` loops over one model's attempts and calls `Client.send_once` for
-each exchange.
-"""
+Layered as httpx does it: `Sender.send` loops over the record's chain of models; `_attempts` over
+one model's attempts, each a `Client.send_once` exchange."""
 
 from __future__ import annotations
 
@@ -44,8 +41,10 @@ from batchrun.route.providers import Target, Targets
 from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
+from batchrun.send.gateway import answer_cost
 from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
 from batchrun.send.tally import Abandoned, Tally, failure
+from batchrun.send.unknown_model import ModelWatch
 
 # The prompt estimate is a few per cent off a real tokenizer either way; a --max-cost reservation
 # assumes it may be this much short.
@@ -92,6 +91,7 @@ class Sender:
         self.rng = rng or random.Random()
         self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
         self.breaker = Breaker()
+        self.model_watch = ModelWatch()  # a model never answered, refused a handful of times, stops the job
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.abandoned = Abandoned()  # requests sent for records a clean stop then let go
         self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
@@ -201,8 +201,10 @@ class Sender:
                 raise self.abandoned.note(model, tally, NotSent("stopped before it was sent"))
             outcome = await self._attempt(rec, t, body, limiter, permit, tally)
             if isinstance(outcome, Result):
+                self.model_watch.answered(t.provider, t.model)
                 return outcome, None
-            if isinstance(outcome, RateLimited):
+            # a 429 is not a failure; nor is a model_not_found while the model name may be wrong
+            if isinstance(outcome, RateLimited) or self.model_watch.held(model, t, outcome, may_fall):
                 continue
             failures += 1
             delay = next_delay(self.policy, failures, outcome, self.rng)
@@ -251,6 +253,7 @@ class Sender:
             return e
         except RequestError as e:
             limiter.answered(permit, None, _headers(e))
+            tally.possibly_billed += e.possibly_billed
             if isinstance(e, _DOWN_SIGNS):
                 self.breaker.failed(t.model, provider)
             else:
@@ -282,9 +285,9 @@ class Sender:
             key=rec.key, line=rec.line, model=model, status_code=ans.status,
             request_id=ans.request_id, raw_body=ans.raw, attempts=tally.attempts,
             latency_ms=ans.latency_ms, usage=usage,
-            cost_usd=None if reported is None else self.prices.cost(t.model, usage, sent_at, provider),
+            cost_usd=None if reported is None else answer_cost(self.prices, t, usage, sent_at, ans),
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
-            unmetered=reported is None,
+            unmetered=reported is None, possibly_billed=tally.possibly_billed,
         )
 
 

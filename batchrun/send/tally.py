@@ -17,6 +17,7 @@ class Tally:
     rate_limited: int = 0
     fallbacks: list[Fallback] = field(default_factory=list)
     started_at: float | None = None
+    possibly_billed: int = 0  # 200s with no readable answer: retried, but the server may bill them
 
 
 def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, code: str, message: str) -> Result:
@@ -24,7 +25,8 @@ def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, cod
     return Result(key=rec.key, line=rec.line, model=model, status_code=err.status if err else None,
                   body=err.body if err else None, error_code=code, error_message=message,
                   attempts=tally.attempts, rate_limited=tally.rate_limited,
-                  fallbacks=tuple(tally.fallbacks), started_at=tally.started_at)
+                  fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
+                  possibly_billed=tally.possibly_billed)
 
 
 _E = TypeVar("_E", bound=BatchrunError)

@@ -9,7 +9,7 @@ from batchrun.errors import ConfigError
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "deepseek-chat", "sim-small", "text-embedding-3-small")
 WINDOWS = ("bucket", "fixed", "minute")
 RETRY_AFTER_MODES = ("both", "seconds", "ms", "none")
-ERROR_KINDS = ("500", "503", "429", "reset", "bad_body", "timeout")
+ERROR_KINDS = ("500", "503", "429", "reset", "bad_body", "html", "timeout")
 
 
 @dataclass(frozen=True, slots=True)

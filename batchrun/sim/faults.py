@@ -1,7 +1,8 @@
 """Failures the simulator injects: which one a request gets, and what each one looks like.
 
 Kinds: "429" (before any work), "500", "reset" (the connection is closed), "bad_body" (a 200
-whose JSON breaks off) and "timeout" (the answer comes only after `hang_s`)."""
+whose JSON breaks off), "html" (a 200 that is a proxy's HTML error page) and "timeout" (the
+answer comes only after `hang_s`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class Outcome:
 
 RESET = Outcome(0)
 TRUNCATED = Outcome(200, b'{"id": "chatcmpl-x", "choi')
+# what a proxy in front of the API sends when its upstream hiccups, with status 200 all the same
+HTML_PAGE = Outcome(200, b"<html><head><title>502 Bad Gateway</title></head><body>bad gateway</body></html>")
 SERVER_ERROR = Outcome(500, error_body(500, "server_error", "Injected server error."))
 UNAVAILABLE = Outcome(503, error_body(503, "overloaded", "Injected: the service is unavailable."))
 
@@ -49,7 +52,8 @@ def pick_fault(config: SimConfig, attempt: int, rng: random.Random) -> str | Non
 
 def fault_outcome(kind: str) -> Outcome | None:
     """The outcome that replaces the answer for a fault found after the latency, else None."""
-    return {"500": SERVER_ERROR, "503": UNAVAILABLE, "reset": RESET, "bad_body": TRUNCATED}.get(kind)
+    return {"500": SERVER_ERROR, "503": UNAVAILABLE, "reset": RESET, "bad_body": TRUNCATED,
+            "html": HTML_PAGE}.get(kind)
 
 
 def injected_429_headers(mode: str) -> dict[str, str]:

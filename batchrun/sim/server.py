@@ -34,7 +34,8 @@ JSON = "application/json"
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=body, content_type=JSON, headers=headers)
+    kind = "text/html" if body.startswith(b"<") else JSON  # the "html" fault is a proxy's page
+    return web.Response(status=status, body=body, content_type=kind, headers=headers)
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:

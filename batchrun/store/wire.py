@@ -45,6 +45,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
     }
     if r.unmetered:
         extra["unmetered"] = True
+    if r.possibly_billed:
+        extra["possibly_billed"] = r.possibly_billed
     if r.route is not None:
         extra["route"] = r.route
         extra["provider"] = r.provider
@@ -95,6 +97,7 @@ def parse_result_line(raw: bytes) -> Result:
         ),
         started_at=_float(ex.get("started_at")),
         unmetered=ex.get("unmetered") is True,
+        possibly_billed=_int(ex.get("possibly_billed")),
         route=ex.get("route") if isinstance(ex.get("route"), str) else None,
         provider=ex.get("provider") if isinstance(ex.get("provider"), str) else None,
     )
