@@ -145,6 +145,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "batch_size": (_batch_size, "a whole number from 1 to 50000"),
     "batch_expired": (_batch_expired, "resubmit or live"),
     "no_wait": (_bool, "true or false"),
+    "batch_queue_tokens": (_pos_int, "a whole number of tokens, at least 1"),
 }
 # Options that are never read from the environment (the key is read from its own variable).
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
@@ -155,7 +156,7 @@ def check_batch_options(values: dict[str, Any]) -> None:
     unawares: refused."""
     if values.get("batch_api"):
         return
-    for name in ("no_wait", "batch_size", "batch_expired"):
+    for name in ("no_wait", "batch_size", "batch_expired", "batch_queue_tokens"):
         if name in values and values[name] is not False:
             raise ConfigError(f"--{name.replace('_', '-')} needs --batch-api (it is a Batch API setting; "
                               "without --batch-api every record is sent live, at full price)")

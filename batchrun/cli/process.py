@@ -87,6 +87,10 @@ def process(
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,
+    batch_queue_tokens: Annotated[
+        int | None, Opt(help="--batch-api: the provider's enqueued-token limit per model (default: learned "
+                             "from its first refusal).")
+    ] = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))

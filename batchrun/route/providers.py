@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from batchrun.errors import ConfigError
 from batchrun.secret import ApiKey, redact_url
 
-_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm"}
+_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "batch_queue_tokens"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class Provider:
     api_key_env: str | None
     rpm: float | None = None
     tpm: float | None = None
+    batch_queue_tokens: float | None = None  # --batch-api: each model's enqueued-token limit here
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,8 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
                           "variable that holds it with api_key_env")
     unknown = sorted(set(t) - _PROVIDER_KEYS)
     if unknown:
-        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm)")
+        raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm, "
+                          "batch_queue_tokens)")
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
@@ -91,7 +93,7 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
         raise ConfigError(f"{here}: api_key_env must name an environment variable (the value is not shown)")
     value = env.get(key_env, "").strip() if key_env else ""
     limits = {}
-    for k in ("rpm", "tpm"):
+    for k in ("rpm", "tpm", "batch_queue_tokens"):
         v = t.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
             raise ConfigError(f"{here}: {k} must be a number above 0, got {v!r}")
