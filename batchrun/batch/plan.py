@@ -60,9 +60,8 @@ class ModelQueue:
     source: str | None = None  # "stated" (--batch-queue-tokens), "message" (a refusal said it), "queued"
     est: int = 0  # the offline estimate of the prompt tokens of lines answered so far
     real: int = 0  # the server's count of the same prompts
-    floor: float = 0.0  # the server/estimate ratio is at least this (a refusal showed our count short)
     refusals: int = 0  # batches refused for the queue
-    passed: int = 0  # batches past validation (with no limit known, the batches validating at once grow)
+    peak: int = 0  # the most tokens our accepted batches held at once (no limit known: up to twice it)
     wait_until: float = 0.0  # epoch seconds: refused while nothing of ours held the queue
     wait_s: float = 0.0
 

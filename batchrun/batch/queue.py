@@ -9,9 +9,9 @@ gpt-4o-mini at Tier 1); a batch past it is accepted, then fails validation with
 (`--batch-queue-tokens`), or read from the refusal's message, or, where a provider words it
 otherwise, taken as what we held when refused. A shard's tokens are counted as the server
 counts them: the offline estimate times the server/estimate ratio of the lines answered so far.
-With no limit known, batches are let into validation as the live limiter's slow start lets
-requests in: one, then twice as many for each that passed, so a limit costs one refusal or two
-to learn rather than one per shard.
+With no limit known, batches are let in as the live limiter's slow start lets requests in: one
+shard, then up to twice the tokens the provider has accepted from us at once, so a limit costs
+a refusal or two to learn rather than one per shard.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from typing import Any
 from batchrun.batch.plan import CREATING, SUBMITTED, TERMINAL_STATES, UPLOADED, WRITTEN, ModelQueue, Shard
 
 QUEUE_CODE = "token_limit_exceeded"
-MAX_WINDOW = 64  # batches validating at once while the limit is unknown
 FIT = 0.9  # a split shard aims under this share of the queue: estimates wobble
-MARGIN = 1.05  # a refusal raises our count past what was refused, by this much
 WAIT_FIRST_S, WAIT_CAP_S = 30.0, 600.0  # refused with nothing of ours queued: others hold it
 
 _LIMIT = (re.compile(r"limit:\s*([\d,.]+)\s*([km]?)\s*(?:enqueued\s+)?tokens", re.I),
@@ -76,7 +74,7 @@ def waiting(shard: Shard) -> bool:
 
 def ratio(q: ModelQueue) -> float:
     """The server's tokens per estimated token."""
-    return max(q.real / q.est if q.est > 0 else 1.0, q.floor)
+    return q.real / q.est if q.est > 0 else 1.0
 
 
 def cost(q: ModelQueue, shard: Shard) -> int:
@@ -115,10 +113,6 @@ class Queues:
         """The waiting shards that may be submitted now, in plan order; per queue first come first
         served (a big shard is not passed by small ones for ever)."""
         held = self.held(shards)
-        validating: dict[str, int] = defaultdict(int)
-        for s in shards:
-            if holds(s) and s.status in (None, "validating"):
-                validating[key(s)] += 1
         blocked: set[str] = set()
         out: list[Shard] = []
         for s in shards:
@@ -126,12 +120,11 @@ class Queues:
             if not waiting(s) or k in blocked:
                 continue
             q, c = self.of(s), cost(self.of(s), s)
-            if now < q.wait_until or (q.limit is None and validating[k] >= min(MAX_WINDOW, 2**q.passed)) or (
-                    q.limit is not None and held[k] + c > q.limit):
+            room = q.limit if q.limit is not None else max(2 * q.peak, c)  # unknown: slow start
+            if now < q.wait_until or (held[k] > 0 and held[k] + c > room):
                 blocked.add(k)
                 continue
             held[k] += c
-            validating[k] += 1
             out.append(s)
         return out
 
@@ -143,32 +136,29 @@ class Queues:
             return 1
         return min(shard.requests, math.ceil(c / (q.limit * FIT)))
 
-    def refused(self, shard: Shard, message: str, shards: list[Shard], now: float) -> None:
-        """Learn from a batch refused for the queue (`shard` no longer holds it)."""
+    def refused(self, shard: Shard, message: str, held: int, now: float) -> None:
+        """Learn from a batch refused for the queue while our accepted batches held `held` tokens."""
         q = self.of(shard)
         q.refusals += 1
-        held = self.held([s for s in shards if s is not shard]).get(key(shard), 0)
-        c = cost(q, shard)
         said = stated_limit(message)
         if said is not None:
             q.limit, q.source = said, "message"
         else:  # what was queued when refused is at most the limit; alone, the shard is over it
-            guess = held if held > 0 else max(1, c // 2)
+            guess = held if held > 0 else max(1, cost(q, shard) // 2)
             q.limit, q.source = min(q.limit or guess, guess), "queued"
-        if held + c <= q.limit:  # we thought it fit: the server counts more than we do
-            q.floor = ratio(q) * q.limit / max(1, held + c) * MARGIN
         if held == 0:  # nothing of ours to wait for: others may hold the queue; wait by the clock
             q.wait_s = min(WAIT_CAP_S, q.wait_s * 2 or WAIT_FIRST_S)
             q.wait_until = now + q.wait_s
 
-    def passed(self, shard: Shard) -> None:
-        """A batch got past validation: with no limit known, let more in at once."""
-        self.of(shard).passed += 1
+    def accepted(self, shard: Shard, together: int) -> None:
+        """A batch got past validation while our accepted batches held `together` tokens."""
+        q = self.of(shard)
+        q.peak = max(q.peak, together)
 
     def answered(self, shard: Shard, lines: int, real_tokens: int) -> None:
         """`lines` of a shard answered with `real_tokens` prompt tokens by the server's count."""
         q = self.of(shard)
-        if lines > 0 and shard.requests > 0 and real_tokens > 0:
+        if lines > 0 and shard.requests > 0 and real_tokens > 0 and shard.tokens > 0:
             q.est += round(shard.tokens * lines / shard.requests)
             q.real += real_tokens
             q.wait_s = 0.0  # the queue moves

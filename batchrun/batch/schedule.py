@@ -35,6 +35,20 @@ class Scheduler:
     spent: Callable[[], float]  # dollars spent so far (collected batches at their real cost)
     clock: Callable[[], float] = time.time
     budget_blocked: list[Shard] = field(default_factory=list)  # waiting shards the budget cannot cover
+    # shard id -> tokens: our batches past validation and running as of the last poll, or passed in
+    # this one (a poll finds a quick batch already ended: it held the queue since the poll before)
+    _accepted: dict[str, int] = field(default_factory=dict)
+
+    def begin_poll(self) -> None:
+        """A round of polls starts: note which accepted batches are running."""
+        self._accepted = {s.id: cost(self.queues.of(s), s) for s in self.plan.open
+                          if holds(s) and s.status not in _VALIDATING}
+
+    def _accepted_tokens(self, k: str) -> int:
+        return sum(t for sid, t in self._accepted.items() if key(self._shard(sid)) == k)
+
+    def _shard(self, sid: str) -> Shard:
+        return next(s for s in self.plan.shards if s.id == sid)
 
     async def submit_round(self) -> int:
         """Submit every shard that may go now; how many were."""
@@ -82,13 +96,14 @@ class Scheduler:
         saved; nothing to collect)."""
         status = str(batch.get("status"))
         if before in _VALIDATING and status not in (*_VALIDATING, "failed"):
-            self.queues.passed(s)
+            self._accepted[s.id] = cost(self.queues.of(s), s)
+            self.queues.accepted(s, self._accepted_tokens(key(s)))
         if status != "failed" or (message := queue_refusal(batch)) is None:
             return False
         assert s.batch_id is not None
         s.refused.append(s.batch_id)
         s.phase, s.batch_id, s.status, s.counts, s.creating_at = UPLOADED, None, None, {}, None
-        self.queues.refused(s, message, self.plan.shards, self.clock())
+        self.queues.refused(s, message, self._accepted_tokens(key(s)), self.clock())
         q = self.queues.of(s)
         s.note = f"waiting for {s.model}'s batch queue (limit {q.limit:,} tokens, {q.source})"
         self.save()

@@ -164,7 +164,7 @@ class BatchRun:
             for s in [s for s in self.plan.open if s.phase == LIVE]:
                 if not await self._live(s, url, key):
                     return
-            changed = await self._poll(apis, settler)
+            wait = backoff.next_s(await self._poll(apis, settler))  # every round: a change resets it
             if not self.plan.open or self.stopped is not None:
                 return
             if self.sched.can_go():
@@ -177,7 +177,6 @@ class BatchRun:
             if self.cfg.no_wait and not self.sched.probing():
                 self.stopped = StopReason.BATCHES_RUNNING
                 return
-            wait = backoff.next_s(changed)
             if not running and (clock := self.sched.queues.next_wait(self.plan.shards, time.time())) is not None:
                 wait = clock  # nothing of ours runs: the queue is held by others; wait by the clock
             with contextlib.suppress(TimeoutError):
@@ -187,6 +186,7 @@ class BatchRun:
         """Ask after every running batch; collect those that ended. Whether any changed state (its
         counts alone do not count: a big batch's counts move on every poll, and polling must slow)."""
         changed = moved = False
+        self.sched.begin_poll()
         for s in [s for s in self.plan.open if s.phase == SUBMITTED]:
             if self.stopped is not None:
                 break
