@@ -45,3 +45,45 @@ def test_a_queue_of_two_and_a_half_shards_runs_every_record_once(tmp_path: Path,
     assert st.batch_billed == 6000  # every line billed once
     assert st.batches_refused_queue <= 3
     assert st.batches_created == 12 + st.batches_refused_queue
+
+
+def test_a_shard_over_the_whole_queue_is_split_and_done(tmp_path: Path, sim_factory: Any) -> None:
+    rows = plain_records(400)
+    sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=_sim_tokens(rows) * 4 // 10)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = _run(sim, inp, "--batch-size", "400")  # one shard, 2.5 times the queue, limit not stated
+    assert res.exit_code == 0, res.output
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 400)
+    summ = json.loads((tmp_path / "in.summary.json").read_text())
+    assert summ["batches"][0]["phase"] == "split" and len(summ["batches"]) > 3
+    assert sim.stats.batch_billed == 400 and sim.stats.requests == 0
+
+
+def test_a_stated_limit_splits_before_the_first_batch(tmp_path: Path, sim_factory: Any) -> None:
+    rows = plain_records(300)
+    limit = _sim_tokens(rows) // 2
+    sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=limit)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    # the offline estimate counts fewer tokens than the simulator: stated with a margin, no refusal
+    res = _run(sim, inp, "--batch-size", "300", "--batch-queue-tokens", str(limit * 7 // 10))
+    assert res.exit_code == 0, res.output
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 300)
+    assert sim.stats.batches_refused_queue == 0
+
+
+def test_max_cost_below_the_batch_cost_stops_unsubmitted_and_resumes(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=0.05)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(600))
+    args = ("--batch-size", "100", "--max-tokens", "20", "--batch-queue-tokens", "1000000")
+    res = _run(sim, inp, *args, "--max-cost", "0.002")
+    assert res.exit_code == 3, res.output
+    summ = json.loads((tmp_path / "in.summary.json").read_text())
+    assert 0 < summ["total_cost_usd"] <= 0.002  # never more spent than the cap
+    unsent = [b for b in summ["batches"] if b["batch_id"] is None]
+    assert unsent and sim.stats.batches_created == 6 - len(unsent)
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert len(out) == 600 - 100 * len(unsent)  # the shards not covered wrote nothing
+    res = _run(sim, inp, *args, "--max-cost", "1")
+    assert res.exit_code == 0, res.output
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 600)
+    assert sim.stats.batches_created == 6 and sim.stats.batch_billed == 600

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 
-from batchrun.batch.plan import SPLIT, Plan, Shard
-from batchrun.batch.shard import ShardWriter, reshard
+from batchrun.batch.plan import COLLECTED, SPLIT, Plan, Shard, ShardFiles
+from batchrun.batch.shard import ShardWriter, index_lines, reshard
+from batchrun.records import Result
 
 
 def split_shard(plan: Plan, shard: Shard, directory: Path, pieces: int) -> list[Shard]:
@@ -24,3 +26,13 @@ def split_shard(plan: Plan, shard: Shard, directory: Path, pieces: int) -> list[
     shard.note = f"split into {len(new)} shards ({', '.join(s.id for s in new)}) to fit the queue of {shard.model}"
     plan.shards.extend(new)
     return new
+
+
+def fail_shard(shard: Shard, directory: Path, write: Callable[[Result], None], limit: int) -> None:
+    """A shard of one request that alone holds more than its model's whole queue: it can never be
+    accepted, so its line fails saying so; the caller saves."""
+    for line, key in index_lines(ShardFiles.of(directory, shard.id).index):
+        write(Result(key=key, line=line, model=shard.model, error_code="token_limit_exceeded", attempts=0,
+                     error_message=f"the request alone holds more tokens than {shard.model}'s whole batch queue "
+                                   f"({limit:,} enqueued tokens): send it live, or raise the limit"))
+    shard.phase, shard.note = COLLECTED, "failed: larger than the model's whole batch queue"

@@ -61,6 +61,7 @@ class ModelQueue:
     est: int = 0  # the offline estimate of the prompt tokens of lines answered so far
     real: int = 0  # the server's count of the same prompts
     refusals: int = 0  # batches refused for the queue
+    too_big: int = 0  # the estimate of the smallest shard refused with nothing of ours queued (0: none)
     peak: int = 0  # the most tokens our accepted batches held at once (no limit known: up to twice it)
     wait_until: float = 0.0  # epoch seconds: refused while nothing of ours held the queue
     wait_s: float = 0.0

@@ -132,7 +132,11 @@ class Queues:
         """Into how many shards a waiting shard must be split to fit its whole queue (1: it fits)."""
         q = self.of(shard)
         c = cost(q, shard)
-        if q.limit is None or c <= q.limit or shard.requests < 2:
+        if shard.requests < 2:
+            return 1
+        if q.too_big and shard.tokens >= q.too_big and q.est == 0:
+            return min(shard.requests, math.ceil(shard.tokens / (q.too_big * FIT * FIT)))
+        if q.limit is None or c <= q.limit:
             return 1
         return min(shard.requests, math.ceil(c / (q.limit * FIT)))
 
@@ -146,7 +150,14 @@ class Queues:
         else:  # what was queued when refused is at most the limit; alone, the shard is over it
             guess = held if held > 0 else max(1, cost(q, shard) // 2)
             q.limit, q.source = min(q.limit or guess, guess), "queued"
-        if held == 0:  # nothing of ours to wait for: others may hold the queue; wait by the clock
+        if held > 0 or cost(q, shard) > q.limit:
+            return  # explained: wait for our batches to finish, or split the shard to fit
+        # refused alone though we count it under the limit: the server counts more than we do
+        # (no line answered yet to tell by how much: the shard is split), or others hold the queue
+        # (we can tell: wait by the clock)
+        if q.est == 0:
+            q.too_big = min(q.too_big or shard.tokens, shard.tokens)
+        else:
             q.wait_s = min(WAIT_CAP_S, q.wait_s * 2 or WAIT_FIRST_S)
             q.wait_until = now + q.wait_s
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchrun.batch.fit import split_shard
+from batchrun.batch.fit import fail_shard, split_shard
 from batchrun.batch.plan import CREATING, UPLOADED, WRITTEN, Plan, Shard
 from batchrun.batch.queue import Queues, cost, holds, key, queue_refusal, waiting
 from batchrun.batch.reserve import Reserve
 from batchrun.batch.submit import Submitter
+from batchrun.records import Result
 
 _VALIDATING = (None, "validating")
 
@@ -33,6 +34,7 @@ class Scheduler:
     save: Callable[[], None]
     notice: Callable[[str], None]
     spent: Callable[[], float]  # dollars spent so far (collected batches at their real cost)
+    write: Callable[[Result], None]  # a result line into the output
     clock: Callable[[], float] = time.time
     budget_blocked: list[Shard] = field(default_factory=list)  # waiting shards the budget cannot cover
     # shard id -> tokens: our batches past validation and running as of the last poll, or passed in
@@ -84,12 +86,17 @@ class Scheduler:
 
     def _split_oversized(self) -> None:
         for s in [s for s in self.plan.open if waiting(s)]:
+            q = self.queues.of(s)
+            if s.requests == 1 and q.limit is not None and cost(q, s) > q.limit:
+                fail_shard(s, self.directory, self.write, q.limit)
+                self.save()
+                continue
             pieces = self.queues.pieces(s)
             if pieces > 1:
                 new = split_shard(self.plan, s, self.directory, pieces)
                 self.save()
-                self.notice(f"batch {s.id}: ~{cost(self.queues.of(s), s):,} tokens, more than {s.model}'s whole "
-                            f"batch queue ({self.queues.of(s).limit:,}): split into {len(new)} shards")
+                self.notice(f"batch {s.id}: ~{cost(q, s):,} tokens, more than {s.model}'s whole batch queue "
+                            f"({q.limit or 0:,} or less): split into {len(new)} shards")
 
     def observe(self, s: Shard, before: str | None, batch: dict[str, Any]) -> bool:
         """A polled batch's news; True when it was refused for the queue (the shard waits again,

@@ -126,7 +126,7 @@ class BatchRun:
                     p.name: BatchApi(session, p.base_url, p.api_key, self.cfg.timeout, policy)
                     for p in self.cfg.routing.providers}
                 self.sched = scheduler(self.cfg, self.plan, Submitter(apis, self.plan, self.dir, self.out.save),
-                                       self.dir, self.out.save, self.display.notice, self.prices, self.state)
+                                       self.dir, self.out, self.display.notice, self.prices, self.state)
                 settler = Settler(apis, self.plan, self.dir, self.out, self.cfg.batch_size,
                                   self.cfg.batch_expired == "live")
                 with self._signals():

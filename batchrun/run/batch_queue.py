@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batchrun.account.pricing import PriceBook
+from batchrun.batch.output import JobOutput
 from batchrun.batch.plan import Plan
 from batchrun.batch.queue import Queues, cost
 from batchrun.batch.reserve import Reserve
@@ -31,13 +32,14 @@ def stated_limits(cfg: RunConfig) -> Callable[[str], int | None]:
     return stated
 
 
-def scheduler(cfg: RunConfig, plan: Plan, submitter: Submitter, directory: Path, save: Callable[[], None],
+def scheduler(cfg: RunConfig, plan: Plan, submitter: Submitter, directory: Path, out: JobOutput,
               notice: Callable[[str], None], prices: PriceBook, state: JobState) -> Scheduler:
     """The run's scheduler: the plan's queues, the budget at batch prices, the state's spend."""
     queues = Queues(plan.queues, stated_limits(cfg))
 
     reserve = Reserve(cfg.max_cost, lambda s: prices.batch_price(s.model), lambda s: cost(queues.of(s), s))
-    return Scheduler(plan, queues, reserve, submitter, directory, save, notice, lambda: state.stats.cost_usd)
+    return Scheduler(plan, queues, reserve, submitter, directory, out.save, notice, lambda: state.stats.cost_usd,
+                     out.write)
 
 
 def budget_stop(sched: Scheduler, cap: float | None) -> str:
