@@ -64,7 +64,7 @@ def test_a_stated_limit_splits_before_the_first_batch(tmp_path: Path, sim_factor
     limit = _sim_tokens(rows) // 2
     sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=limit)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    # the offline estimate counts fewer tokens than the simulator: stated with a margin, no refusal
+    # stated under the real limit: the shard is split before anything is sent, and nothing is refused
     res = _run(sim, inp, "--batch-size", "300", "--batch-queue-tokens", str(limit * 7 // 10))
     assert res.exit_code == 0, res.output
     _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 300)
@@ -87,3 +87,38 @@ def test_max_cost_below_the_batch_cost_stops_unsubmitted_and_resumes(tmp_path: P
     assert res.exit_code == 0, res.output
     _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 600)
     assert sim.stats.batches_created == 6 and sim.stats.batch_billed == 600
+
+
+def test_no_wait_exits_75_while_shards_wait_and_status_shows_the_queue(tmp_path: Path, sim_factory: Any) -> None:
+    from typer.testing import CliRunner
+
+    from batchrun.cli import app
+
+    rows = plain_records(400)
+    limit = _sim_tokens(rows) * 15 // 40  # 1.5 shards of 100
+    sim = sim_factory(batch_step_s=0.3, batch_queue_tokens=limit)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    codes = []
+    for _ in range(80):  # cron: run again until done (bounded)
+        codes.append(_run(sim, inp, "--batch-size", "100", "--no-wait", "--batch-queue-tokens",
+                          str(limit)).exit_code)  # stated: one shard at a time
+        if codes[-1] != 75:
+            break
+        if len(codes) == 1:
+            st = json.loads(CliRunner().invoke(app, ["status", str(inp), "--json"]).output)
+            (q,) = st["batch_queues"]
+            assert (q["model"], q["limit_source"], q["waiting"]) == (MODEL, "stated", 3) and q["held"] > 0
+            text = CliRunner().invoke(app, ["status", str(inp)]).output
+            assert f"batch queue {MODEL}: limit {q['limit']:,} tokens" in text
+    assert codes[-1] == 0 and set(codes[:-1]) == {75}, codes
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 400)
+    assert sim.stats.batch_billed == 400 and sim.stats.batches_refused_queue == 0
+
+
+def test_batches_per_hour_429_waits_out_its_retry_after(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory(batch_step_s=0.05, batches_per_hour=2, batch_hour_s=0.5)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(50))
+    res = _run(sim, inp, "--batch-size", "10", "--batch-queue-tokens", "1000000")
+    assert res.exit_code == 0, res.output
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 50)
+    assert sim.stats.batches_rate_limited >= 1 and sim.stats.batches_created == 5

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.batch.plan import Plan
+from batchrun.batch.queue import Queues
 from batchrun.errors import InputError, JobError, StopReason
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path
@@ -101,7 +102,9 @@ def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | 
 def _batches(saved: dict[str, Any]) -> dict[str, Any]:
     """A --batch-api job's batches as the checkpoint last saw them (their state and request counts)."""
     plan = Plan.from_state(saved)
-    return {"batches": [] if plan is None else plan.rows()}
+    if plan is None:
+        return {"batches": []}
+    return {"batches": plan.rows(), "batch_queues": Queues(plan.queues).rows(plan.shards)}
 
 
 def _canary(state: JobState) -> dict[str, Any]:

@@ -151,6 +151,7 @@ def format_status(st: dict[str, Any]) -> list[str]:
     ]
     for b in st.get("batches") or ():
         lines.append(format_batch_row(b))
+    lines += [format_queue_row(q) for q in st.get("batch_queues") or ()]
     if st.get("next"):
         lines.append("next: " + st["next"])
     if not st["input_unchanged"]:
@@ -167,6 +168,16 @@ def format_batch_row(b: dict[str, Any]) -> str:
     where = f" as {b['batch_id']}" if b.get("batch_id") else ""
     return (f"batch {b['shard']}: {b['requests']} request(s) to {b['model']}{where}: {b['phase']}"
             + (f", {b['status']}" if b.get("status") else "") + counts + (f" ({b['note']})" if b.get("note") else ""))
+
+
+_SOURCES = {"stated": "stated", "message": "from the provider's refusal", "queued": "what was queued when refused"}
+
+
+def format_queue_row(q: dict[str, Any]) -> str:
+    """One model's batch queue: its limit, what our batches hold of it, the shards waiting for it."""
+    limit = "not known yet" if q["limit"] is None else f"{q['limit']:,} tokens ({_SOURCES.get(q['limit_source'], '?')})"
+    return (f"batch queue {q['model']}: limit {limit}, {q['held']:,} held by this job's batches, "
+            f"{q['waiting']} shard(s) waiting, {q['refusals']} batch(es) refused for it")
 
 
 def _tok(v: int) -> str:
