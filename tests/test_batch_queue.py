@@ -122,3 +122,52 @@ def test_batches_per_hour_429_waits_out_its_retry_after(tmp_path: Path, sim_fact
     assert res.exit_code == 0, res.output
     _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 50)
     assert sim.stats.batches_rate_limited >= 1 and sim.stats.batches_created == 5
+
+
+def _per_shard(batches: list[dict[str, Any]]) -> tuple[Counter[str], int]:
+    """Batches that ran, by shard (refused ones apart), and how many were refused for the queue."""
+    ran: Counter[str] = Counter()
+    refused = 0
+    for b in batches:
+        codes = [e.get("code") for e in ((b.get("errors") or {}).get("data") or [])]
+        if "token_limit_exceeded" in codes:
+            refused += 1
+        else:
+            ran[(b.get("metadata") or {}).get("batchrun_shard")] += 1
+    return ran, refused
+
+
+def test_kill_9_during_a_queue_bound_job_then_one_run_to_the_end(tmp_path: Path, sim_factory: Any) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = plain_records(1200)
+    sim = sim_factory(batch_step_s=0.1, batch_queue_tokens=_sim_tokens(rows) * 25 // 60)  # 2.5 shards of 200
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BATCHRUN_", "OPENAI_"))},
+           "BATCHRUN_API_KEY": "k", "BATCHRUN_RETRY_BASE": "0.01"}
+    cmd = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", sim.url, "--model", MODEL,
+           "--batch-api", "--batch-size", "200", "--quiet", "--summary-json", str(tmp_path / "s.json")]
+    rng = random.Random(7)
+    st = sim.stats
+    for _ in range(4):  # each run killed after a random number of the provider's calls more
+        target = st.files_uploaded + st.batches_created + rng.randint(1, 4)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(4000):  # bounded: 20 s at most
+            if st.files_uploaded + st.batches_created >= target or proc.poll() is not None:
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 1200)
+    ran, refused = _per_shard(list(sim.sim.batches.batches.values()))
+    shards = [b for b in json.loads((tmp_path / "s.json").read_text())["batches"] if b["phase"] != "split"]
+    assert set(ran.values()) == {1} and len(ran) == len(shards)  # no shard's batch made twice
+    assert st.batches_created <= len(shards) + refused
+    assert st.batch_billed == 1200 and st.requests == 0

@@ -98,6 +98,8 @@ class SimStats:
             "ok_charged": self.ok_charged,
             "files_uploaded": self.files_uploaded,
             "batches_created": self.batches_created,
+            "batches_refused_queue": self.batches_refused_queue,
+            "batches_rate_limited": self.batches_rate_limited,
             "batch_billed": self.batch_billed,
             "batch_prompt_tokens": self.batch_prompt_tokens,
             "batch_completion_tokens": self.batch_completion_tokens,
