@@ -171,3 +171,28 @@ def test_kill_9_during_a_queue_bound_job_then_one_run_to_the_end(tmp_path: Path,
     assert set(ran.values()) == {1} and len(ran) == len(shards)  # no shard's batch made twice
     assert st.batches_created <= len(shards) + refused
     assert st.batch_billed == 1200 and st.requests == 0
+
+
+def test_batches_lists_the_jobs_batches_and_cancel_keeps_what_they_answered(tmp_path: Path,
+                                                                             sim_factory: Any) -> None:
+    from typer.testing import CliRunner
+
+    from batchrun.cli import app
+
+    sim = sim_factory(batch_step_s=1.0)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(90))
+    assert _run(sim, inp, "--batch-size", "30", "--no-wait", "--batch-queue-tokens", "100000").exit_code == 75
+    env = {"BATCHRUN_API_KEY": "k"}
+    res = CliRunner().invoke(app, ["batches", str(inp), "--base-url", sim.url, "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    listed = json.loads(res.output)
+    assert [(b["shard"], b["status"]) for b in listed["batches"]] == [(f"s000{i}", "validating") for i in (1, 2, 3)]
+    assert all(b["tokens_queued"] > 0 and b["model"] == MODEL for b in listed["batches"])
+    res = CliRunner().invoke(app, ["batches", str(inp), "--base-url", sim.url, "--cancel"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "cancelled 3 running batch(es)" in res.output
+    res = _run(sim, inp, "--batch-size", "30")
+    assert res.exit_code == 0, res.output
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 90)
+    summ = json.loads((tmp_path / "in.summary.json").read_text())
+    assert [b["status"] for b in summ["batches"][:3]] == ["cancelled"] * 3 and sim.stats.batch_billed == 90

@@ -180,6 +180,21 @@ def format_queue_row(q: dict[str, Any]) -> str:
             f"{q['waiting']} shard(s) waiting, {q['refusals']} batch(es) refused for it")
 
 
+def format_batches(data: dict[str, Any]) -> list[str]:
+    """`batchrun batches` as plain lines: one per batch, then what was cancelled."""
+    lines = [f"job {data['job_id']} ({data['input']}): {len(data['batches'])} batch(es) at the provider"]
+    for b in data["batches"]:
+        c = b.get("request_counts") or {}
+        age = "?" if b["age_s"] is None else f"{b['age_s'] // 3600}h{b['age_s'] % 3600 // 60:02d}m"
+        lines.append(f"{b['batch_id']} (shard {b['shard']}, {b['model']}): {b['status']}, {c.get('completed', 0)}/"
+                     f"{c.get('total', 0)} done, {c.get('failed', 0)} failed, age {age}, "
+                     f"{b['tokens_queued']:,} tokens queued" + (f"; {b['errors']}" if b.get("errors") else ""))
+    if data["cancelled"]:
+        lines.append(f"cancelled {len(data['cancelled'])} running batch(es): what they answered is kept; run the "
+                     "job again to collect it (their unanswered lines go into new batches)")
+    return lines
+
+
 def _tok(v: int) -> str:
     return f"{v:,}"
 
