@@ -39,3 +39,5 @@ Config = Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml 
 Json = Annotated[bool, Flag("--json", help="Print JSON.")]
 Simulate = Annotated[bool, Flag("--simulate", help="Use the built-in simulator instead of a real API.")]
 Compare = Annotated[str | None, Opt(help="Also price the same tokens on these models: A,B,...")]
+BatchQueueTokens = Annotated[int | None, Opt(help="--batch-api: the provider's enqueued-token limit per model "
+                                                 "(default: learned from its first refusal).")]

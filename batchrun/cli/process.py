@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
+    BatchQueueTokens,
     Config,
     EndpointName,
     Flag,
@@ -87,10 +88,7 @@ def process(
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,
-    batch_queue_tokens: Annotated[
-        int | None, Opt(help="--batch-api: the provider's enqueued-token limit per model (default: learned "
-                             "from its first refusal).")
-    ] = None,
+    batch_queue_tokens: BatchQueueTokens = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))

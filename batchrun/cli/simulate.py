@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from batchrun.sim.server import Simulator
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_QueueTokens = Annotated[int | None, Opt(help="Batch API: the enqueued-token limit of each model (prompt tokens in "
+                                              "unfinished batches); a batch past it fails validation with "
+                                              "token_limit_exceeded.")]
+_QueueModel = Annotated[list[str] | None, Opt(help="Batch API: MODEL=N, one model's enqueued-token limit "
+                                                   "(repeatable).")]
+_PerHour = Annotated[int | None, Opt(help="Batch API: batches created per hour at most (429 past it).")]
+_Hour = Annotated[float, Opt(help="Batch API: the length of that hour, seconds (shorter for tests).")]
 
 
 @app.command("mock-server")
@@ -49,15 +56,10 @@ def mock_server(
                                                   "time they are sent (the batch ends expired).")] = 0.0,
     fail_batch_validation: Annotated[bool, Flag("--fail-batch-validation",
                                                 help="Batch API: refuse every batch at validation.")] = False,
-    batch_queue_tokens: Annotated[int | None, Opt(help="Batch API: the enqueued-token limit of each model "
-                                                      "(prompt tokens in unfinished batches); a batch past it "
-                                                      "fails validation with token_limit_exceeded.")] = None,
-    batch_queue_model: Annotated[list[str] | None, Opt(help="Batch API: MODEL=N, one model's enqueued-token "
-                                                           "limit (repeatable).")] = None,
-    batches_per_hour: Annotated[int | None, Opt(help="Batch API: batches created per hour at most (429 "
-                                                    "past it).")] = None,
-    batch_hour_s: Annotated[float, Opt(help="Batch API: the length of that hour, seconds (shorter for "
-                                            "tests).")] = 3600.0,
+    batch_queue_tokens: _QueueTokens = None,
+    batch_queue_model: _QueueModel = None,
+    batches_per_hour: _PerHour = None,
+    batch_hour_s: _Hour = 3600.0,
 ) -> None:
     """Serve the built-in OpenAI-compatible simulator on loopback until Ctrl-C."""
     from batchrun.errors import ConfigError
@@ -73,10 +75,8 @@ def mock_server(
         retry_after=retry_after, queue_over=queue_over, keepalive_s=keepalive_s, quota=quota,
         api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,
         batch_step_s=batch_step_s, batch_expire_share=batch_expire_share,
-        fail_batch_validation=fail_batch_validation, batch_queue_tokens=batch_queue_tokens,
-        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour,
-        batch_hour_s=batch_hour_s,
-    ))
+        fail_batch_validation=fail_batch_validation, batch_queue_tokens=batch_queue_tokens, batch_hour_s=batch_hour_s,
+        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour))
     try:
         asyncio.run(_serve(sim, host, port))
     except KeyboardInterrupt:
