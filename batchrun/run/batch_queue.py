@@ -4,6 +4,7 @@ reserves at, and what a stop for the budget says."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.route.providers import Targets
 from batchrun.store.state import JobState
+
+PROMPT_MARGIN = 1.25
 
 
 def stated_limits(cfg: RunConfig) -> Callable[[str], int | None]:
@@ -37,7 +40,9 @@ def scheduler(cfg: RunConfig, plan: Plan, submitter: Submitter, directory: Path,
     """The run's scheduler: the plan's queues, the budget at batch prices, the state's spend."""
     queues = Queues(plan.queues, stated_limits(cfg))
 
-    reserve = Reserve(cfg.max_cost, lambda s: prices.batch_price(s.model), lambda s: cost(queues.of(s), s))
+    # the prompt with the live path's margin over the estimate (the server's count may run higher)
+    reserve = Reserve(cfg.max_cost, lambda s: prices.batch_price(s.model),
+                      lambda s: math.ceil(cost(queues.of(s), s) * PROMPT_MARGIN))
     return Scheduler(plan, queues, reserve, submitter, directory, out.save, notice, lambda: state.stats.cost_usd,
                      out.write)
 
