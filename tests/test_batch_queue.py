@@ -48,26 +48,26 @@ def test_a_queue_of_two_and_a_half_shards_runs_every_record_once(tmp_path: Path,
 
 
 def test_a_shard_over_the_whole_queue_is_split_and_done(tmp_path: Path, sim_factory: Any) -> None:
-    rows = plain_records(400)
+    rows = plain_records(200)
     sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=_sim_tokens(rows) * 4 // 10)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    res = _run(sim, inp, "--batch-size", "400")  # one shard, 2.5 times the queue, limit not stated
+    res = _run(sim, inp, "--batch-size", "200")  # one shard, 2.5 times the queue, limit not stated
     assert res.exit_code == 0, res.output
-    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 400)
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 200)
     summ = json.loads((tmp_path / "in.summary.json").read_text())
     assert summ["batches"][0]["phase"] == "split" and len(summ["batches"]) > 3
-    assert sim.stats.batch_billed == 400 and sim.stats.requests == 0
+    assert sim.stats.batch_billed == 200 and sim.stats.requests == 0
 
 
 def test_a_stated_limit_splits_before_the_first_batch(tmp_path: Path, sim_factory: Any) -> None:
-    rows = plain_records(300)
+    rows = plain_records(150)
     limit = _sim_tokens(rows) // 2
     sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=limit)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     # stated under the real limit: the shard is split before anything is sent, and nothing is refused
-    res = _run(sim, inp, "--batch-size", "300", "--batch-queue-tokens", str(limit * 7 // 10))
+    res = _run(sim, inp, "--batch-size", "150", "--batch-queue-tokens", str(limit * 7 // 10))
     assert res.exit_code == 0, res.output
-    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 300)
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 150)
     assert sim.stats.batches_refused_queue == 0
 
 
@@ -94,8 +94,8 @@ def test_no_wait_exits_75_while_shards_wait_and_status_shows_the_queue(tmp_path:
 
     from batchrun.cli import app
 
-    rows = plain_records(400)
-    limit = _sim_tokens(rows) * 15 // 40  # 1.5 shards of 100
+    rows = plain_records(300)
+    limit = _sim_tokens(rows) * 15 // 30  # 1.5 shards of 100
     sim = sim_factory(batch_step_s=0.3, batch_queue_tokens=limit)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     codes = []
@@ -107,12 +107,12 @@ def test_no_wait_exits_75_while_shards_wait_and_status_shows_the_queue(tmp_path:
         if len(codes) == 1:
             st = json.loads(CliRunner().invoke(app, ["status", str(inp), "--json"]).output)
             (q,) = st["batch_queues"]
-            assert (q["model"], q["limit_source"], q["waiting"]) == (MODEL, "stated", 3) and q["held"] > 0
+            assert (q["model"], q["limit_source"], q["waiting"]) == (MODEL, "stated", 2) and q["held"] > 0
             text = CliRunner().invoke(app, ["status", str(inp)]).output
             assert f"batch queue {MODEL}: limit {q['limit']:,} tokens" in text
     assert codes[-1] == 0 and set(codes[:-1]) == {75}, codes
-    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 400)
-    assert sim.stats.batch_billed == 400 and sim.stats.batches_refused_queue == 0
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 300)
+    assert sim.stats.batch_billed == 300 and sim.stats.batches_refused_queue == 0
 
 
 def test_batches_per_hour_429_waits_out_its_retry_after(tmp_path: Path, sim_factory: Any) -> None:
@@ -145,16 +145,16 @@ def test_kill_9_during_a_queue_bound_job_then_one_run_to_the_end(tmp_path: Path,
     import sys
     import time
 
-    rows = plain_records(1200)
-    sim = sim_factory(batch_step_s=0.1, batch_queue_tokens=_sim_tokens(rows) * 25 // 60)  # 2.5 shards of 200
+    rows = plain_records(900)
+    sim = sim_factory(batch_step_s=0.1, batch_queue_tokens=_sim_tokens(rows) * 25 // 60)  # 2.5 shards of 150
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BATCHRUN_", "OPENAI_"))},
            "BATCHRUN_API_KEY": "k", "BATCHRUN_RETRY_BASE": "0.01"}
     cmd = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", sim.url, "--model", MODEL,
-           "--batch-api", "--batch-size", "200", "--quiet", "--summary-json", str(tmp_path / "s.json")]
+           "--batch-api", "--batch-size", "150", "--quiet", "--summary-json", str(tmp_path / "s.json")]
     rng = random.Random(7)
     st = sim.stats
-    for _ in range(4):  # each run killed after a random number of the provider's calls more
+    for _ in range(3):  # each run killed after a random number of the provider's calls more
         target = st.files_uploaded + st.batches_created + rng.randint(1, 4)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(4000):  # bounded: 20 s at most
@@ -165,12 +165,12 @@ def test_kill_9_during_a_queue_bound_job_then_one_run_to_the_end(tmp_path: Path,
         proc.wait(30)
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 1200)
+    _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 900)
     ran, refused = _per_shard(list(sim.sim.batches.batches.values()))
     shards = [b for b in json.loads((tmp_path / "s.json").read_text())["batches"] if b["phase"] != "split"]
     assert set(ran.values()) == {1} and len(ran) == len(shards)  # no shard's batch made twice
     assert st.batches_created <= len(shards) + refused
-    assert st.batch_billed == 1200 and st.requests == 0
+    assert st.batch_billed == 900 and st.requests == 0
 
 
 def test_batches_lists_the_jobs_batches_and_cancel_keeps_what_they_answered(tmp_path: Path,

@@ -81,6 +81,7 @@ class Scheduler:
 
     async def _submit(self, s: Shard) -> None:
         again = f" (again: {len(s.refused)} earlier batch(es) refused for the queue)" if s.refused else ""
+        s.note = None  # no longer waiting (saved with the next step)
         await self.submitter.submit(s)
         self.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}{again}")
 
@@ -112,7 +113,7 @@ class Scheduler:
         s.phase, s.batch_id, s.status, s.counts, s.creating_at = UPLOADED, None, None, {}, None
         self.queues.refused(s, message, self._accepted_tokens(key(s)), self.clock())
         q = self.queues.of(s)
-        s.note = f"waiting for {s.model}'s batch queue (limit {q.limit:,} tokens, {q.source})"
+        s.note = f"refused for {s.model}'s batch queue of {q.limit:,} tokens: waiting for room"
         self.save()
         self.notice(f"batch {s.id}: refused for {s.model}'s enqueued-token limit ({message}); it waits for room, "
                     "no line failed")
