@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from batchrun.account.prices import Price, Rate
 from batchrun.batch.plan import SUBMITTED, UPLOADED, ModelQueue, Shard
@@ -87,3 +88,16 @@ def test_the_budget_covers_a_shard_only_with_its_worst_case() -> None:
     assert r.worst(shard) == 1.002
     assert r.covers(shard, 0.0, 0.0) and not r.covers(shard, 0.001, 0.0)
     assert Reserve(None, lambda _s: None, lambda s: s.tokens).covers(shard, 5.0, 5.0)
+
+
+def test_a_limit_is_stated_per_provider_or_for_every_model(tmp_path: Path) -> None:
+    from batchrun.config import resolve
+    from batchrun.run.batch_queue import stated_limits
+
+    toml = tmp_path / "batchrun.toml"
+    toml.write_text('batch_api = true\nbatch_queue_tokens = 2000000\n[providers.azure]\n'
+                    'base_url = "https://example.openai.azure.com/openai/v1"\napi_key_env = "AZ_KEY"\n'
+                    'batch_queue_tokens = 30000\n')
+    cfg = resolve({"input": tmp_path / "in.jsonl"}, {"BATCHRUN_API_KEY": "k", "AZ_KEY": "a"}, toml)
+    stated = stated_limits(cfg)
+    assert (stated("gpt-4o-mini"), stated("azure/gpt-4.1-batch")) == (2_000_000, 30_000)
