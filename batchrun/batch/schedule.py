@@ -20,6 +20,7 @@ from batchrun.batch.submit import Submitter
 from batchrun.records import Result
 
 _VALIDATING = (None, "validating")
+_PASSED = ("in_progress", "finalizing", "completed", "expired")  # states only a validated batch reaches
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Scheduler:
         """A polled batch's news; True when it was refused for the queue (the shard waits again,
         saved; nothing to collect)."""
         status = str(batch.get("status"))
-        if before in _VALIDATING and status not in (*_VALIDATING, "failed"):
+        if before in _VALIDATING and status in _PASSED:
             self._accepted[s.id] = cost(self.queues.of(s), s)
             self.queues.accepted(s, self._accepted_tokens(key(s)))
         if status != "failed" or (message := queue_refusal(batch)) is None:
