@@ -44,8 +44,12 @@ def test_no_known_limit_starts_with_one_shard_then_twice_what_was_accepted() -> 
     shards = [_shard(i, 100) for i in range(1, 6)]
     assert q.admit(shards, 0.0) == shards[:1]
     shards[0].phase, shards[0].status = SUBMITTED, "in_progress"
+    shards[1].tokens = 101  # shards differ a little: the window counts shards, sized by tokens
     q.accepted(shards[0], 100)
-    assert q.admit(shards, 0.0) == shards[1:2]  # 100 held, room for 200
+    assert q.admit(shards, 0.0) == shards[1:2]  # 100 held of twice the most accepted: one more
+    shards[1].phase, shards[1].status = SUBMITTED, "in_progress"
+    q.accepted(shards[1], 201)
+    assert q.admit(shards, 0.0) == shards[2:4]
 
 
 def test_a_refusal_teaches_the_limit_or_what_was_queued() -> None:

@@ -27,6 +27,7 @@ from batchrun.batch.plan import CREATING, SUBMITTED, TERMINAL_STATES, UPLOADED, 
 
 QUEUE_CODE = "token_limit_exceeded"
 FIT = 0.9  # a split shard aims under this share of the queue: estimates wobble
+SIZE_SLACK = 1.05  # slow start's doubling counts shards, which differ a little in tokens
 WAIT_FIRST_S, WAIT_CAP_S = 30.0, 600.0  # refused with nothing of ours queued: others hold it
 
 _LIMIT = (re.compile(r"limit:\s*([\d,.]+)\s*([km]?)\s*(?:enqueued\s+)?tokens", re.I),
@@ -120,8 +121,9 @@ class Queues:
             if not waiting(s) or k in blocked:
                 continue
             q, c = self.of(s), cost(self.of(s), s)
-            room = q.limit if q.limit is not None else max(2 * q.peak, c)  # unknown: slow start
-            if now < q.wait_until or (held[k] > 0 and held[k] + c > room):
+            # unknown: slow start, up to twice the most accepted (shards differ a little in size)
+            full = held[k] + c > (q.limit if q.limit is not None else 2 * q.peak * SIZE_SLACK)
+            if now < q.wait_until or (held[k] > 0 and full):
                 blocked.add(k)
                 continue
             held[k] += c
