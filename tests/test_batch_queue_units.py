@@ -105,3 +105,14 @@ def test_a_limit_is_stated_per_provider_or_for_every_model(tmp_path: Path) -> No
     cfg = resolve({"input": tmp_path / "in.jsonl"}, {"BATCHRUN_API_KEY": "k", "AZ_KEY": "a"}, toml)
     stated = stated_limits(cfg)
     assert (stated("gpt-4o-mini"), stated("azure/gpt-4.1-batch")) == (2_000_000, 30_000)
+
+
+def test_the_simulators_queue_options_are_checked() -> None:
+    from typer.testing import CliRunner
+
+    from batchrun.cli import app
+
+    res = CliRunner().invoke(app, ["mock-server", "--batch-queue-model", "gpt-4o-mini"])
+    assert res.exit_code == 2 and "expected MODEL=N" in res.output
+    res = CliRunner().invoke(app, ["mock-server", "--batches-per-hour", "0"])
+    assert res.exit_code == 2 and "--batches-per-hour 0" in res.output
