@@ -10,8 +10,8 @@ gpt-4o-mini at Tier 1); a batch past it is accepted, then fails validation with
 otherwise, taken as what we held when refused. A shard's tokens are counted as the server
 counts them: the offline estimate times the server/estimate ratio of the lines answered so far.
 With no limit known, batches are let in as the live limiter's slow start lets requests in: one
-shard, then up to twice the tokens the provider has accepted from us at once, so a limit costs
-a refusal or two to learn rather than one per shard.
+shard, then up to twice the tokens our batches were seen running at once, so a limit costs a
+refusal or two to learn rather than one per shard.
 """
 
 from __future__ import annotations

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.batch.fit import fail_shard, split_shard
-from batchrun.batch.plan import CREATING, UPLOADED, WRITTEN, Plan, Shard
+from batchrun.batch.plan import CREATING, SUBMITTED, UPLOADED, WRITTEN, Plan, Shard
 from batchrun.batch.queue import Queues, cost, holds, key, queue_refusal, waiting
 from batchrun.batch.reserve import Reserve
 from batchrun.batch.submit import Submitter
 from batchrun.records import Result
 
 _VALIDATING = (None, "validating")
-_PASSED = ("in_progress", "finalizing", "completed", "expired")  # states only a validated batch reaches
+_RUNNING = ("in_progress", "finalizing")
+_PASSED = (*_RUNNING, "completed", "expired")  # states only a validated batch reaches
 
 
 @dataclass
@@ -43,9 +44,18 @@ class Scheduler:
     _accepted: dict[str, int] = field(default_factory=dict)
 
     def begin_poll(self) -> None:
-        """A round of polls starts: note which accepted batches are running."""
+        """A round of polls starts: note which accepted batches are running, and let slow start
+        grow to what the last round saw running at once (only batches seen running together count:
+        a quick batch that came and went between polls may never have shared the queue)."""
         self._accepted = {s.id: cost(self.queues.of(s), s) for s in self.plan.open
                           if holds(s) and s.status not in _VALIDATING}
+        together: dict[str, tuple[Shard, int]] = {}
+        for s in self.plan.open:
+            if s.phase == SUBMITTED and s.status in _RUNNING:
+                first, n = together.get(key(s), (s, 0))
+                together[key(s)] = (first, n + cost(self.queues.of(s), s))
+        for first, n in together.values():
+            self.queues.accepted(first, n)
 
     def _accepted_tokens(self, k: str) -> int:
         return sum(t for sid, t in self._accepted.items() if key(self._shard(sid)) == k)
@@ -106,7 +116,7 @@ class Scheduler:
         status = str(batch.get("status"))
         if before in _VALIDATING and status in _PASSED:
             self._accepted[s.id] = cost(self.queues.of(s), s)
-            self.queues.accepted(s, self._accepted_tokens(key(s)))
+            self.queues.accepted(s, cost(self.queues.of(s), s))  # at least itself
         if status != "failed" or (message := queue_refusal(batch)) is None:
             return False
         assert s.batch_id is not None
