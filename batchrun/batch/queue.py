@@ -121,7 +121,7 @@ class Queues:
             if not waiting(s) or k in blocked:
                 continue
             q, c = self.of(s), cost(self.of(s), s)
-            # unknown: slow start, up to twice the most accepted (shards differ a little in size)
+            # unknown: slow start, up to twice the most seen running at once (shards differ a little)
             full = held[k] + c > (q.limit if q.limit is not None else 2 * q.peak * SIZE_SLACK)
             if now < q.wait_until or (held[k] > 0 and full):
                 blocked.add(k)
@@ -164,7 +164,7 @@ class Queues:
             q.wait_until = now + q.wait_s
 
     def accepted(self, shard: Shard, together: int) -> None:
-        """A batch got past validation while our accepted batches held `together` tokens."""
+        """Our batches past validation were seen holding `together` tokens at once."""
         q = self.of(shard)
         q.peak = max(q.peak, together)
 
