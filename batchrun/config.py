@@ -83,6 +83,7 @@ class RunConfig:
     batch_size: int = 50_000
     batch_expired: str = "resubmit"  # unanswered lines of an expired batch: a new batch, or "live"
     no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
+    batch_queue_tokens: int | None = None  # --batch-api: each model's enqueued-token limit (None: learned)
     routing: Routing = field(default_factory=Routing)
     deadline: When | None = None  # --deadline: plan across the Batch API and live (run/deadline.py)
     deadline_margin: Margin = DEFAULT_MARGIN

@@ -148,6 +148,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "no_wait": (_bool, "true or false"),
     "deadline": (lambda v: parse_when(_nonempty(v)), GOOD),
     "deadline_margin": (lambda v: parse_margin(_nonempty(v)), MARGIN_GOOD),
+    "batch_queue_tokens": (_pos_int, "a whole number of tokens, at least 1"),
 }
 # Options that are never read from the environment (the key is read from its own variable).
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}
@@ -160,7 +161,7 @@ def check_batch_options(values: dict[str, Any]) -> None:
         raise ConfigError("--deadline-margin needs --deadline (it is how early a deadline's plan aims to finish)")
     if values.get("batch_api"):
         return
-    for name in ("no_wait", "batch_size", "batch_expired"):
+    for name in ("no_wait", "batch_size", "batch_expired", "batch_queue_tokens"):
         if name in values and values[name] is not False:
             raise ConfigError(f"--{name.replace('_', '-')} needs --batch-api (it is a Batch API setting; "
                               "without --batch-api every record is sent live, at full price)")

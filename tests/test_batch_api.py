@@ -208,7 +208,8 @@ def test_status_shows_each_batch_and_estimate_shows_batch_cost(tmp_path: Path, s
 
     sim = sim_factory(batch_step_s=30.0)
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(500))
-    assert _batch_run(sim, inp, "--no-wait", "--batch-size", "200").exit_code == 75
+    # a stated queue limit: every shard goes at once (with none, batches go in as validation passes)
+    assert _batch_run(sim, inp, "--no-wait", "--batch-size", "200", "--batch-queue-tokens", "10000000").exit_code == 75
     res = CliRunner().invoke(app, ["status", str(inp), "--json"])
     st = json.loads(res.output)
     assert [(b["shard"], b["requests"], b["phase"], b["status"]) for b in st["batches"]] == [
@@ -273,7 +274,7 @@ def test_a_batch_cancelled_at_the_provider_has_its_unanswered_lines_sent_again(t
 
     sim = sim_factory(batch_step_s=0.5)
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(60))
-    assert _batch_run(sim, inp, "--no-wait", "--batch-size", "30").exit_code == 75
+    assert _batch_run(sim, inp, "--no-wait", "--batch-size", "30", "--batch-queue-tokens", "100000").exit_code == 75
     first = json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())["batch"]["shards"][0]["batch_id"]
     req = urllib.request.Request(f"{sim.url}/batches/{first}/cancel", method="POST", data=b"",
                                  headers={"Authorization": f"Bearer {KEY}"})

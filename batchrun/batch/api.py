@@ -1,6 +1,8 @@
 """The provider's Files and Batches API: upload a file (multipart, streamed from disk), create,
 get, list and cancel batches, download a file (streamed to disk). Errors come out as the same
-RequestErrors the live path uses; transient ones are retried here a few times.
+RequestErrors the live path uses; transient ones are retried by the live path's own policy
+(send/retry.py): backoff with jitter for failures, and a 429's retry-after (a batches-per-hour
+limit, say) waited out, as a 429 never counts as a failed attempt there either.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,24 +18,53 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
-from batchrun.errors import BadResponse, RetryableError, WriteFailed
+from batchrun.errors import BadResponse, RateLimited, RetryableError, WaitTooLong, WriteFailed
 from batchrun.secret import ApiKey
 from batchrun.send.client import classify, map_aiohttp_errors
+from batchrun.send.retry import RetryPolicy, next_delay
 
 T = TypeVar("T")
 MODEL_HEADER = "x-litellm-model"  # what routes a file and a batch at LiteLLM's proxy
-ATTEMPTS = 5  # per call, for transient failures (5xx, resets, timeouts, 429)
+ATTEMPTS = 5  # per call, for transient failures (5xx, resets, timeouts); a 429 is not one
+MAX_429S = 50  # per call: a server that only ever says "wait" is given up on (the job stops, exit 75)
+# An hour: OpenAI's batches-per-hour window; a longer wait stops the job to be run again later.
+BATCH_POLICY = RetryPolicy(ATTEMPTS, max_retry_after_s=3600.0)
+
+
+async def retrying(policy: RetryPolicy, call: Callable[[], Awaitable[T]], rng: random.Random) -> T:
+    """`call` until it answers, under the live path's retry policy: failures back off and are
+    counted against the policy's attempts; a 429 waits out its retry-after (past --max-wait, the
+    job stops), counted apart."""
+    failures = waits = 0
+    while True:
+        try:
+            return await call()
+        except RetryableError as e:
+            if isinstance(e, RateLimited):
+                limit = policy.max_wait_s
+                if e.retry_after is not None and limit is not None and e.retry_after > limit:
+                    raise WaitTooLong(f"the Batch API asks to wait {e.retry_after:g}s, longer than --max-wait "
+                                      f"{limit:g}s") from None
+                waits += 1
+                delay = next_delay(policy, 1, e, rng) if waits < MAX_429S else None
+            else:
+                failures += 1
+                delay = next_delay(policy, failures, e, rng)
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
 
 
 class BatchApi:
     """One base URL's /files and /batches, with one key."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
-                 retry_base_s: float = 0.5, headers: Mapping[str, str] | None = None) -> None:
+                 policy: RetryPolicy = BATCH_POLICY, headers: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.base = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self.retry_base_s = retry_base_s
+        self.policy = policy
+        self.rng = random.Random()
         self._timeout = aiohttp.ClientTimeout(sock_read=timeout_s, sock_connect=timeout_s)
         secret = key.reveal()
         self._secret = secret
@@ -55,14 +87,7 @@ class BatchApi:
         return classify(status, parsed if parsed is not None else raw[:500].decode("utf-8", "replace"), headers)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(ATTEMPTS):
-            try:
-                return await call()
-            except RetryableError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(self.retry_base_s * 2**attempt)
-        raise AssertionError("unreachable")
+        return await retrying(self.policy, call, self.rng)
 
     async def _json(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None,
                     model: str | None = None) -> Any:

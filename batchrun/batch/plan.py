@@ -19,6 +19,7 @@ from typing import Any
 WRITTEN, UPLOADED, CREATING, SUBMITTED, COLLECTED = "written", "uploaded", "creating", "submitted", "collected"
 # A shard that ran out of batch rounds, or whose lines go through the live API instead.
 LIVE = "live"
+SPLIT = "split"  # too big for its model's whole batch queue: its requests went into smaller shards
 TERMINAL_STATES = ("completed", "failed", "expired", "cancelled")
 MAX_ROUNDS = 3  # batches one line may go through (expiry, cancel) before it is failed
 
@@ -41,11 +42,29 @@ class Shard:
     counts: dict[str, int] = field(default_factory=dict)  # request_counts
     note: str | None = None  # why a batch ended as it did, for status
     provider: str | None = None  # a [providers] name (`model` is then NAME/model); None: --base-url
+    tokens: int = 0  # the offline estimate of its prompt tokens (what it holds of the model's queue)
+    out_cap: int = 0  # the output tokens its requests may produce at most (their caps)
+    refused: list[str] = field(default_factory=list)  # its batches that failed for the queue, not its lines
 
     @property
     def open(self) -> bool:
         """Not yet collected: the job is not done while any shard is open."""
-        return self.phase not in (COLLECTED,)
+        return self.phase not in (COLLECTED, SPLIT)
+
+
+@dataclass(slots=True)
+class ModelQueue:
+    """What is known of one provider + model's enqueued-token limit (batch/queue.py decides by it)."""
+
+    limit: int | None = None  # in the server's tokens; None: not known yet
+    source: str | None = None  # "stated" (--batch-queue-tokens), "message" (a refusal said it), "queued"
+    est: int = 0  # the offline estimate of the prompt tokens of lines answered so far
+    real: int = 0  # the server's count of the same prompts
+    refusals: int = 0  # batches refused for the queue
+    too_big: int = 0  # the estimate of the smallest shard refused with nothing of ours queued (0: none)
+    peak: int = 0  # the most tokens our accepted batches held at once (no limit known: up to twice it)
+    wait_until: float = 0.0  # epoch seconds: refused while nothing of ours held the queue
+    wait_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -55,6 +74,7 @@ class Plan:
     job_id: str
     sharded: bool = False  # every input line is in a shard, written or invalid
     shards: list[Shard] = field(default_factory=list)
+    queues: dict[str, ModelQueue] = field(default_factory=dict)  # by model (NAME/model for a provider)
 
     @classmethod
     def new(cls) -> Plan:
@@ -74,14 +94,16 @@ class Plan:
 
     def to_state(self) -> dict[str, Any]:
         """The checkpoint's `batch` entry."""
-        return {"job_id": self.job_id, "sharded": self.sharded, "shards": [asdict(s) for s in self.shards]}
+        return {"job_id": self.job_id, "sharded": self.sharded, "shards": [asdict(s) for s in self.shards],
+                "queues": {k: asdict(q) for k, q in self.queues.items()}}
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> Plan | None:
         """The plan in a checkpoint, None when the job has none (a live job, or an old checkpoint)."""
         if not d or "job_id" not in d:
             return None
-        return cls(str(d["job_id"]), bool(d.get("sharded")), [Shard(**s) for s in d.get("shards") or ()])
+        return cls(str(d["job_id"]), bool(d.get("sharded")), [Shard(**s) for s in d.get("shards") or ()],
+                   {k: ModelQueue(**q) for k, q in (d.get("queues") or {}).items()})
 
 
 def shard_dir(checkpoint: Path) -> Path:

@@ -35,8 +35,10 @@ class _Open:
         self.requests: BinaryIO = open(files.requests, "wb")  # noqa: SIM115 (closed by close())
         self.index: BinaryIO = open(files.index, "wb")  # noqa: SIM115
 
-    def add(self, data: bytes, line: int, key: str) -> None:
+    def add(self, data: bytes, line: int, key: str, tokens: int, cap: int) -> None:
         self.requests.write(data)
+        self.shard.tokens += tokens
+        self.shard.out_cap += cap
         self.index.write(orjson.dumps([line, key]) + b"\n")
         self.shard.requests += 1
         self.shard.bytes += len(data)
@@ -67,8 +69,10 @@ class ShardWriter:
         """Whether a request line can go in a shard at all (the provider refuses bigger files)."""
         return len(data) <= self.max_bytes
 
-    def add(self, endpoint: str, model: str, data: bytes, line: int, key: str, provider: str | None = None) -> None:
-        """Append one request line to its endpoint and model's shard, starting a new one when full."""
+    def add(self, endpoint: str, model: str, data: bytes, line: int, key: str, provider: str | None = None,
+            tokens: int = 0, cap: int = 0) -> None:
+        """Append one request line to its endpoint and model's shard, starting a new one when full
+        (`tokens`: its prompt's estimate; `cap`: its output at most)."""
         k = (endpoint, model)
         cur = self._open.get(k)
         if cur is not None and (cur.shard.requests >= self.batch_size
@@ -79,7 +83,7 @@ class ShardWriter:
             sid = self.new_id()
             cur = self._open[k] = _Open(Shard(sid, endpoint, model, 0, 0, round=self.round, provider=provider),
                                         ShardFiles.of(self.directory, sid))
-        cur.add(data, line, key)
+        cur.add(data, line, key, tokens, cap)
 
     def finish(self) -> list[Shard]:
         """Close every shard; all of them, in the order they were opened."""
@@ -99,8 +103,10 @@ def index_lines(path: Path) -> Iterator[tuple[int, str]]:
 def reshard(parent: Shard, directory: Path, keep: Callable[[int], bool], writer: ShardWriter,
             full_names: bool = False) -> None:
     """Copy the requests of `parent` whose input line `keep`s into `writer`'s new shards; with
-    `full_names`, a provider's model as NAME/model again (for the live path, which routes by it)."""
+    `full_names`, a provider's model as NAME/model again (for the live path, which routes by it).
+    Each request takes its share of the parent's token estimate and output caps."""
     files = ShardFiles.of(directory, parent.id)
+    each, cap = parent.tokens / max(1, parent.requests), parent.out_cap / max(1, parent.requests)
     with open(files.requests, "rb") as reqs:
         for (line, key), data in zip(index_lines(files.index), reqs, strict=True):
             if keep(line):
@@ -108,4 +114,4 @@ def reshard(parent: Shard, directory: Path, keep: Callable[[int], bool], writer:
                     doc = orjson.loads(data)
                     doc["body"]["model"] = parent.model
                     data = orjson.dumps(doc) + b"\n"
-                writer.add(parent.endpoint, parent.model, data, line, key, parent.provider)
+                writer.add(parent.endpoint, parent.model, data, line, key, parent.provider, round(each), round(cap))

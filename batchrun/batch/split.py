@@ -34,7 +34,8 @@ async def split_input(path: Path, max_line_bytes: int, parser: LineParser, plan:
             target = targets(item.model)
             line = request_line(item, target.model if target.provider else None)
             if writer.fits(line):
-                writer.add(item.endpoint, item.model, line, n, item.key, target.provider)
+                writer.add(item.endpoint, item.model, line, n, item.key, target.provider, item.est_input_tokens,
+                           item.max_output_tokens)
             else:
                 out.write(invalid_result(n, f"the request is {len(line)} bytes, more than a batch input "
                                             f"file may hold ({writer.max_bytes} bytes)"))

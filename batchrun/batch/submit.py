@@ -5,16 +5,15 @@ the answer (a kill -9, a lost connection) is looked for at the provider by its m
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchrun.batch.api import ATTEMPTS, BatchApi
+from batchrun.batch.api import BatchApi, retrying
 from batchrun.batch.plan import CREATING, SUBMITTED, UPLOADED, WRITTEN, Plan, Shard, ShardFiles
-from batchrun.errors import RetryableError
+from batchrun.errors import RateLimited, RetryableError
 from batchrun.input.endpoints import ENDPOINTS
 
 # How far back before a shard's creation a listed batch may have been made (clocks differ).
@@ -38,11 +37,7 @@ class Submitter:
 
     async def submit(self, shard: Shard) -> None:
         """Take a shard from wherever it stopped to submitted."""
-        if shard.phase == WRITTEN:
-            f = await self.apis[shard.provider].upload(ShardFiles.of(self.directory, shard.id).requests,
-                                      f"batchrun-{self.plan.job_id}-{shard.id}.jsonl", _routed(shard))
-            shard.file_id, shard.phase = str(f["id"]), UPLOADED
-            self.save()
+        await self.upload(shard)
         resumed = shard.phase == CREATING
         if shard.phase == UPLOADED:
             shard.phase, shard.creating_at = CREATING, self.clock()
@@ -53,6 +48,14 @@ class Submitter:
                 batch = await self._create(shard)
             self.submitted(shard, batch)
 
+    async def upload(self, shard: Shard) -> None:
+        """Upload a written shard's file (a shard waiting for the queue goes up ahead of its turn)."""
+        if shard.phase == WRITTEN:
+            f = await self.apis[shard.provider].upload(ShardFiles.of(self.directory, shard.id).requests,
+                                                       f"batchrun-{self.plan.job_id}-{shard.id}.jsonl", _routed(shard))
+            shard.file_id, shard.phase = str(f["id"]), UPLOADED
+            self.save()
+
     def submitted(self, shard: Shard, batch: dict[str, Any]) -> None:
         """Record a shard's batch."""
         shard.batch_id, shard.phase = str(batch["id"]), SUBMITTED
@@ -60,21 +63,27 @@ class Submitter:
         self.save()
 
     async def _create(self, shard: Shard) -> dict[str, Any]:
-        assert shard.file_id is not None
+        """POST /batches under the API's retry policy; after a failure whose answer may have been
+        lost (not a 429: that one made no batch) the batch is looked for before it is asked again."""
+        file_id = shard.file_id
+        assert file_id is not None
         api = self.apis[shard.provider]
-        for attempt in range(ATTEMPTS):
+        lost = False
+
+        async def once() -> dict[str, Any]:
+            nonlocal lost
+            if lost and (found := await self.find(shard)) is not None:
+                return found
             try:
-                return await api.create(shard.file_id, ENDPOINTS[shard.endpoint].batch_url,
-                                             self.metadata(shard), _routed(shard))
+                return await api.create(file_id, ENDPOINTS[shard.endpoint].batch_url, self.metadata(shard),
+                                        _routed(shard))
+            except RateLimited:
+                raise
             except RetryableError:
-                # the batch may have been made and only its answer lost: look before asking again
-                found = await self.find(shard)
-                if found is not None:
-                    return found
-                if attempt == ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(api.retry_base_s * 2**attempt)
-        raise AssertionError("unreachable")
+                lost = True
+                raise
+
+        return await retrying(api.policy, once, api.rng)
 
     async def find(self, shard: Shard) -> dict[str, Any] | None:
         """The batch made for this shard of this job, if the provider has one."""
@@ -82,6 +91,8 @@ class Submitter:
         since = (shard.creating_at or 0.0) - CLOCK_SLACK_S
         async for b in self.apis[shard.provider].batches(model=_routed(shard)):
             meta = b.get("metadata")
+            if b.get("id") in shard.refused:  # an earlier batch of it, refused for the queue
+                continue
             if isinstance(meta, dict) and all(meta.get(k) == v for k, v in want.items()):
                 return b
             created = b.get("created_at")

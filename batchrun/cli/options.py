@@ -44,3 +44,5 @@ Deadline = Annotated[str | None, Opt(
          "cost: the Batch API where it is fast enough, live where not.")]
 DeadlineMargin = Annotated[str | None, Opt(
     help="--deadline: aim to finish this early (a share of the time left, 10%, or a duration, 5m; default: 10%).")]
+BatchQueueTokens = Annotated[int | None, Opt(help="--batch-api: the provider's enqueued-token limit per model "
+                                                 "(default: learned from its first refusal).")]

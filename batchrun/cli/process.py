@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
+    BatchQueueTokens,
     Config,
     Deadline,
     DeadlineMargin,
@@ -91,6 +92,7 @@ def process(
     ] = False,
     deadline: Deadline = None,
     deadline_margin: DeadlineMargin = None,
+    batch_queue_tokens: BatchQueueTokens = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from batchrun.sim.server import Simulator
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_QueueTokens = Annotated[int | None, Opt(help="Batch API: the enqueued-token limit of each model (prompt tokens in "
+                                              "unfinished batches); a batch past it fails validation with "
+                                              "token_limit_exceeded.")]
+_QueueModel = Annotated[list[str] | None, Opt(help="Batch API: MODEL=N, one model's enqueued-token limit "
+                                                   "(repeatable).")]
+_PerHour = Annotated[int | None, Opt(help="Batch API: batches created per hour at most (429 past it).")]
+_Hour = Annotated[float, Opt(help="Batch API: the length of that hour, seconds (shorter for tests).")]
 
 
 @app.command("mock-server")
@@ -51,6 +58,10 @@ def mock_server(
                                                 help="Batch API: refuse every batch at validation.")] = False,
     batch_lines_per_s: Annotated[float | None, Opt(help="Batch API: the provider's capacity, lines a second "
                                                         "answered across all batches (default: no limit).")] = None,
+    batch_queue_tokens: _QueueTokens = None,
+    batch_queue_model: _QueueModel = None,
+    batches_per_hour: _PerHour = None,
+    batch_hour_s: _Hour = 3600.0,
 ) -> None:
     """Serve the built-in OpenAI-compatible simulator on loopback until Ctrl-C."""
     from batchrun.errors import ConfigError
@@ -67,11 +78,25 @@ def mock_server(
         api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,
         batch_step_s=batch_step_s, batch_expire_share=batch_expire_share,
         fail_batch_validation=fail_batch_validation, batch_lines_per_s=batch_lines_per_s,
-    ))
+        batch_queue_tokens=batch_queue_tokens, batch_hour_s=batch_hour_s,
+        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour))
     try:
         asyncio.run(_serve(sim, host, port))
     except KeyboardInterrupt:
         pass
+
+
+def _model_limits(items: list[str]) -> dict[str, int]:
+    """--batch-queue-model MODEL=N values, by model."""
+    from batchrun.errors import ConfigError
+
+    out: dict[str, int] = {}
+    for item in items:
+        model, _, n = item.rpartition("=")
+        if not model or not n.strip().isdigit():
+            raise ConfigError(f"--batch-queue-model {item!r}: expected MODEL=N, N a whole number of tokens")
+        out[model] = int(n)
+    return out
 
 
 async def _serve(sim: Simulator, host: str, port: int) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from batchrun.errors import ConfigError
 from batchrun.secret import ApiKey, redact_url
 
-_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body"}
+_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body", "batch_queue_tokens"}
 # headers batchrun sets itself: a provider's `headers` table may not replace them
 _OWN_HEADERS = {"authorization", "content-type", "content-length", "host", "user-agent"}
 
@@ -32,6 +32,7 @@ class Provider:
     tpm: float | None = None
     headers: tuple[tuple[str, str], ...] = ()  # added to every request to this provider
     extra_body: tuple[tuple[str, Any], ...] = ()  # merged into every request body to it
+    batch_queue_tokens: float | None = None  # --batch-api: each model's enqueued-token limit here
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
     unknown = sorted(set(t) - _PROVIDER_KEYS)
     if unknown:
         raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm, "
-                          "headers, extra_body)")
+                          "headers, extra_body, batch_queue_tokens)")
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
@@ -96,7 +97,7 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
         raise ConfigError(f"{here}: api_key_env must name an environment variable (the value is not shown)")
     value = env.get(key_env, "").strip() if key_env else ""
     limits = {}
-    for k in ("rpm", "tpm"):
+    for k in ("rpm", "tpm", "batch_queue_tokens"):
         v = t.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
             raise ConfigError(f"{here}: {k} must be a number above 0, got {v!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import signal
 import time
@@ -18,10 +19,11 @@ from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
-from batchrun.batch.api import BatchApi
+from batchrun.batch.api import BATCH_POLICY, BatchApi
 from batchrun.batch.output import JobOutput
 from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, ShardFiles, shard_dir
 from batchrun.batch.poll import PollBackoff
+from batchrun.batch.queue import holds
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
 from batchrun.batch.submit import Submitter
@@ -36,10 +38,12 @@ from batchrun.errors import (
     QuotaExhausted,
     RetryableError,
     StopReason,
+    WaitTooLong,
 )
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.route.providers import Targets
 from batchrun.run.batch_live import send_live
+from batchrun.run.batch_queue import budget_stop, scheduler, warn_prices
 from batchrun.run.batch_report import report_batches
 from batchrun.run.connect import endpoint
 from batchrun.run.outcome import Outcome
@@ -114,22 +118,20 @@ class BatchRun:
                 self.display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batches do not "
                                   "stream, so they were submitted with \"stream\": false")
         self._check_shard_files()
-        self._warn_prices()
-        if self.cfg.max_cost is not None:
-            self.display.warn("--max-cost is not applied with --batch-api: a batch's cost is known only when it "
-                              "is done; check `batchrun estimate` first")
+        warn_prices(self.plan, self.prices, self.display.warn, self.cfg.max_cost)
         self.display.start(self.state.total, self.cfg.simulate)
         try:
             async with endpoint(self.cfg) as (url, key), make_session(4) as session:
-                apis = {None: BatchApi(session, url, key, self.cfg.timeout, self.cfg.retry_base)} | {
-                    p.name: BatchApi(session, p.base_url, p.api_key, self.cfg.timeout, self.cfg.retry_base,
-                                     dict(p.headers))
+                policy = dataclasses.replace(BATCH_POLICY, base_s=self.cfg.retry_base, max_wait_s=self.cfg.max_wait)
+                apis = {None: BatchApi(session, url, key, self.cfg.timeout, policy)} | {
+                    p.name: BatchApi(session, p.base_url, p.api_key, self.cfg.timeout, policy, dict(p.headers))
                     for p in self.cfg.routing.providers}
-                submitter = Submitter(apis, self.plan, self.dir, self.out.save)
+                self.sched = scheduler(self.cfg, self.plan, Submitter(apis, self.plan, self.dir, self.out.save),
+                                       self.dir, self.out, self.display.notice, self.prices, self.state)
                 settler = Settler(apis, self.plan, self.dir, self.out, self.cfg.batch_size,
                                   self.cfg.batch_expired == "live")
                 with self._signals():
-                    await self._calls(self._loop(apis, submitter, settler, url, key))
+                    await self._calls(self._loop(apis, settler, url, key))
         finally:
             self.display.update(self._figures())
             self.display.stop()
@@ -147,48 +149,45 @@ class BatchRun:
         """The provider's refusals as the live path's stops: the same exit codes, all resumable."""
         try:
             await loop
-        except (AuthError, QuotaExhausted, RetryableError) as e:
-            self.stopped = (StopReason.AUTH if isinstance(e, AuthError) else
-                            StopReason.QUOTA if isinstance(e, QuotaExhausted) else StopReason.UNAVAILABLE)
+        except (AuthError, QuotaExhausted, RetryableError, WaitTooLong) as e:
+            self.stopped = (StopReason.AUTH if isinstance(e, AuthError) else StopReason.WAIT if isinstance(
+                e, WaitTooLong) else StopReason.QUOTA if isinstance(e, QuotaExhausted) else StopReason.UNAVAILABLE)
             self.display.warn(f"the provider's Batch API: {e.message}; stopped, nothing is lost: run the same "
                               "command again to go on")
         except FatalRequestError as e:
             raise JobError(f"the provider refused a Batch API call ({e.message}); does "
                            f"{redact_url(self.cfg.base_url)} serve /files and /batches?") from None
 
-    def _warn_prices(self) -> None:
-        for model in sorted({s.model for s in self.plan.open}):
-            if self.prices.batch_price(model) is None:
-                self.display.warn(f"no Batch API price is known for model {model!r}: its cost is shown as unknown "
-                                  "(add batch_input and batch_output for it with --prices)")
-
-    async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
-                    key: ApiKey) -> None:
+    async def _loop(self, apis: Mapping[str | None, BatchApi], settler: Settler, url: str, key: ApiKey) -> None:
         backoff = PollBackoff()
         while self.stopped is None:
-            for s in [s for s in self.plan.open if s.phase not in (SUBMITTED, LIVE)]:
-                if self.stopped is not None:
-                    return
-                await submitter.submit(s)
-                self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
+            await self.sched.submit_round()
             for s in [s for s in self.plan.open if s.phase == LIVE]:
                 if not await self._live(s, url, key):
                     return
-            changed = await self._poll(apis, settler)
-            if not self.plan.open:
+            wait = backoff.next_s(await self._poll(apis, settler))  # every round: a change resets it
+            if not self.plan.open or self.stopped is not None:
                 return
-            if any(s.phase != SUBMITTED for s in self.plan.open):
-                continue  # a batch left lines for a new shard: submit it now
-            if self.cfg.no_wait:
+            if self.sched.can_go():
+                continue  # a batch freed the queue, or left lines for a new shard: submit now
+            running = any(holds(s) for s in self.plan.open)
+            if not running and self.sched.budget_blocked:
+                self.stopped = StopReason.BUDGET
+                self.display.warn(budget_stop(self.sched, self.cfg.max_cost))
+                return
+            if self.cfg.no_wait and not self.sched.probing():
                 self.stopped = StopReason.BATCHES_RUNNING
                 return
+            if not running and (clock := self.sched.queues.next_wait(self.plan.shards, time.time())) is not None:
+                wait = clock  # nothing of ours runs: the queue is held by others; wait by the clock
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), backoff.next_s(changed))
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _poll(self, apis: Mapping[str | None, BatchApi], settler: Settler) -> bool:
         """Ask after every running batch; collect those that ended. Whether any changed state (its
         counts alone do not count: a big batch's counts move on every poll, and polling must slow)."""
         changed = moved = False
+        self.sched.begin_poll()
         for s in [s for s in self.plan.open if s.phase == SUBMITTED]:
             if self.stopped is not None:
                 break
@@ -201,6 +200,9 @@ class BatchRun:
                 s.phase, s.file_id, s.batch_id, s.status, s.counts = WRITTEN, None, None, None, {}
                 changed = moved = True
                 continue
+            if self.sched.observe(s, s.status, b):  # refused for the queue: it waits, nothing to collect
+                changed = moved = True
+                continue
             status = str(b.get("status"))
             raw = b.get("request_counts")
             counts = {k: v for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
@@ -209,7 +211,9 @@ class BatchRun:
                 changed, s.status, s.counts = True, status, counts
                 self.display.notice(f"batch {s.id} ({s.batch_id}): {status}, {_counts(counts)}")
             if status in TERMINAL_STATES:
+                before = (self.state.stats.tokens[0], self.state.stats.done)
                 await settler.settle(s, b, self.prices.batch_price(s.model, b.get("created_at")))
+                self.sched.queues.answered(s, self.state.stats.done - before[1], self.state.stats.tokens[0] - before[0])
                 self.display.notice(f"batch {s.id}: collected ({status}){'; ' + s.note if s.note else ''}")
         if changed:
             self.out.save()

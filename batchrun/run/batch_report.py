@@ -20,8 +20,10 @@ def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopRe
     display.summary(summ)
     running = len(plan.open)
     if stopped is StopReason.BATCHES_RUNNING:
-        display.notice(f"--no-wait: {running} batch(es) still running at the provider; run the same command "
-                       "again later to collect them (exit 75 until all are collected)")
+        waiting = sum(1 for s in plan.open if s.batch_id is None)
+        also = f" and {waiting} shard(s) waiting for the provider's batch queue" if waiting else ""
+        display.notice(f"--no-wait: {running - waiting} batch(es) still running at the provider{also}; run the same "
+                       "command again later to collect them (exit 75 until all are collected)")
     elif stopped is not None and running:
         at_provider = sum(1 for s in plan.open if s.batch_id)
         unsent = running - at_provider

@@ -109,8 +109,9 @@ class DeadlineRun(BatchRun):
             + "; batches are tried first where the live path could still take them over")
         self.out.save()
 
-    async def _loop(self, apis: Mapping[str | None, BatchApi], submitter: Submitter, settler: Settler, url: str,
-                    key: ApiKey) -> None:
+    async def _loop(self, apis: Mapping[str | None, BatchApi], settler: Settler, url: str, key: ApiKey) -> None:
+        # the planner, not the queue's scheduler, decides what to submit (the queue limit is not yet in its plan)
+        submitter = self.sched.submitter
         self._say_plan()
         backoff = PollBackoff()
         while self.stopped is None:

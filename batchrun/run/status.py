@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.batch.plan import Plan
+from batchrun.batch.queue import Queues
 from batchrun.errors import InputError, JobError, StopReason
 from batchrun.results.shadow_file import read_shadow
 from batchrun.run.deadline_figures import batch_answered, deadline_summary
@@ -104,7 +105,9 @@ def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | 
 def _batches(saved: dict[str, Any]) -> dict[str, Any]:
     """A --batch-api job's batches as the checkpoint last saw them (their state and request counts)."""
     plan = Plan.from_state(saved)
-    return {"batches": [] if plan is None else plan.rows()}
+    if plan is None:
+        return {"batches": []}
+    return {"batches": plan.rows(), "batch_queues": Queues(plan.queues).rows(plan.shards)}
 
 
 def _costs(state: JobState, output: Path) -> dict[str, Any]:

@@ -126,3 +126,29 @@ def answer_file(src: Path, out: Path, err: Path, endpoint: str, expire_share: fl
             progress.prompt_tokens += ask.prompt_tokens
             progress.completion_tokens += ask.completion_tokens
             progress.completed += 1
+
+
+ORG = "org-batchrunsim"
+
+
+def enqueued(path: Path, endpoint: str) -> tuple[str, int]:
+    """(model, prompt tokens) of a batch input file, counted as its lines would be billed: what
+    the batch holds of its model's enqueued-token limit."""
+    served = ENDPOINTS_BY_URL.get(endpoint)
+    model, tokens = "", 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                body = orjson.loads(raw)["body"]
+                model = model or str(body.get("model") or "")
+                tokens += served.read(body).prompt_tokens if served is not None else 0
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, BadAsk):
+                continue
+    return model, tokens
+
+
+def queue_refusal(model: str, limit: int) -> dict[str, Any]:
+    """OpenAI's validation error for a batch past its model's enqueued-token limit, in its words."""
+    return {"code": "token_limit_exceeded", "param": None, "line": None,
+            "message": f"Enqueued token limit reached for {model} in organization {ORG}. Limit: {limit:,} "
+                       "enqueued tokens. Please try again once some in_progress batches have been completed."}

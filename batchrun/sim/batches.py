@@ -7,6 +7,7 @@ validating -> in_progress -> finalizing -> completed (or failed, expired, cancel
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import os
@@ -21,7 +22,7 @@ from aiohttp import BodyPartReader, web
 
 from batchrun.sim.answers import error_body
 from batchrun.sim.batch_capacity import BatchCapacity
-from batchrun.sim.batch_work import Progress, answer_file, validate
+from batchrun.sim.batch_work import ORG, Progress, answer_file, enqueued, queue_refusal, validate
 from batchrun.sim.config import SimConfig
 from batchrun.sim.stats import SimStats
 
@@ -59,6 +60,8 @@ class BatchService:
         self._expired_once: set[str] = set()
         lps = sim.config.batch_lines_per_s
         self._capacity = BatchCapacity(lps).take if lps else None  # provider-wide, across all batches
+        self._queued: dict[str, tuple[str, int]] = {}  # batch id -> (model, tokens) it holds of its queue
+        self._created: collections.deque[float] = collections.deque()  # monotonic, for batches_per_hour
 
     def register(self, app: web.Application) -> None:
         """Add the routes, under /v1 and bare, as the chat route is."""
@@ -156,6 +159,12 @@ class BatchService:
             return _error(400, "invalid_request", f"Invalid input_file_id {fid!r}.")
         if doc.get("completion_window") != "24h":
             return _error(400, "invalid_request", "completion_window must be 24h.")
+        if (wait := self._over_hourly()) is not None:
+            self.sim.stats.batches_rate_limited += 1
+            return web.Response(status=429, content_type=JSON, headers={"retry-after": f"{wait:.3f}"},
+                                body=error_body(429, "rate_limit_exceeded", "Rate limit reached for batches in "
+                                                f"organization {ORG}: {self.sim.config.batches_per_hour} per "
+                                                f"{self.sim.config.batch_hour_s:g} s. Please try again later."))
         now = int(time.time())
         bid = self._new_id("batch")
         batch = {"id": bid, "object": "batch", "endpoint": endpoint, "errors": None, "input_file_id": fid,
@@ -172,6 +181,29 @@ class BatchService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return _json(200, batch)
+
+    def _over_hourly(self) -> float | None:
+        """Seconds until another batch may be created, None when one may be now (and it is counted)."""
+        c, now = self.sim.config, time.monotonic()
+        if c.batches_per_hour is None:
+            return None
+        while self._created and self._created[0] <= now - c.batch_hour_s:
+            self._created.popleft()
+        if len(self._created) >= c.batches_per_hour:
+            return self._created[0] + c.batch_hour_s - now
+        self._created.append(now)
+        return None
+
+    def _queue_check(self, batch: dict[str, Any], model: str, tokens: int) -> list[dict[str, Any]]:
+        """Hold the batch's tokens in its model's queue, or OpenAI's refusal when they do not fit."""
+        c = self.sim.config
+        limit = c.batch_queue_models.get(model, c.batch_queue_tokens)
+        held = sum(t for m, t in self._queued.values() if m == model)
+        if limit is not None and held + tokens > limit:
+            self.sim.stats.batches_refused_queue += 1
+            return [queue_refusal(model, limit)]
+        self._queued[batch["id"]] = (model, tokens)
+        return []
 
     def _view(self, batch: dict[str, Any]) -> dict[str, Any]:
         p = self._progress[batch["id"]]
@@ -224,6 +256,8 @@ class BatchService:
         lines, errors = await asyncio.to_thread(validate, src, batch["endpoint"], models, c.fail_batch_validation)
         if p.cancel.is_set():
             return self._end(batch, "cancelled")
+        if not errors:
+            errors = self._queue_check(batch, *await asyncio.to_thread(enqueued, src, batch["endpoint"]))
         if errors:
             batch["errors"] = {"object": "list", "data": errors}
             return self._end(batch, "failed")
@@ -249,5 +283,6 @@ class BatchService:
         self._end(batch, "expired" if p.expired else "completed")
 
     def _end(self, batch: dict[str, Any], status: str) -> None:
+        self._queued.pop(batch["id"], None)  # a finished batch frees its queue
         batch["status"] = status
         batch[f"{status}_at"] = int(time.time())

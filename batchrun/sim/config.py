@@ -51,6 +51,13 @@ class SimConfig:
     batch_expire_share: float = 0.0
     fail_batch_validation: bool = False
     batch_lines_per_s: float | None = None  # the provider's capacity: lines a second across all batches
+    # The enqueued-token limit (OpenAI's "batch queue limit"): the prompt tokens each model may
+    # hold in batches not yet finished; a batch past it fails validation with token_limit_exceeded.
+    batch_queue_tokens: int | None = None
+    batch_queue_models: dict[str, int] = field(default_factory=dict)  # per model, over the global one
+    # Batches created per batch_hour_s (OpenAI: 2,000 an hour); past it POST /batches is a 429.
+    batches_per_hour: int | None = None
+    batch_hour_s: float = 3600.0
 
 
 def check_config(c: SimConfig) -> None:
@@ -66,11 +73,14 @@ def check_config(c: SimConfig) -> None:
     bad = [k for k in c.error_kinds if k not in ERROR_KINDS]
     if bad or not c.error_kinds:
         raise ConfigError(f"--error-kinds {','.join(c.error_kinds)!r}: expected some of {', '.join(ERROR_KINDS)}")
-    positive = {"--window-s": c.window_s, "--burst-s": c.burst_s, "--keepalive-s": c.keepalive_s}
+    positive = {"--window-s": c.window_s, "--burst-s": c.burst_s, "--keepalive-s": c.keepalive_s,
+                "--batch-hour-s": c.batch_hour_s}
     for flag, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{flag} {value}: expected a number of seconds above 0")
-    counts = {"--rpm": c.rpm, "--tpm": c.tpm, "--queue-over": c.queue_over}
+    counts = {"--rpm": c.rpm, "--tpm": c.tpm, "--queue-over": c.queue_over,
+              "--batch-queue-tokens": c.batch_queue_tokens, "--batches-per-hour": c.batches_per_hour,
+              **{f"--batch-queue-model {m}": n for m, n in c.batch_queue_models.items()}}
     for flag, count in counts.items():
         if count is not None and count < 1:
             raise ConfigError(f"{flag} {count}: expected a whole number of at least 1")

@@ -35,6 +35,8 @@ class SimStats:
     # the Batch API's work, apart from the live requests above
     files_uploaded: int = 0
     batches_created: int = 0
+    batches_refused_queue: int = 0  # failed validation for the enqueued-token limit
+    batches_rate_limited: int = 0  # POST /batches answered 429 (batches per hour)
     batch_billed: int = 0  # batch lines answered (billed at the batch price)
     batch_prompt_tokens: int = 0
     batch_completion_tokens: int = 0
@@ -96,6 +98,8 @@ class SimStats:
             "ok_charged": self.ok_charged,
             "files_uploaded": self.files_uploaded,
             "batches_created": self.batches_created,
+            "batches_refused_queue": self.batches_refused_queue,
+            "batches_rate_limited": self.batches_rate_limited,
             "batch_billed": self.batch_billed,
             "batch_prompt_tokens": self.batch_prompt_tokens,
             "batch_completion_tokens": self.batch_completion_tokens,

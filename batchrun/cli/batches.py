@@ -1,0 +1,33 @@
+"""`batchrun batches`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchrun.cli.app import _show, app
+from batchrun.cli.options import ApiKeyEnv, BaseUrl, Config, Flag, Json, Opt
+
+
+@app.command()
+def batches(
+    input: Annotated[Path, typer.Argument(help="The job's JSONL input file.", show_default=False)],
+    output: Annotated[Path | None, Opt("-o", "--output", help="The job's results file, if not the default.")] = None,
+    cancel: Annotated[bool, Flag("--cancel", help="Cancel the job's running batches (what they answered is "
+                                                  "kept; the next run collects it).")] = False,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = None,
+    config: Config = None,
+    json_: Json = False,
+) -> None:
+    """List a --batch-api job's batches at the provider: state, counts, age, tokens queued."""
+    from batchrun.config import resolve
+    from batchrun.run.batch_list import list_batches
+    from batchrun.show.tables import format_batches
+
+    cfg = resolve({"input": input, "output": output, "base_url": base_url, "api_key_env": api_key_env},
+                  config_path=config)
+    _show(asyncio.run(list_batches(cfg, cancel)), json_, format_batches)
