@@ -25,7 +25,7 @@ from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
 from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
-from batchrun.secret import ApiKey, redact_url
+from batchrun.secret import ApiKey, redact_text, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -84,6 +84,8 @@ class RunConfig:
     batch_expired: str = "resubmit"  # unanswered lines of an expired batch: a new batch, or "live"
     no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
     routing: Routing = field(default_factory=Routing)
+    shared_limits: str | None = None  # a Redis URL: the key's limit shared with other processes
+    shared_limits_required: bool = False  # Redis down: stop (exit 75) instead of going on alone
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
@@ -250,6 +252,8 @@ def _option_values(
         except (ValueError, TypeError):
             # a value that is no variable name may be a key typed in its place: never echo it
             shown = "a value that is not shown" if name == "api_key_env" else repr(raw)
+            if name == "shared_limits":  # a Redis URL may carry a password
+                shown = repr(redact_text(str(raw)))
             raise ConfigError(f"invalid {name.replace('_', '-')} from {source}: expected {good}, "
                               f"got {shown}") from None
     return values

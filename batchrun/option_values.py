@@ -98,6 +98,14 @@ def _endpoint(v: Any) -> str:
 def _path(v: Any) -> Path:
     return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
 
+def _redis_url(v: Any) -> str:
+    v = _nonempty(v)
+    parts = urlsplit(v)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+        raise ValueError
+    return v
+
+
 def _batch_size(v: Any) -> int:
     n = _pos_int(v)
     if n > 50_000:  # the Batch API takes at most 50,000 requests in one batch
@@ -136,6 +144,8 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "fresh": (_bool, "true or false"),
     "retry_failed": (_bool, "true or false"),
     "quiet": (_bool, "true or false"),
+    "shared_limits": (_redis_url, "a Redis URL (redis://HOST:PORT/DB, rediss://...)"),
+    "shared_limits_required": (_bool, "true or false"),
     "drain_timeout": (_nonneg_float, "a number of seconds, 0 or more"),
     "max_line_bytes": (_pos_int, "a whole number of bytes"),
     "log_file": (_path, "a file path"),

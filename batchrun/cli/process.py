@@ -84,6 +84,12 @@ def process(
     batch_expired: Annotated[
         str | None, Opt(help="--batch-api: unanswered lines of an expired batch: resubmit (default) or live.")
     ] = None,
+    shared_limits: Annotated[
+        str | None, Opt(help="Share each key's limit with other processes through this Redis (redis://HOST:PORT/DB).")
+    ] = None,
+    shared_limits_required: Annotated[
+        bool, Flag("--shared-limits-required", help="Stop (exit 75) when the shared limits' Redis does not answer.")
+    ] = False,
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from batchrun.limit.controller import Permit, RateController
 from batchrun.limit.headers import RateHeaders
+
+if TYPE_CHECKING:
+    from batchrun.limit.shared import SharedLimit
 
 
 class Limiter:
@@ -20,9 +25,13 @@ class Limiter:
         self,
         controller: RateController,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedLimit | None = None,
     ) -> None:
         self.controller = controller
         self.clock = clock
+        self.shared = shared  # --shared-limits: asked after the controller, before a request goes
+        if shared is not None:
+            controller.shared = True
         self.waited_s = 0.0
         self._lock = asyncio.Lock()
         self._answered = asyncio.Event()
@@ -33,21 +42,30 @@ class Limiter:
         sent is not in flight and must not hold the drain up)."""
         c = self.controller
         now = self.clock()
-        if c.unlimited and now >= c.paused_until and not self._lock.locked():
+        if c.unlimited and now >= c.paused_until and self.shared is None and not self._lock.locked():
             return c.take(c.reservation(est_tokens), now)
         async with self._lock:
-            reserved = c.reservation(est_tokens)
-            while (d := c.delay(reserved, self.clock())) > 0:
+            while True:
+                reserved = c.reservation(est_tokens)
+                while (d := c.delay(reserved, self.clock())) > 0:
+                    if give_up is not None and give_up.is_set():
+                        return None
+                    started = self.clock()
+                    await self._wait(d, give_up)
+                    if d != math.inf:  # waiting for the slow-start window to open is no rate limit
+                        self.waited_s += self.clock() - started
+                    reserved = c.reservation(est_tokens)
                 if give_up is not None and give_up.is_set():
                     return None
+                if self.shared is None or (d := await self.shared.admit(reserved, c, self.clock())) <= 0:
+                    return c.take(reserved, self.clock())
                 started = self.clock()
-                await self._wait(d, give_up)
-                if d != math.inf:  # waiting for the slow-start window to open is no rate limit
-                    self.waited_s += self.clock() - started
-                reserved = c.reservation(est_tokens)
-            if give_up is not None and give_up.is_set():
-                return None
-            return c.take(reserved, self.clock())
+                if give_up is None:
+                    await asyncio.sleep(d)
+                else:  # the shared budget is reserved for then: no answer makes it come sooner
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(give_up.wait(), d)
+                self.waited_s += self.clock() - started
 
     async def _wait(self, seconds: float, give_up: asyncio.Event | None) -> None:
         """Until `seconds` pass (inf: until an answer comes back), an answer, or give_up."""
@@ -70,6 +88,8 @@ class Limiter:
     def rate_limited(self, permit: Permit, retry_after: float | None, info: RateHeaders | None) -> None:
         """A request came back 429."""
         self.controller.on_rate_limited(permit, retry_after, info, self.clock())
+        if self.shared is not None:
+            self.shared.rate_limited(retry_after, self.clock())
         self._answered.set()
 
 
@@ -98,7 +118,9 @@ class Limiters:
         clock: Callable[[], float] = time.monotonic,
         ceiling: int = 1 << 20,
         provider_limits: Mapping[str, tuple[float | None, float | None]] | None = None,
+        shared: Callable[[str | None, str], SharedLimit] | None = None,
     ) -> None:
+        self.shared = shared  # --shared-limits: each provider and model's limit through Redis
         self.ceiling = ceiling  # the job's concurrency: slow start stops there
         self.rpm = rpm
         self.tpm = tpm
@@ -112,7 +134,8 @@ class Limiters:
         if lim is None:
             rpm, tpm = self.provider_limits.get(provider or "", (None, None))
             ctl = RateController(rpm or self.rpm, tpm or self.tpm, ceiling=self.ceiling, now=self.clock())
-            lim = self._by_target[(provider, model)] = Limiter(ctl, self.clock)
+            lim = self._by_target[(provider, model)] = Limiter(
+                ctl, self.clock, self.shared(provider, model) if self.shared else None)
         return lim
 
     def statistics(self) -> tuple[LimitStatistics, ...]:

@@ -23,6 +23,7 @@ from batchrun.input.lines import line_batches
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
+from batchrun.limit.shared import shared_limits
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
@@ -67,9 +68,13 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
         prices = cfg.price_book()
         await _look_prices_up(cfg, prices, targets, display)
         shadow_file = shadow_path(cfg.output)
-        async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider:
+        async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider, \
+                shared_limits(cfg.shared_limits, cfg.shared_limits_required, display.warn,
+                              {None: (base_url, key), **{p.name: (p.base_url, p.api_key)
+                                                         for p in cfg.routing.providers}}) as shared:
             limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
-                                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
+                                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers},
+                                shared=shared)
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
             if notice := canary_notice(planner):
                 display.notice(notice)
