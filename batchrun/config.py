@@ -20,6 +20,7 @@ from batchrun.account.prices import Price, load_prices_file, parse_price_tables
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
+from batchrun.input.parts import Part, part_from_env, part_output_name
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
@@ -86,6 +87,7 @@ class RunConfig:
     routing: Routing = field(default_factory=Routing)
     shared_limits: str | None = None  # a Redis URL: the key's limit shared with other processes
     shared_limits_required: bool = False  # Redis down: stop (exit 75) instead of going on alone
+    part: Part | None = None  # --part K/N (or --parts N and the scheduler's index): these lines only
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
@@ -123,6 +125,7 @@ class RunConfig:
             **self.routing.identity(),
             # chat, the default, is left out: a job begun before --endpoint existed resumes
             **({"endpoint": self.endpoint} if self.endpoint != "chat" else {}),
+            **({"part": str(self.part)} if self.part else {}),
         }
 
 
@@ -170,7 +173,10 @@ def resolve(
     check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
-    output = values.pop("output", None) or default_output(input_path)
+    parts = values.pop("parts", None)
+    if "part" not in values and parts:
+        values["part"] = part_from_env(parts, env)
+    output = values.pop("output", None) or default_output(input_path, values.get("part"))
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
@@ -275,11 +281,11 @@ def _string_table(t: Any, where: str) -> dict[str, str]:
     return {str(k): v for k, v in t.items()}
 
 
-def default_output(input_path: Path) -> Path:
-    """`<input stem>.results.jsonl` beside the input."""
+def default_output(input_path: Path, part: Part | None = None) -> Path:
+    """`<input stem>.results.jsonl` beside the input (`<stem>.part-K-of-N.results.jsonl` for a part)."""
     name = input_path.name
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else input_path.stem
-    return input_path.with_name(stem + ".results.jsonl")
+    return input_path.with_name(part_output_name(stem, part) if part else stem + ".results.jsonl")
 
 
 def _read_key(env: Mapping[str, str], key_env: str | None) -> tuple[ApiKey, str]:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from batchrun.errors import ConfigError
 from batchrun.input.endpoints import ENDPOINTS
+from batchrun.input.parts import parse_part
 
 
 def _pos_int(v: Any) -> int:
@@ -146,6 +147,8 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "quiet": (_bool, "true or false"),
     "shared_limits": (_redis_url, "a Redis URL (redis://HOST:PORT/DB, rediss://...)"),
     "shared_limits_required": (_bool, "true or false"),
+    "part": (parse_part, "K/N, part K of N with 1 <= K <= N"),
+    "parts": (_pos_int, "a whole number of parts, at least 1"),
     "drain_timeout": (_nonneg_float, "a number of seconds, 0 or more"),
     "max_line_bytes": (_pos_int, "a whole number of bytes"),
     "log_file": (_path, "a file path"),

@@ -87,8 +87,8 @@ def results(paths: list[Path]) -> Counter[str]:
     for p in paths:
         for line in p.read_text().splitlines():
             row = json.loads(line)
-            if row["error"] is None:
-                seen[row["key"]] += 1
+            if row.get("error") is None:
+                seen[row["custom_id"]] += 1
     return seen
 
 
@@ -169,7 +169,7 @@ def parts4() -> str:
     csv_path = work / "all.csv"
     subprocess.run([sys.executable, "-m", "batchrun", "export", *map(str, outs), "--input", str(inp), "-o",
                     str(csv_path)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    with csv_path.open() as f:
+    with csv_path.open(encoding="utf-8-sig") as f:
         keys = [row["key"] for row in csv.DictReader(f)]
     in_order = keys == [json.loads(x)["id"] for x in inp.read_text().splitlines()]
     shares = [n / 2000 for n in per]

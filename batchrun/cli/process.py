@@ -90,6 +90,10 @@ def process(
     shared_limits_required: Annotated[
         bool, Flag("--shared-limits-required", help="Stop (exit 75) when the shared limits' Redis does not answer.")
     ] = False,
+    part: Annotated[str | None, Opt(help="Process only part K of N of the input's lines (K/N, 1-based).")] = None,
+    parts: Annotated[
+        int | None, Opt(help="In N parts, this one's index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.")
+    ] = None,
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,

@@ -20,6 +20,7 @@ from batchrun.clock import now_iso
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason, WriteFailed
 from batchrun.input.lines import line_batches
+from batchrun.input.parts import span
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
@@ -63,6 +64,9 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         refuse_live_while_batches_run(state)
+        part = await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
+        if part is not None:
+            state.total = part.lines
         clock = _JobClock(state)
         targets = Targets(p.name for p in cfg.routing.providers)
         prices = cfg.price_book()
@@ -87,7 +91,8 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                                                                    for p in cfg.routing.providers}})
             shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
             parser = cfg.parser()
-            pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
+            lines = line_batches(cfg.input, cfg.max_line_bytes, part.bounds() if part else None)
+            pipe = Pipeline(lines, parser, sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
                             send=shadow.wrap(sender.send) if shadow else None,
                             after_write=shadow.written if shadow else None)

@@ -46,6 +46,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
     tin, tout = st.tokens
     return {
         **base,
+        **({"part": state.identity["part"]} if state.identity.get("part") else {}),  # --part K/N
         "state": state_name,
         "active_pid": holder,
         "records": {

@@ -131,6 +131,8 @@ def format_summary_footer(summary: dict[str, Any]) -> list[str]:
 def format_status(st: dict[str, Any]) -> list[str]:
     """`batchrun status` as plain lines."""
     lines = [f"job: {st['input']} -> {st['output']}"]
+    if st.get("part"):
+        lines[0] += " (part {} of {})".format(*st["part"].split("/"))
     if st["state"] == "not_started":
         return [*lines, "state: not started (no checkpoint found)"]
     r = st["records"]
