@@ -81,14 +81,14 @@ def util(admitted: list[Any], first: float, per_minute: float) -> float:
     return ideal / (admitted[-1][0] - first)
 
 
-def results(paths: list[Path]) -> Counter[str]:
-    """How many times each record key appears with an answer across results files."""
+def results(paths: list[Path], by_file: bool = False) -> Counter[str]:
+    """How many times each record key (with by_file, each file's) appears with an answer."""
     seen: Counter[str] = Counter()
     for p in paths:
         for line in p.read_text().splitlines():
             row = json.loads(line)
             if row.get("error") is None:
-                seen[row["custom_id"]] += 1
+                seen[f"{p.name}:{row['custom_id']}" if by_file else row["custom_id"]] += 1
     return seen
 
 
@@ -123,7 +123,7 @@ def shared8(kill: bool) -> str:
     else:
         u = util(adm, st["first_request_at"], 2400)
     share = st["rate_limited"] / st["requests"]
-    seen = results(sorted(work.glob("*.results.jsonl")))
+    seen = results(sorted(work.glob("*.results.jsonl")), by_file=True)
     once = sum(seen.values()) == 2000 and all(v == 1 for v in seen.values()) if not kill else None
     floor = 0.85 if kill else 0.90
     extra = ""

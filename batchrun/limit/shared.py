@@ -79,6 +79,7 @@ if op == 'take' then
   n = want
   if rr > 0 then n = math.min(n, math.floor(per_s(rr) * arg / active)) end
   if lt > 0 then n = math.min(n, math.floor(per_s(lt * f) * arg / active / math.max(1, tok_each))) end
+  if rr == 0 and lt == 0 then n = 1 end  -- no limit known yet: no lease to burst with once one is
   n = math.max(1, n)
   local debt = 0
   if rr > 0 then debt = math.max(debt, (n - vr) / per_s(rr)) end
