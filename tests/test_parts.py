@@ -99,3 +99,6 @@ def test_parts_run_on_their_own_and_export_as_one_job(tmp_path: Path) -> None:
 
     res = cli("status", str(inp), "--part", "2/3")
     assert "(part 2 of 3)" in res.stdout and "complete" in res.stdout
+    assert json.loads(cli("status", str(inp), "--part", "2/3", "--json").stdout)["input_unchanged"] is True
+    res = cli("process", str(inp), "--simulate", "--quiet", "--part", "3/3")  # resumes: nothing left to send
+    assert res.exit_code == 0 and "10/10" not in res.output and len(read_results(outs[2])) == len(lines[2])

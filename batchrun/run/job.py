@@ -18,7 +18,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import StopReason, WriteFailed
+from batchrun.errors import StopReason, WriteFailed, reading
 from batchrun.input.lines import line_batches
 from batchrun.input.parts import span
 from batchrun.input.shapes import check_model_named, check_template_file
@@ -61,12 +61,11 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     # before the job is opened: a bad template must not become the identity of a job
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     await check_model_named(cfg.parser(), cfg.input)
-    files = JobFiles(cfg.input, cfg.output, cfg.identity())
+    with reading("input file", cfg.input):
+        part = await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
+    files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         refuse_live_while_batches_run(state)
-        part = await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
-        if part is not None:
-            state.total = part.lines
         clock = _JobClock(state)
         targets = Targets(p.name for p in cfg.routing.providers)
         prices = cfg.price_book()
