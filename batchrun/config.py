@@ -7,7 +7,6 @@ sentence naming the option and its source, raised as ConfigError before anything
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,10 +19,10 @@ from batchrun.account.prices import Price, load_prices_file, parse_price_tables
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
-from batchrun.input.parts import Part, part_from_env, part_output_name
+from batchrun.input.parts import Part, part_of, part_output_name
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
-from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
+from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text, is_loopback
 from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
 from batchrun.secret import ApiKey, redact_text, redact_url
@@ -173,14 +172,12 @@ def resolve(
     check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
-    parts = values.pop("parts", None)
-    if "part" not in values and parts:
-        values["part"] = part_from_env(parts, env)
+    values["part"] = part_of(values.pop("part", None), values.pop("parts", None), env)
     output = values.pop("output", None) or default_output(input_path, values.get("part"))
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url) and (
+    if need_key and not simulate and key.reveal() is None and not is_loopback(base_url) and (
             routing.uses_default(
             [m for m in (values.get("model"), *values.get("fallback_model", ()), *routing.models_named()) if m])):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
@@ -200,7 +197,7 @@ def resolve(
         **values,
     )
     if need_key:
-        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", _is_loopback)
+        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", is_loopback)
     return cfg
 
 
@@ -257,9 +254,8 @@ def _option_values(
             values[name] = parse(raw)
         except (ValueError, TypeError):
             # a value that is no variable name may be a key typed in its place: never echo it
-            shown = "a value that is not shown" if name == "api_key_env" else repr(raw)
-            if name == "shared_limits":  # a Redis URL may carry a password
-                shown = repr(redact_text(str(raw)))
+            # (and a URL's password is masked: --shared-limits redis://:PASSWORD@...)
+            shown = "a value that is not shown" if name == "api_key_env" else redact_text(repr(raw))
             raise ConfigError(f"invalid {name.replace('_', '-')} from {source}: expected {good}, "
                               f"got {shown}") from None
     return values
@@ -296,13 +292,3 @@ def _read_key(env: Mapping[str, str], key_env: str | None) -> tuple[ApiKey, str]
         if value and value.strip():
             return ApiKey(value.strip()), name
     return ApiKey(None), " or ".join(names)
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -6,6 +6,7 @@ sentence naming the option, its source and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,17 @@ def _endpoint(v: Any) -> str:
 
 def _path(v: Any) -> Path:
     return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
+
+def is_loopback(url: str) -> bool:
+    """Whether a URL's host is this machine (a local server needs no key)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def _redis_url(v: Any) -> str:
     v = _nonempty(v)

@@ -39,3 +39,13 @@ Config = Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml 
 Json = Annotated[bool, Flag("--json", help="Print JSON.")]
 Simulate = Annotated[bool, Flag("--simulate", help="Use the built-in simulator instead of a real API.")]
 Compare = Annotated[str | None, Opt(help="Also price the same tokens on these models: A,B,...")]
+SharedLimits = Annotated[
+    str | None, Opt(help="Share each key's limit with other processes through this Redis (redis://HOST:PORT/DB).")
+]
+SharedLimitsRequired = Annotated[
+    bool, Flag("--shared-limits-required", help="Stop (exit 75) when the shared limits' Redis does not answer.")
+]
+PartOption = Annotated[str | None, Opt("--part", help="Process only part K of N of the input's lines (K/N, 1-based).")]
+PartsOption = Annotated[
+    int | None, Opt("--parts", help="In N parts, this one's index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.")
+]

@@ -24,7 +24,11 @@ from batchrun.cli.options import (
     Model,
     Opt,
     OutputFile,
+    PartOption,
+    PartsOption,
     Prices,
+    SharedLimits,
+    SharedLimitsRequired,
     Simulate,
     System,
     Template,
@@ -84,16 +88,8 @@ def process(
     batch_expired: Annotated[
         str | None, Opt(help="--batch-api: unanswered lines of an expired batch: resubmit (default) or live.")
     ] = None,
-    shared_limits: Annotated[
-        str | None, Opt(help="Share each key's limit with other processes through this Redis (redis://HOST:PORT/DB).")
-    ] = None,
-    shared_limits_required: Annotated[
-        bool, Flag("--shared-limits-required", help="Stop (exit 75) when the shared limits' Redis does not answer.")
-    ] = False,
-    part: Annotated[str | None, Opt(help="Process only part K of N of the input's lines (K/N, 1-based).")] = None,
-    parts: Annotated[
-        int | None, Opt(help="In N parts, this one's index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.")
-    ] = None,
+    shared_limits: SharedLimits = None, shared_limits_required: SharedLimitsRequired = False,
+    part: PartOption = None, parts: PartsOption = None,
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,

@@ -58,6 +58,11 @@ def parse_part(text: object) -> Part:
     return Part(k, n)
 
 
+def part_of(part: Part | None, parts: int | None, env: Mapping[str, str]) -> Part | None:
+    """--part K/N as given, else with --parts N the scheduler's index, else None."""
+    return part if part is not None or not parts else part_from_env(parts, env)
+
+
 def part_from_env(parts: int, env: Mapping[str, str]) -> Part:
     """`--parts N`: this process's part from the scheduler: a Kubernetes Indexed Job's
     JOB_COMPLETION_INDEX (0-based), else a Slurm array's SLURM_ARRAY_TASK_ID (counted from
