@@ -101,7 +101,7 @@ def test_a_killed_process_holds_nothing_and_its_rerun_completes_once(
     while time.monotonic() < deadline and not (victim.exists() and victim.read_bytes().count(b"\n") >= 20):
         time.sleep(0.02)
     procs[0].send_signal(signal.SIGKILL)
-    procs[0].wait(10)
+    procs[0].communicate(timeout=10)  # reaped, its pipes closed
     for p in procs[1:]:
         p.communicate(timeout=120)
         assert p.returncode == 0
