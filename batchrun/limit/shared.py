@@ -119,13 +119,16 @@ class SharedLimits:
     def __init__(self, url: str, *, required: bool, warn: Callable[[str], None]) -> None:
         try:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
         except ImportError:
             raise ConfigError("--shared-limits needs the Redis client: pip install 'batchrun[redis]'") from None
         self.shown = redact_url(url)
         self._password = _password(url)
         try:
+            # no retries with backoff inside the client: a failure is handled here, once, at once
             self._client: Any = aioredis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0,
-                                                  retry_on_timeout=False)
+                                                  retry_on_timeout=False, retry=Retry(NoBackoff(), 0))
         except ValueError:
             raise ConfigError(f"--shared-limits {self.shown} is not a Redis URL (redis://HOST:PORT/DB)") from None
         self._script = self._client.register_script(_SCRIPT)
