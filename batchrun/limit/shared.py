@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import time
 import uuid
@@ -123,7 +124,7 @@ class SharedLimits:
             from redis.backoff import NoBackoff
         except ImportError:
             raise ConfigError("--shared-limits needs the Redis client: pip install 'batchrun[redis]'") from None
-        self.shown = redact_url(url)
+        self.shown = re.sub(r"(password=)[^&]*", r"\1***", redact_url(url))  # unix://...?password=
         self._password = _password(url)
         try:
             # no retries with backoff inside the client: a failure is handled here, once, at once
@@ -217,7 +218,7 @@ class SharedLimit:
         if reply is None:
             self._go_local(ctl, now)
             return 0.0
-        self._back_to_shared(ctl)
+        self._back_to_shared(ctl, now)
         n, wait, lr, lt, self.active = int(reply[0]), float(reply[1]), float(reply[2]), float(reply[3]), int(reply[4])
         if (lr and rpm is None) or (lt and tpm is None):
             ctl.stated(lr or None, lt or None, now)  # another process learned the limit: no slow start
@@ -245,9 +246,12 @@ class SharedLimit:
         if ctl.requests is not None and ctl.limit_rpm and ctl.fixed_rpm is None:
             ctl.requests.set_per_minute(ctl.limit_rpm / max(1, self.active), now)
 
-    def _back_to_shared(self, ctl: RateController) -> None:
+    def _back_to_shared(self, ctl: RateController, now: float) -> None:
+        """Redis answers again: the shared bucket paces; the local one goes back to the limit."""
         if self._local:
             self._local, ctl.shared = False, True
+            if ctl.requests is not None and ctl.limit_rpm and ctl.fixed_rpm is None:
+                ctl.requests.set_per_minute(ctl.limit_rpm, now)
 
 
 def _stated(ctl: RateController) -> tuple[float | None, float | None]:
