@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ class Limiter:
     ) -> None:
         self.controller = controller
         self.clock = clock
-        self.shared = shared  # --shared-limits: asked after the controller, before a request goes
+        self.shared = shared  # --shared-limits: its turn is waited for after the controller's
         if shared is not None:
             controller.shared = True
         self.waited_s = 0.0
@@ -45,27 +44,23 @@ class Limiter:
         if c.unlimited and now >= c.paused_until and self.shared is None and not self._lock.locked():
             return c.take(c.reservation(est_tokens), now)
         async with self._lock:
-            while True:
-                reserved = c.reservation(est_tokens)
-                while (d := c.delay(reserved, self.clock())) > 0:
-                    if give_up is not None and give_up.is_set():
-                        return None
-                    started = self.clock()
-                    await self._wait(d, give_up)
-                    if d != math.inf:  # waiting for the slow-start window to open is no rate limit
-                        self.waited_s += self.clock() - started
-                    reserved = c.reservation(est_tokens)
+            reserved = c.reservation(est_tokens)
+            while (d := c.delay(reserved, self.clock())) > 0:
                 if give_up is not None and give_up.is_set():
                     return None
-                if self.shared is None or (d := await self.shared.admit(reserved, c, self.clock())) <= 0:
-                    return c.take(reserved, self.clock())
                 started = self.clock()
-                if give_up is None:
-                    await asyncio.sleep(d)
-                else:  # the shared budget is reserved for then: no answer makes it come sooner
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(give_up.wait(), d)
-                self.waited_s += self.clock() - started
+                await self._wait(d, give_up)
+                if d != math.inf:  # waiting for the slow-start window to open is no rate limit
+                    self.waited_s += self.clock() - started
+                reserved = c.reservation(est_tokens)
+            if give_up is not None and give_up.is_set():
+                return None
+            if self.shared is not None:
+                waited = await self.shared.wait_turn(reserved, c, self.clock, give_up)
+                if waited is None:
+                    return None
+                self.waited_s += waited
+            return c.take(reserved, self.clock())
 
     async def _wait(self, seconds: float, give_up: asyncio.Event | None) -> None:
         """Until `seconds` pass (inf: until an answer comes back), an answer, or give_up."""
