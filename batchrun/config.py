@@ -173,6 +173,8 @@ def resolve(
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
     values["part"] = part_of(values.pop("part", None), values.pop("parts", None), env)
+    if values["part"] and values.get("batch_api"):  # a batch job shards the whole file itself
+        raise ConfigError("--part and --parts are for live requests: --batch-api splits the whole file into batches")
     output = values.pop("output", None) or default_output(input_path, values.get("part"))
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))

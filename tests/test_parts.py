@@ -67,6 +67,14 @@ def test_part_values_and_the_schedulers_index() -> None:
         part_from_env(4, {"JOB_COMPLETION_INDEX": "4"})
 
 
+def test_bad_parts_are_one_sentence_exit_2(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    for args, says in ((["--part", "5/4"], "expected K/N"), (["--parts", "4"], "JOB_COMPLETION_INDEX"),
+                       (["--part", "1/2", "--batch-api"], "--batch-api splits")):
+        res = cli("process", str(inp), "--simulate", *args, env={"JOB_COMPLETION_INDEX": None})  # type: ignore[dict-item]
+        assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> Any:
     return CliRunner().invoke(app, list(args), env={"BATCHRUN_RETRY_BASE": "0.01", **(env or {})},
                               catch_exceptions=False)
