@@ -7,7 +7,6 @@ sentence naming the option and its source, raised as ConfigError before anything
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,13 +19,14 @@ from batchrun.account.prices import Price, load_prices_file, parse_price_tables
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
+from batchrun.input.parts import Part, part_of, part_output_name
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
-from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
+from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text, is_loopback
 from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
 from batchrun.route.when import DEFAULT_MARGIN, Margin, When
-from batchrun.secret import ApiKey, redact_url
+from batchrun.secret import ApiKey, redact_text, redact_url
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -87,6 +87,9 @@ class RunConfig:
     routing: Routing = field(default_factory=Routing)
     deadline: When | None = None  # --deadline: plan across the Batch API and live (run/deadline.py)
     deadline_margin: Margin = DEFAULT_MARGIN
+    shared_limits: str | None = None  # a Redis URL: the key's limit shared with other processes
+    shared_limits_required: bool = False  # Redis down: stop (exit 75) instead of going on alone
+    part: Part | None = None  # --part K/N (or --parts N and the scheduler's index): these lines only
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
@@ -124,6 +127,7 @@ class RunConfig:
             **self.routing.identity(),
             # chat, the default, is left out: a job begun before --endpoint existed resumes
             **({"endpoint": self.endpoint} if self.endpoint != "chat" else {}),
+            **({"part": str(self.part)} if self.part else {}),
         }
 
 
@@ -171,11 +175,14 @@ def resolve(
     check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
-    output = values.pop("output", None) or default_output(input_path)
+    values["part"] = part_of(values.pop("part", None), values.pop("parts", None), env)
+    if values["part"] and values.get("batch_api"):  # a batch job shards the whole file itself
+        raise ConfigError("--part and --parts are for live requests: --batch-api splits the whole file into batches")
+    output = values.pop("output", None) or default_output(input_path, values.get("part"))
     simulate = values.get("simulate", False)
     key, key_source = _read_key(env, values.pop("api_key_env", None))
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if need_key and not simulate and key.reveal() is None and not _is_loopback(base_url) and (
+    if need_key and not simulate and key.reveal() is None and not is_loopback(base_url) and (
             routing.uses_default(
             [m for m in (values.get("model"), *values.get("fallback_model", ()), *routing.models_named()) if m])):
         raise ConfigError(f"no API key: set {key_source} in the environment (or use --simulate)")
@@ -195,7 +202,7 @@ def resolve(
         **values,
     )
     if need_key:
-        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", _is_loopback)
+        check_keys(cfg.routing.providers, cfg.models_named(), f"config file {doc_name}", is_loopback)
     return cfg
 
 
@@ -252,7 +259,8 @@ def _option_values(
             values[name] = parse(raw)
         except (ValueError, TypeError):
             # a value that is no variable name may be a key typed in its place: never echo it
-            shown = "a value that is not shown" if name == "api_key_env" else repr(raw)
+            # (and a URL's password is masked: --shared-limits redis://:PASSWORD@...)
+            shown = "a value that is not shown" if name == "api_key_env" else redact_text(repr(raw))
             raise ConfigError(f"invalid {name.replace('_', '-')} from {source}: expected {good}, "
                               f"got {shown}") from None
     return values
@@ -274,11 +282,11 @@ def _string_table(t: Any, where: str) -> dict[str, str]:
     return {str(k): v for k, v in t.items()}
 
 
-def default_output(input_path: Path) -> Path:
-    """`<input stem>.results.jsonl` beside the input."""
+def default_output(input_path: Path, part: Part | None = None) -> Path:
+    """`<input stem>.results.jsonl` beside the input (`<stem>.part-K-of-N.results.jsonl` for a part)."""
     name = input_path.name
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else input_path.stem
-    return input_path.with_name(stem + ".results.jsonl")
+    return input_path.with_name(part_output_name(stem, part) if part else stem + ".results.jsonl")
 
 
 def _read_key(env: Mapping[str, str], key_env: str | None) -> tuple[ApiKey, str]:
@@ -289,13 +297,3 @@ def _read_key(env: Mapping[str, str], key_env: str | None) -> tuple[ApiKey, str]
         if value and value.strip():
             return ApiKey(value.strip()), name
     return ApiKey(None), " or ".join(names)
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

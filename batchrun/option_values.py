@@ -6,6 +6,7 @@ sentence naming the option, its source and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 from batchrun.errors import ConfigError
 from batchrun.input.endpoints import ENDPOINTS
+from batchrun.input.parts import parse_part
 from batchrun.route.when import GOOD, MARGIN_GOOD, parse_margin, parse_when
 
 
@@ -99,6 +101,25 @@ def _endpoint(v: Any) -> str:
 def _path(v: Any) -> Path:
     return v if isinstance(v, Path) else Path(_nonempty(v)).expanduser()
 
+def is_loopback(url: str) -> bool:
+    """Whether a URL's host is this machine (a local server needs no key)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redis_url(v: Any) -> str:
+    v = _nonempty(v)
+    parts = urlsplit(v)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+        raise ValueError
+    return v
+
+
 def _batch_size(v: Any) -> int:
     n = _pos_int(v)
     if n > 50_000:  # the Batch API takes at most 50,000 requests in one batch
@@ -137,6 +158,10 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "fresh": (_bool, "true or false"),
     "retry_failed": (_bool, "true or false"),
     "quiet": (_bool, "true or false"),
+    "shared_limits": (_redis_url, "a Redis URL (redis://HOST:PORT/DB, rediss://...)"),
+    "shared_limits_required": (_bool, "true or false"),
+    "part": (parse_part, "K/N, part K of N with 1 <= K <= N"),
+    "parts": (_pos_int, "a whole number of parts, at least 1"),
     "drain_timeout": (_nonneg_float, "a number of seconds, 0 or more"),
     "max_line_bytes": (_pos_int, "a whole number of bytes"),
     "log_file": (_path, "a file path"),

@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 @app.command("export")
 def export_(
-    results: Annotated[Path, typer.Argument(help="A results JSONL file.", show_default=False)],
+    results: Annotated[list[Path], typer.Argument(
+        help="A results JSONL file, or several (the parts of one job).", show_default=False)],
     input: Annotated[Path, Opt("--input", "-i", help="The JSONL input file the results answer.",
                                 show_default=False)],
     format: Annotated[str | None, Opt("--format", help="csv or jsonl (default: from -o's suffix, else csv).")] = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,13 +28,17 @@ from batchrun.cli.options import (
     System,
     Template,
 )
-from batchrun.errors import BatchrunError
+from batchrun.errors import BatchrunError, ConfigError
+
+if TYPE_CHECKING:
+    from batchrun.input.parts import Part
 
 
 @app.command()
 def status(
     input: Annotated[Path, typer.Argument(help="The job's JSONL input file.", show_default=False)],
     output: Annotated[Path | None, Opt("-o", "--output", help="The job's results file, if not the default.")] = None,
+    part: Annotated[str | None, Opt("--part", help="The part K/N of the job (its default results file).")] = None,
     json_: Json = False,
 ) -> None:
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
@@ -45,13 +49,23 @@ def status(
     from batchrun.show.tables import format_status
 
     try:
-        data = job_status(input, output or default_output(input))
+        data = job_status(input, output or default_output(input, _part(part)))
     except BatchrunError as e:
         if json_:  # a script reading stdout gets JSON either way; the sentence still goes to stderr
             _show({"error": e.message}, True, list)
         raise
     _show(data, json_, lambda st: format_status(st) + (canary_status(st["canary"]) if st.get("canary") else [])
           + (deadline_lines(st["deadline"]) if st.get("deadline") else []))
+
+
+def _part(text: str | None) -> Part | None:
+    """--part K/N, or a one-sentence error."""
+    from batchrun.input.parts import parse_part
+
+    try:
+        return None if text is None else parse_part(text)
+    except ValueError:
+        raise ConfigError(f"invalid part from --part: expected K/N with 1 <= K <= N, got {text!r}") from None
 
 
 @app.command()
@@ -96,7 +110,8 @@ def estimate(
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="A results JSONL file.", show_default=False)],
+    results: Annotated[list[Path], typer.Argument(
+        help="A results JSONL file, or several (the parts of one job).", show_default=False)],
     compare: Compare = None,
     prices: Prices = None,
     base_url: BaseUrl = None,
@@ -110,7 +125,7 @@ def report(
     from batchrun.run.report import report as make_report
     from batchrun.show.tables import format_report
 
-    check_html_path(html, results)
+    check_html_path(html, *results)
     cfg = resolve({"prices": prices, "base_url": base_url}, config_path=config, need_key=False)
     book = cfg.price_book()
     if html is None:

@@ -46,3 +46,23 @@ DeadlineMargin = Annotated[str | None, Opt(
     help="--deadline: aim to finish this early (a share of the time left, 10%, or a duration, 5m; default: 10%).")]
 BatchQueueTokens = Annotated[int | None, Opt(help="--batch-api: the provider's enqueued-token limit per model "
                                                  "(default: learned from its first refusal).")]
+SharedLimits = Annotated[
+    str | None, Opt(help="Share each key's limit with other processes through this Redis (redis://HOST:PORT/DB).")
+]
+SharedLimitsRequired = Annotated[
+    bool, Flag("--shared-limits-required", help="Stop (exit 75) when the shared limits' Redis does not answer.")
+]
+PartOption = Annotated[str | None, Opt("--part", help="Process only part K of N of the input's lines (K/N, 1-based).")]
+PartsOption = Annotated[
+    int | None, Opt("--parts", help="In N parts, this one's index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.")
+]
+MaxWait = Annotated[
+    float | None, Opt(help="Stop the job (exit 75) when the server asks to wait longer than this (seconds).")
+]
+BatchSize = Annotated[int | None, Opt(help="--batch-api: requests per batch at most (default: 50000).")]
+BatchExpired = Annotated[
+    str | None, Opt(help="--batch-api: unanswered lines of an expired batch: resubmit (default) or live.")
+]
+NoWait = Annotated[
+    bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
+]

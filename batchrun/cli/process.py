@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
+    BatchExpired,
     BatchQueueTokens,
+    BatchSize,
     Config,
     Deadline,
     DeadlineMargin,
@@ -24,10 +26,16 @@ from batchrun.cli.options import (
     Flag,
     InputFile,
     MaxTokens,
+    MaxWait,
     Model,
+    NoWait,
     Opt,
     OutputFile,
+    PartOption,
+    PartsOption,
     Prices,
+    SharedLimits,
+    SharedLimitsRequired,
     Simulate,
     System,
     Template,
@@ -53,9 +61,7 @@ def process(
     max_request_time: Annotated[
         float | None, Opt(help="Longest one attempt may take, in seconds (default: 1800).")
     ] = None,
-    max_wait: Annotated[
-        float | None, Opt(help="Stop the job (exit 75) when the server asks to wait longer than this (seconds).")
-    ] = None,
+    max_wait: MaxWait = None,
     max_cost: Annotated[float | None, Opt(help="Hard cap in USD for the whole job.")] = None,
     prices: Prices = None,
     template: Template = None,
@@ -83,15 +89,11 @@ def process(
     batch_api: Annotated[
         bool, Flag("--batch-api", help="Run the file through the provider's Batch API (/v1/files + /v1/batches).")
     ] = False,
-    batch_size: Annotated[int | None, Opt(help="--batch-api: requests per batch at most (default: 50000).")] = None,
-    batch_expired: Annotated[
-        str | None, Opt(help="--batch-api: unanswered lines of an expired batch: resubmit (default) or live.")
-    ] = None,
-    no_wait: Annotated[
-        bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
-    ] = False,
-    deadline: Deadline = None,
-    deadline_margin: DeadlineMargin = None,
+    batch_size: BatchSize = None, batch_expired: BatchExpired = None,
+    shared_limits: SharedLimits = None, shared_limits_required: SharedLimitsRequired = False,
+    part: PartOption = None, parts: PartsOption = None,
+    no_wait: NoWait = False,
+    deadline: Deadline = None, deadline_margin: DeadlineMargin = None,
     batch_queue_tokens: BatchQueueTokens = None,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""

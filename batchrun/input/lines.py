@@ -28,21 +28,27 @@ class RawLine:
 
 
 async def line_batches(
-    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: tuple[int, int, int] | None = None,
 ) -> AsyncGenerator[list[tuple[int, bytes | None]], None]:
     """Per chunk read, its complete non-blank lines as (1-based number, bytes).
 
     The bytes are None for a line longer than max_line_bytes, which is never buffered whole.
+    `span` (start, end, lines before start) reads only those bytes, numbering on from there (a
+    part of the file: input/parts).
     """
+    start, end, number = span if span is not None else (0, -1, 0)
     with reading("input file", path):
         f = await aiofiles.open(path, "rb")
-    number = 0
+    left = end - start  # bytes still to read; negative: to the end
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
-    first = True
+    first = start == 0
     try:
-        while chunk := await f.read(CHUNK):
+        if start:
+            await f.seek(start)
+        while left != 0 and (chunk := await f.read(CHUNK if left < 0 else min(CHUNK, left))):
+            left = left - len(chunk) if left > 0 else left
             if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
                 first = False
                 if chunk.startswith(b"\xef\xbb\xbf"):

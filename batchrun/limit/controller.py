@@ -89,6 +89,9 @@ class RateController:
         self.pace = Pace(now)
         self.share = Share()
         self._silent = 0  # 429 bursts in a row that said nothing
+        # the limit is shared through Redis (limit/shared): others' spend is counted there, so
+        # the server's count does not pull our bucket down and a 429 cuts the shared rate
+        self.shared = False
         self._held_at = -math.inf
         self._sent = 0
         self._sent_tokens = 0
@@ -186,7 +189,7 @@ class RateController:
         # only wait longer.
         knows_a_rate = self.requests is not None or self.pace.answered_lately(now)
         if self.pace.new_event(permit.at) and self.shape is not Shape.WINDOW and self.fixed_rpm is None \
-                and knows_a_rate:  # no answer yet: no rate to cut from, only the pause
+                and knows_a_rate and not self.shared:  # no answer yet: no rate to cut from, only the pause
             if self.requests is None:
                 self.rpm_source = RateSource.LEARNED
             self.requests = self.pace.cut(self.requests, now)
@@ -221,7 +224,7 @@ class RateController:
             self.tpm_source = RateSource.HEADERS
             self._known(now)
         # The server counted up to this request; what we sent after it is not in its count.
-        if self.requests is not None and info.remaining_requests is not None:
+        if self.requests is not None and info.remaining_requests is not None and not self.shared:
             # the deficit is read as the server's short bucket only once a 429 showed its burst is
             # short (a server whose burst is the whole minute has deficits far past ours)
             short = self.rate_limited > 0
@@ -233,10 +236,15 @@ class RateController:
                     self.requests.set_per_minute(share, now)
             if self.shape is Shape.WINDOW and info.reset_requests and info.remaining_requests <= 0:
                 self.paused_until = max(self.paused_until, now + info.reset_requests)  # spent: wait it out
-        if self.tokens is not None and info.remaining_tokens is not None:
+        if self.tokens is not None and info.remaining_tokens is not None and not self.shared:
             sent_after = self._sent_tokens - permit.tokens_before - permit.reserved
             self.tokens.sync(info.remaining_tokens, sent_after, now,
                              info.limit_tokens if self.rate_limited else None, info.reset_tokens)
+
+    def stated(self, rpm: float | None, tpm: float | None, now: float) -> None:
+        """Limits another process learned (shared limits), taken as if the headers said them."""
+        info = RateHeaders(limit_requests=int(rpm) if rpm else None, limit_tokens=int(tpm) if tpm else None)
+        self._learn(info, Permit(0, self._sent, self._sent_tokens, now), now)
 
     def _stated_rpm(self, limit: float, now: float) -> None:
         if self.limit_rpm == limit and self.rpm_source is RateSource.HEADERS:

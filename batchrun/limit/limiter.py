@@ -7,9 +7,13 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from batchrun.limit.controller import Permit, RateController
 from batchrun.limit.headers import RateHeaders
+
+if TYPE_CHECKING:
+    from batchrun.limit.shared import SharedLimit
 
 
 class Limiter:
@@ -20,9 +24,13 @@ class Limiter:
         self,
         controller: RateController,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedLimit | None = None,
     ) -> None:
         self.controller = controller
         self.clock = clock
+        self.shared = shared  # --shared-limits: its turn is waited for after the controller's
+        if shared is not None:
+            controller.shared = True
         self.waited_s = 0.0
         self._lock = asyncio.Lock()
         self._answered = asyncio.Event()
@@ -33,7 +41,7 @@ class Limiter:
         sent is not in flight and must not hold the drain up)."""
         c = self.controller
         now = self.clock()
-        if c.unlimited and now >= c.paused_until and not self._lock.locked():
+        if c.unlimited and now >= c.paused_until and self.shared is None and not self._lock.locked():
             return c.take(c.reservation(est_tokens), now)
         async with self._lock:
             reserved = c.reservation(est_tokens)
@@ -47,6 +55,11 @@ class Limiter:
                 reserved = c.reservation(est_tokens)
             if give_up is not None and give_up.is_set():
                 return None
+            if self.shared is not None:
+                waited = await self.shared.wait_turn(reserved, c, self.clock, give_up)
+                if waited is None:
+                    return None
+                self.waited_s += waited
             return c.take(reserved, self.clock())
 
     async def _wait(self, seconds: float, give_up: asyncio.Event | None) -> None:
@@ -70,6 +83,8 @@ class Limiter:
     def rate_limited(self, permit: Permit, retry_after: float | None, info: RateHeaders | None) -> None:
         """A request came back 429."""
         self.controller.on_rate_limited(permit, retry_after, info, self.clock())
+        if self.shared is not None:
+            self.shared.rate_limited(retry_after, self.clock())
         self._answered.set()
 
 
@@ -98,7 +113,9 @@ class Limiters:
         clock: Callable[[], float] = time.monotonic,
         ceiling: int = 1 << 20,
         provider_limits: Mapping[str, tuple[float | None, float | None]] | None = None,
+        shared: Callable[[str | None, str], SharedLimit] | None = None,
     ) -> None:
+        self.shared = shared  # --shared-limits: each provider and model's limit through Redis
         self.ceiling = ceiling  # the job's concurrency: slow start stops there
         self.rpm = rpm
         self.tpm = tpm
@@ -112,7 +129,8 @@ class Limiters:
         if lim is None:
             rpm, tpm = self.provider_limits.get(provider or "", (None, None))
             ctl = RateController(rpm or self.rpm, tpm or self.tpm, ceiling=self.ceiling, now=self.clock())
-            lim = self._by_target[(provider, model)] = Limiter(ctl, self.clock)
+            lim = self._by_target[(provider, model)] = Limiter(
+                ctl, self.clock, self.shared(provider, model) if self.shared else None)
         return lim
 
     def statistics(self) -> tuple[LimitStatistics, ...]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,20 +156,23 @@ MISMATCH_FEW = 3  # results keyed unlike their input line tolerated before refus
 
 
 async def export(
-    results: Path, input: Path, output: Path | None, fmt: str = "csv", parse_json: bool = False,
+    results: Path | Sequence[Path], input: Path, output: Path | None, fmt: str = "csv", parse_json: bool = False,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ExportCounts:
-    """Write one row per non-blank input line, in input order, to output (None: stdout)."""
-    if output is not None and any(_same(output, p) for p in (results, input)):
+    """Write one row per non-blank input line, in input order, to output (None: stdout).
+    Several results files (a job's parts) are joined as one."""
+    paths = [results] if isinstance(results, Path) else list(results)
+    if output is not None and any(_same(output, p) for p in (*paths, input)):
         raise ConfigError(f"-o {output} would overwrite the file it is made from")
     if output is not None:
-        refuse_job_file("-o", output, job_files(input, results))
+        for p in paths:
+            refuse_job_file("-o", output, job_files(input, p))
     scan = await input_fields(input, max_line_bytes)
-    index = ResultIndex(results, scan.last)
+    index = ResultIndex(paths, scan.last)
     found_fields = index.build(answer_fields=parse_json, keys=scan.keys)
-    if _same(results, input):
+    if any(_same(p, input) for p in paths):
         raise InputError(f"{input} is the results file: pass the input file it answers to --input")
-    _check_answers(found_fields, results, input)
+    _check_answers(found_fields, index.path, input)
     answer_fields = found_fields.answer_fields
     inputs = input_columns(scan.fields, answer_fields)
     by_status = dict.fromkeys(("ok", "failed", "invalid", "missing"), 0)

@@ -18,11 +18,13 @@ from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import StopReason, WriteFailed
+from batchrun.errors import StopReason, WriteFailed, reading
 from batchrun.input.lines import line_batches
+from batchrun.input.parts import span
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
+from batchrun.limit.shared import shared_limits
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
@@ -59,7 +61,9 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     # before the job is opened: a bad template must not become the identity of a job
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     await check_model_named(cfg.parser(), cfg.input)
-    files = JobFiles(cfg.input, cfg.output, cfg.identity())
+    with reading("input file", cfg.input):
+        part = await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
+    files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         refuse_live_while_batches_run(state)
         clock = _JobClock(state)
@@ -67,9 +71,13 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
         prices = cfg.price_book()
         await _look_prices_up(cfg, prices, targets, display)
         shadow_file = shadow_path(cfg.output)
-        async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider:
+        async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider, \
+                shared_limits(cfg.shared_limits, cfg.shared_limits_required, display.warn,
+                              {None: (base_url, key), **{p.name: (p.base_url, p.api_key)
+                                                         for p in cfg.routing.providers}}) as shared:
             limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
-                                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
+                                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers},
+                                shared=shared)
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
             if notice := canary_notice(planner):
                 display.notice(notice)
@@ -82,7 +90,8 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                                                                    for p in cfg.routing.providers}})
             shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
             parser = cfg.parser()
-            pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
+            lines = line_batches(cfg.input, cfg.max_line_bytes, part.bounds() if part else None)
+            pipe = Pipeline(lines, parser, sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
                             send=shadow.wrap(sender.send) if shadow else None,
                             after_write=shadow.written if shadow else None)

@@ -3,6 +3,7 @@ on other models, each line priced at the time its request was sent."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +19,42 @@ from batchrun.results.target import check_target, replacing
 from batchrun.results.timeline import RunTimeline, finished_at
 from batchrun.store.files import job_files, refuse_job_file
 from batchrun.store.state import checkpoint_path
-from batchrun.store.wire import read_result_lines
+from batchrun.store.wire import ResultLine, read_result_lines
 
 
-def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimeline | None = None) -> dict[str, Any]:
-    """The summary JSON of a results file, plus `compare`: its usage priced on other models;
-    `timeline`, if given, is fed every result line on the same reading."""
+def report(
+    paths: Path | Sequence[Path], prices: PriceBook, compare: list[str], timeline: RunTimeline | None = None
+) -> dict[str, Any]:
+    """The summary JSON of a results file (or of several: a job's parts, as one), plus `compare`:
+    its usage priced on other models; `timeline`, if given, is fed every result line on the same
+    reading."""
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    path = files[0] if len(files) == 1 else Path(", ".join(map(str, files)))
     stats = JobStats()
     migration = MigrationReader(path)
     foreign = results = 0
     costs: dict[str, float | None] = dict.fromkeys(compare, 0.0)
-    with reading("results file", path), open(path, "rb") as f:
-        for line in read_result_lines(f):
-            r = line.result
-            if r is None:
-                foreign += bool(line.raw.strip())
-                continue
-            results += 1
-            stats.add(r)
-            at = finished_at(line.raw)
-            migration.add(line.raw, r, at)
-            if timeline is not None:
-                timeline.add(at, r.model, r.ok, r.rate_limited, r.cost_usd, r.latency_ms, r.error_code)
-            for name, so_far in costs.items():
-                if so_far is not None and (r.usage.input_tokens or r.usage.output_tokens):
-                    c = prices.cost(name, r.usage, r.started_at)
-                    costs[name] = None if c is None else so_far + c
+    for line in _lines(files):
+        r = line.result
+        if r is None:
+            foreign += bool(line.raw.strip())
+            continue
+        results += 1
+        stats.add(r)
+        at = finished_at(line.raw)
+        migration.add(line.raw, r, at)
+        if timeline is not None:
+            timeline.add(at, r.model, r.ok, r.rate_limited, r.cost_usd, r.latency_ms, r.error_code)
+        for name, so_far in costs.items():
+            if so_far is not None and (r.usage.input_tokens or r.usage.output_tokens):
+                c = prices.cost(name, r.usage, r.started_at)
+                costs[name] = None if c is None else so_far + c
     if not results:  # an empty table, exit 0, would pass for a job that did nothing
         if foreign:
             raise InputError(f"{path} is not a batchrun results file: none of its {foreign} lines is a result line")
         raise InputError(f"{path} holds no result lines to report")
     out = summary(stats, input_path="", output_path=str(path), total=stats.done, complete=True,
-                  simulated=ran_simulated(path), runs=0, elapsed_s=0.0, stopped=None)
+                  simulated=any(ran_simulated(p) for p in files), runs=0, elapsed_s=0.0, stopped=None)
     out["foreign_lines"] = foreign
     out.update(migration.data(stats))
     if migration.shadow is not None:  # everything billed: the shadow's answers too
@@ -63,6 +68,12 @@ def report(path: Path, prices: PriceBook, compare: list[str], timeline: RunTimel
     return out
 
 
+def _lines(paths: list[Path]) -> Iterator[ResultLine]:
+    for path in paths:
+        with reading("results file", path), open(path, "rb") as f:
+            yield from read_result_lines(f)
+
+
 def ran_simulated(results: Path) -> bool:
     """Whether the job that wrote `results` ran on the simulator, as its checkpoint (beside it,
     if still there) records: a simulated run's report must not pass for a real one."""
@@ -74,12 +85,15 @@ def ran_simulated(results: Path) -> bool:
     return isinstance(identity, dict) and identity.get("base_url") == SIMULATED_BASE_URL
 
 
-def write_html_report(results: Path, prices: PriceBook, out: Path, compare: list[str] | None = None) -> dict[str, Any]:
-    """Write the HTML run report of a results file to `out` (whole or not at all); returns the
-    report's data."""
+def write_html_report(
+    results: Path | Sequence[Path], prices: PriceBook, out: Path, compare: list[str] | None = None
+) -> dict[str, Any]:
+    """Write the HTML run report of a results file (or a job's parts) to `out` (whole or not at
+    all); returns the report's data."""
     timeline = RunTimeline()
     data = report(results, prices, compare or [], timeline)
-    page = render_report(data, timeline, str(results)).encode()
+    names = str(results) if isinstance(results, Path) else ", ".join(map(str, results))
+    page = render_report(data, timeline, names).encode()
     with replacing(out, "the HTML report", mode="wb") as f:
         f.write(page)
     return data

@@ -33,7 +33,8 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
     if not input_path.is_file():
         input_ok = False
     else:
-        input_ok = fingerprint(input_path)[0] == state.input_fingerprint
+        part = state.input_fingerprint.get("part_bytes")  # a part's job fingerprints its bytes only
+        input_ok = fingerprint(input_path, tuple(part) if part else None)[0] == state.input_fingerprint
     holder = lock_holder(lock_path(output))
     st = state.stats
     last = dict(state.last_run)
@@ -51,6 +52,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
     tin, tout = st.tokens
     return {
         **base,
+        **({"part": state.identity["part"]} if state.identity.get("part") else {}),  # --part K/N
         "state": state_name,
         "active_pid": holder,
         "records": {

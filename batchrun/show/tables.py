@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchrun.results.decision import canary_decision
+from batchrun.show.batches import format_batch_row, format_queue_row
 
 
 def _money(v: float | None) -> str:
@@ -142,6 +143,8 @@ def cost_split(summary: dict[str, Any]) -> str:
 def format_status(st: dict[str, Any]) -> list[str]:
     """`batchrun status` as plain lines."""
     lines = [f"job: {st['input']} -> {st['output']}"]
+    if st.get("part"):
+        lines[0] += " (part {} of {})".format(*st["part"].split("/"))
     if st["state"] == "not_started":
         return [*lines, "state: not started (no checkpoint found)"]
     r = st["records"]
@@ -169,40 +172,6 @@ def format_status(st: dict[str, Any]) -> list[str]:
         lines.append("note: the input file changed since the job started (--fresh to start over)")
     if st.get("problem"):
         lines.append("problem: " + st["problem"])
-    return lines
-
-
-def format_batch_row(b: dict[str, Any]) -> str:
-    """One provider batch of a --batch-api job: its state and request counts."""
-    c = b.get("request_counts") or {}
-    counts = f", {c.get('completed', 0)}/{c['total']} done, {c.get('failed', 0)} failed" if c.get("total") else ""
-    where = f" as {b['batch_id']}" if b.get("batch_id") else ""
-    return (f"batch {b['shard']}: {b['requests']} request(s) to {b['model']}{where}: {b['phase']}"
-            + (f", {b['status']}" if b.get("status") else "") + counts + (f" ({b['note']})" if b.get("note") else ""))
-
-
-_SOURCES = {"stated": "stated", "message": "from the provider's refusal", "queued": "what was queued when refused"}
-
-
-def format_queue_row(q: dict[str, Any]) -> str:
-    """One model's batch queue: its limit, what our batches hold of it, the shards waiting for it."""
-    limit = "not known yet" if q["limit"] is None else f"{q['limit']:,} tokens ({_SOURCES.get(q['limit_source'], '?')})"
-    return (f"batch queue {q['model']}: limit {limit}, {q['held']:,} held by this job's batches, "
-            f"{q['waiting']} shard(s) waiting, {q['refusals']} batch(es) refused for it")
-
-
-def format_batches(data: dict[str, Any]) -> list[str]:
-    """`batchrun batches` as plain lines: one per batch, then what was cancelled."""
-    lines = [f"job {data['job_id']} ({data['input']}): {len(data['batches'])} batch(es) at the provider"]
-    for b in data["batches"]:
-        c = b.get("request_counts") or {}
-        age = "?" if b["age_s"] is None else f"{b['age_s'] // 3600}h{b['age_s'] % 3600 // 60:02d}m"
-        lines.append(f"{b['batch_id']} (shard {b['shard']}, {b['model']}): {b['status']}, {c.get('completed', 0)}/"
-                     f"{c.get('total', 0)} done, {c.get('failed', 0)} failed, age {age}, "
-                     f"{b['tokens_queued']:,} tokens queued" + (f"; {b['errors']}" if b.get("errors") else ""))
-    if data["cancelled"]:
-        lines.append(f"cancelled {len(data['cancelled'])} running batch(es): what they answered is kept; run the "
-                     "job again to collect it (their unanswered lines go into new batches)")
     return lines
 
 

@@ -26,6 +26,7 @@ class JobFiles:
     input: Path
     output: Path
     identity: dict[str, Any]  # the request-shaping options
+    span: tuple[int, int] | None = None  # --part K/N: the part's bytes, all it reads and fingerprints
 
     @property
     def checkpoint(self) -> Path:
@@ -52,7 +53,7 @@ def _load(files: JobFiles, fresh: bool, retry_failed: bool, notice: Callable[[st
     if not files.input.is_file():
         raise InputError(f"input file {files.input} does not exist or is not a file")
     with reading("input file", files.input):
-        fp, lines = fingerprint(files.input)
+        fp, lines = fingerprint(files.input, files.span)
     if fresh:
         _move_aside(files, notice)
     state = None if fresh else load_state(files.checkpoint)
