@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchrun.account.prices import Price, load_prices_file, parse_price_tables
+from batchrun.account.prices import Price, load_prices_file, parse_price_tables, parse_windows
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
@@ -26,6 +26,7 @@ from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text
 from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
 from batchrun.secret import ApiKey, redact_url
+from batchrun.send.notify import NotifyConfig, parse_notify
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -39,7 +40,7 @@ SIMULATE_EMBEDDING_MODEL = "text-embedding-3-small"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
 # The tables batchrun.toml may hold; any other is a typo, refused rather than ignored.
-TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow")
+TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow", "notify")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class RunConfig:
     batch_expired: str = "resubmit"  # unanswered lines of an expired batch: a new batch, or "live"
     no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
     routing: Routing = field(default_factory=Routing)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # --notify and [notify]: not the job's identity
+    chunk_long: bool = False  # a plain record over chunk_share of its model's window goes in pieces
+    chunk_share: float = 0.8
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
@@ -160,11 +164,7 @@ def resolve(
     values = _option_values(flags, env, _file_options(doc, doc_name), doc_name)
     prices = _prices(doc, values.pop("prices", None), doc_name)
     aliases = _string_table(doc.get("aliases", {}), f"config file {doc_name}: [aliases]")
-    windows = doc.get("context_windows", {})
-    if not isinstance(windows, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
-    ):
-        raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    windows = parse_windows(doc.get("context_windows", {}), f"config file {doc_name}")
     check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
@@ -189,6 +189,7 @@ def resolve(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
         context_windows=tuple(sorted(windows.items())), routing=routing,
+        notify=parse_notify(doc.get("notify"), flags.get("notify") or env.get("BATCHRUN_NOTIFY_URL"), doc_name),
         **values,
     )
     if need_key:

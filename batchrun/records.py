@@ -66,6 +66,7 @@ class Result:
     unmetered: bool = False  # answered without usage: its tokens and cost are unknown
     route: str | None = None  # why this model: record, default, route:FIELD=VALUE, route:long, canary
     provider: str | None = None  # the configured provider that answered (None: the default endpoint)
+    chunks: int = 0  # --chunk-long: the record was answered in this many pieces (0: whole)
 
     @property
     def ok(self) -> bool:

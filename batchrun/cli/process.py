@@ -87,6 +87,12 @@ def process(
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,
+    notify: Annotated[
+        str | None, Opt(help="POST a JSON event here: rollback, promotion, stop, budget share, job complete.")
+    ] = None,
+    chunk_long: Annotated[
+        bool, Flag("--chunk-long", help="Answer a plain record over 80% of its model's context in pieces.")
+    ] = False,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))
@@ -95,6 +101,7 @@ def process(
 def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
+    from batchrun.run.alerts import run_notified
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
     from batchrun.run.report import check_html_path
@@ -114,7 +121,7 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGHUP, _early_signal)
     try:
-        outcome = asyncio.run(run_job(cfg, display))
+        outcome = asyncio.run(run_notified(cfg, display, run_job))
         if html_report is not None:
             _html_report(cfg.output, html_report, display)
     finally:

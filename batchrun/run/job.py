@@ -25,8 +25,10 @@ from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
+from batchrun.run.alerts import BudgetWatch, after_each, watch_canary
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
 from batchrun.run.batch_job import run_batch_job
+from batchrun.run.chunking import job_parser, job_send
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome, write_summary_json
 from batchrun.run.pipeline import Pipeline
@@ -42,6 +44,7 @@ from batchrun.run.routing import (
     warn_routing,
 )
 from batchrun.secret import redact_text
+from batchrun.send.notify import Notifier
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
@@ -51,7 +54,7 @@ from batchrun.store.opening import JobFiles, open_job
 from batchrun.store.state import JobState, save_atomic
 
 
-async def run_job(cfg: RunConfig, display: Display) -> Outcome:
+async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = None) -> Outcome:
     """Run the job to its end or a clean stop."""
     refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
@@ -73,6 +76,7 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
             if notice := canary_notice(planner):
                 display.notice(notice)
+            watch_canary(planner, notifier, state, cfg.output.name)
             shadowed = cfg.routing.shadow and not cfg.fresh
             spent = state.stats.cost_usd + (shadow_figures(shadow_file, "")["known_cost_usd"] if shadowed else 0.0)
             sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
@@ -81,11 +85,13 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
                             key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
                                                                    for p in cfg.routing.providers}})
             shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
-            parser = cfg.parser()
+            parser = job_parser(cfg, prices, targets, display)
+            budget = BudgetWatch(notifier, cfg.max_cost, cfg.notify.budget_alerts, lambda: sender.budget.spent_usd,
+                                 cfg.output.name) if notifier and cfg.max_cost else None
             pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
-                            send=shadow.wrap(sender.send) if shadow else None,
-                            after_write=shadow.written if shadow else None)
+                            send=shadow.wrap(job_send(cfg, sender.send)) if shadow else job_send(cfg, sender.send),
+                            after_write=after_each(shadow.written if shadow else None, budget))
             figures = _progress(cfg, state, clock, limiters, sender, pipe, planner)
             with _signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh):
                 async with _showing(display, state, cfg.simulate, figures):

@@ -48,6 +48,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
     if r.route is not None:
         extra["route"] = r.route
         extra["provider"] = r.provider
+    if r.chunks:
+        extra["chunks"] = r.chunks
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts}
                               for f in r.fallbacks]
@@ -95,6 +97,7 @@ def parse_result_line(raw: bytes) -> Result:
         unmetered=ex.get("unmetered") is True,
         route=ex.get("route") if isinstance(ex.get("route"), str) else None,
         provider=ex.get("provider") if isinstance(ex.get("provider"), str) else None,
+        chunks=int(ex.get("chunks") or 0),
     )
 
 
