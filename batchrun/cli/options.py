@@ -39,3 +39,7 @@ Config = Annotated[Path | None, Opt(help="Config file (default: ./batchrun.toml 
 Json = Annotated[bool, Flag("--json", help="Print JSON.")]
 Simulate = Annotated[bool, Flag("--simulate", help="Use the built-in simulator instead of a real API.")]
 Compare = Annotated[str | None, Opt(help="Also price the same tokens on these models: A,B,...")]
+NotifyUrl = Annotated[str | None, Opt(help="POST each job event (rollback, stop, budget share, complete) as "
+                                      "JSON here; env BATCHRUN_NOTIFY_URL, [notify] url.")]
+ChunkLong = Annotated[bool, Flag("--chunk-long", help="Answer a plain record over chunk_share (0.8) of its "
+                                 "model's context window in pieces.")]

@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 from batchrun.cli.options import (
     ApiKeyEnv,
     BaseUrl,
+    ChunkLong,
     Config,
     EndpointName,
     Flag,
     InputFile,
     MaxTokens,
     Model,
+    NotifyUrl,
     Opt,
     OutputFile,
     Prices,
@@ -87,12 +89,8 @@ def process(
     no_wait: Annotated[
         bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
     ] = False,
-    notify: Annotated[
-        str | None, Opt(help="POST a JSON event here: rollback, promotion, stop, budget share, job complete.")
-    ] = None,
-    chunk_long: Annotated[
-        bool, Flag("--chunk-long", help="Answer a plain record over 80% of its model's context in pieces.")
-    ] = False,
+    notify: NotifyUrl = None,
+    chunk_long: ChunkLong = False,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))
