@@ -87,6 +87,7 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self.queued = 0
 
     def notify(self, event: str, text: str, **fields: Any) -> None:
         """Queue one event's body; dropped (and counted) when the queue is full."""
@@ -96,6 +97,7 @@ class Notifier:
         data = self.scrub(orjson.dumps(body, default=str).decode()).encode()
         try:
             self.queue.put_nowait(data)
+            self.queued += 1
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -115,7 +117,7 @@ class Notifier:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                left = self.queue.qsize() + self.dropped
+                left = self.queued - self.sent - self.failed + self.dropped  # the one being posted too
                 if left and not self.failed:
                     self.warn(f"{left} notification(s) to {self.shown_url} were not sent before the job ended")
 
