@@ -88,6 +88,7 @@ class Notifier:
         self.failed = 0
         self.dropped = 0
         self.queued = 0
+        self.posting_since: float | None = None  # monotonic start of the post in progress
 
     def notify(self, event: str, text: str, **fields: Any) -> None:
         """Queue one event's body; dropped (and counted) when the queue is full."""
@@ -112,8 +113,11 @@ class Notifier:
                 yield self
             finally:
                 _CURRENT.reset(token)
+                # a receiver already failing, or hanging on a post for longer than the flush, would
+                # only hold the job's end: what is queued is let go (and said)
+                stuck = self.posting_since is not None and time.monotonic() - self.posting_since > flush_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.queue.join(), flush_s)
+                    await asyncio.wait_for(self.queue.join(), 0 if self.failed or stuck else flush_s)
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -124,9 +128,11 @@ class Notifier:
     async def _post_all(self, session: aiohttp.ClientSession) -> None:
         while True:
             data = await self.queue.get()
+            self.posting_since = time.monotonic()
             try:
                 await self._post(session, data)
             finally:
+                self.posting_since = None
                 self.queue.task_done()
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes) -> None:
