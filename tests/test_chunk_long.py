@@ -113,3 +113,32 @@ def test_split_text_goes_paragraph_then_sentence_then_word() -> None:
     words = "word " * 200
     assert all(text_tokens(p) <= 10 for p in split_text(words, 10))
     assert all(text_tokens(p) <= 5 for p in split_text("x" * 100, 5))
+
+
+def test_a_crash_resends_only_the_piece_in_flight(tmp_path: Path, sim_factory) -> None:
+    import os
+    import signal
+
+    from .test_resume import run as run_cli
+    from .test_resume import start, wait_for_lines
+
+    sim = sim_factory(context_window=WINDOW, latency_ms=300)
+    rows = [{"id": f"L{i}", "text": contract(i)} for i in range(2)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    args = ["process", str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--config",
+            str(config(tmp_path)), "--concurrency", "1", "--quiet"]
+    proc = start(args)
+    wait_for_lines(tmp_path / "in.results.jsonl.pieces", 2, proc)  # two pieces of L0 kept, the third in flight
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    done = run_cli(args)
+    assert done.returncode == 0, done.stderr
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert sorted(r["custom_id"] for r in out) == ["L0", "L1"] and all(r["error"] is None for r in out)
+    pieces = sum(r["batchrun"]["chunks"] for r in out)
+    assert sim.stats.billed <= pieces + 1  # one request was in flight (concurrency 1)
+    assert max(sim.stats.billed_by_prompt.values()) <= 2
+    assert not (tmp_path / "in.results.jsonl.pieces").exists()  # complete: nothing left to keep
+    first = next(r for r in out if r["custom_id"] == "L0")
+    chunks = first["response"]["body"]["chunks"]
+    assert first["batchrun"]["input_tokens"] == sum(c["usage"]["prompt_tokens"] for c in chunks)

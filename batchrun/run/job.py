@@ -28,7 +28,7 @@ from batchrun.route.providers import Targets
 from batchrun.run.alerts import BudgetWatch, after_each, watch_canary
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
 from batchrun.run.batch_job import run_batch_job
-from batchrun.run.chunking import job_parser, job_send
+from batchrun.run.chunking import Chunking, job_parser
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome, write_summary_json
 from batchrun.run.pipeline import Pipeline
@@ -88,12 +88,15 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
             parser = job_parser(cfg, prices, targets, display)
             budget = BudgetWatch(notifier, cfg.max_cost, cfg.notify.budget_alerts, lambda: sender.budget.spent_usd,
                                  cfg.output.name) if notifier and cfg.max_cost else None
+            chunking = Chunking(cfg, state, sender.budget)
+            send = chunking.wrap(sender.send)
             pipe = Pipeline(line_batches(cfg.input, cfg.max_line_bytes), parser, sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
-                            send=shadow.wrap(job_send(cfg, sender.send)) if shadow else job_send(cfg, sender.send),
+                            send=shadow.wrap(send) if shadow else send,
                             after_write=after_each(shadow.written if shadow else None, budget))
             figures = _progress(cfg, state, clock, limiters, sender, pipe, planner)
-            with _signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh):
+            with (_signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh),
+                  chunking.kept(lambda: pipe.stopped is None)):
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
         state.rate_limit_wait_s += limiters.waited_s

@@ -3,7 +3,8 @@ limiter, retries and fallbacks count each piece), and their answers made into th
 Result: every piece's answer in order, usage and cost summed, `chunks` the number of pieces.
 
 The pieces go one after another inside the record's worker, so the record holds one request in
-flight at a time and is written once, when its last piece is answered.
+flight at a time and is written once, when its last piece is answered; each piece answered before
+that is kept (`store.pieces`), so a crash re-sends only the piece in flight.
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ from batchrun.input.chunks import ChunkedRecord
 from batchrun.records import Record, Result, Usage
 
 Send = Callable[[Record], Awaitable[Result]]
+Answered = Callable[[Record, int], Result | None]  # a piece's answer kept by an earlier run
+Keep = Callable[[Record, int, Result], None]  # keep an answered piece until its record is written
 
 CHUNKS_OBJECT = b"batchrun.chunks"  # the body a chunked answer is written as: {"object", "chunks": [...]}
 
 
-def chunked(send: Send) -> Send:
-    """`send`, with ChunkedRecords sent piece by piece."""
+def chunked(send: Send, answered: Answered = lambda r, i: None, keep: Keep = lambda r, i, a: None) -> Send:
+    """`send`, with ChunkedRecords sent piece by piece; a piece already answered is not sent."""
 
     async def each(rec: Record) -> Result:
         if not isinstance(rec, ChunkedRecord):
             return await send(rec)
         answers: list[Result] = []
         for i, piece in enumerate(rec.pieces):
-            r = await send(piece)
+            r = answered(piece, i)
+            if r is None:
+                r = await send(piece)
+                if r.ok and i + 1 < len(rec.pieces):
+                    keep(piece, i, r)
             if not r.ok:  # the record fails as its piece did; what the others cost still counts
                 msg = f"piece {i + 1} of {len(rec.pieces)}: {r.error_message}"
                 return dataclasses.replace(_summed(r, answers), error_message=msg, chunks=len(rec.pieces))
