@@ -165,6 +165,27 @@ def test_budget_shares_and_the_budget_stop_are_posted_without_the_key(tmp_path: 
     assert all(KEY not in json.dumps(b) for _, b, _ in rec.got)
 
 
+def test_a_healthy_canary_posts_its_ramp_step_and_promotion(tmp_path: Path, sim_factory) -> None:
+    old = sim_factory(api_key=OLD)
+    new = sim_factory(api_key=NEW)
+    cfg = canary_config(tmp_path, old.url, new.url)
+    cfg.write_text(cfg.read_text().replace("share = 0.5\nwindow = 20", "ramp = [0.2, 0.5, 1.0]\nwindow = 5"))
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(150))
+    with receiving() as (rec, url):
+        res = run([str(inp), "--config", str(cfg), "--model", "old/gpt-4o-mini", "--notify", url, "--quiet",
+                   "--concurrency", "2"], env={"OLD_KEY": OLD, "NEW_KEY": NEW})
+    assert res.exit_code == 0, res.output
+    assert rec.events() == ["ramp_step", "canary_promoted", "job_complete"]
+    assert rec.got[0][1]["share"] == 0.5 and "50%" in rec.got[0][1]["text"]
+    assert rec.got[1][1]["share"] == 1.0 and "promoted" in rec.got[1][1]["text"]
+
+
+def test_a_bad_notify_url_is_a_usage_error(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1))
+    res = run([str(inp), "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--notify", "ftp://x"])
+    assert res.exit_code == 2 and "notify URL" in res.output
+
+
 def test_events_not_chosen_are_not_posted(tmp_path: Path, sim_factory) -> None:
     sim = sim_factory()
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))

@@ -61,7 +61,7 @@ def parse_notify(t: Any, url: str | None, where: str) -> NotifyConfig:
         raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected url, on, budget_alerts)")
     url = url or t.get("url")
     if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
-        raise ConfigError(f"{here}: url must be an http(s) URL")
+        raise ConfigError("the notify URL (--notify, BATCHRUN_NOTIFY_URL or [notify] url) must be an http(s) URL")
     on = t.get("on", list(EVENTS))
     if not isinstance(on, list) or any(e not in EVENTS for e in on):
         raise ConfigError(f"{here}: on must be a list of events from {', '.join(EVENTS)}")
