@@ -76,7 +76,6 @@ class ChunkingParser(LineParser):
         self.window = window
         self.unknown = unknown
         self._told: set[str] = set()
-        self.chunked = 0  # records split, for the summary's notice
 
     def parse_line(self, n: int, data: bytes | None) -> Record | Result:
         rec = super().parse_line(n, data)
@@ -97,7 +96,6 @@ class ChunkingParser(LineParser):
         pieces = self._pieces(rec, obj, most)
         if len(pieces) < 2:
             return rec
-        self.chunked += 1
         return ChunkedRecord(rec.key, rec.line, rec.model, rec.body, rec.est_input_tokens, rec.max_output_tokens,
                              rec.endpoint, rec.route_value, rec.own_model, pieces=tuple(pieces))
 
