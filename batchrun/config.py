@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchrun.account.prices import Price, load_prices_file, parse_price_tables
+from batchrun.account.prices import Price, load_prices_file, parse_price_tables, parse_windows
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
@@ -27,6 +27,7 @@ from batchrun.route.providers import check_keys
 from batchrun.route.tables import Routing, parse_routing
 from batchrun.route.when import DEFAULT_MARGIN, Margin, When
 from batchrun.secret import ApiKey, redact_text, redact_url
+from batchrun.send.notify import NotifyConfig, parse_notify
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -40,7 +41,7 @@ SIMULATE_EMBEDDING_MODEL = "text-embedding-3-small"
 # Options that do something once rather than set how a job runs: flags only.
 ACTIONS = ("fresh", "retry_failed")
 # The tables batchrun.toml may hold; any other is a typo, refused rather than ignored.
-TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow")
+TABLES = ("process", "prices", "aliases", "context_windows", "providers", "route", "canary", "shadow", "notify")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class RunConfig:
     shared_limits: str | None = None  # a Redis URL: the key's limit shared with other processes
     shared_limits_required: bool = False  # Redis down: stop (exit 75) instead of going on alone
     part: Part | None = None  # --part K/N (or --parts N and the scheduler's index): these lines only
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # --notify and [notify]: not the job's identity
+    chunk_long: bool = False  # a plain record over chunk_share of its model's window goes in pieces
+    chunk_share: float = 0.8
 
     def parser(self) -> LineParser:
         """The line parser these options shape requests with."""
@@ -167,11 +171,7 @@ def resolve(
     values = _option_values(flags, env, _file_options(doc, doc_name), doc_name)
     prices = _prices(doc, values.pop("prices", None), doc_name)
     aliases = _string_table(doc.get("aliases", {}), f"config file {doc_name}: [aliases]")
-    windows = doc.get("context_windows", {})
-    if not isinstance(windows, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in windows.values()
-    ):
-        raise ConfigError(f"config file {doc_name}: [context_windows] must map models to token counts")
+    windows = parse_windows(doc.get("context_windows", {}), f"config file {doc_name}")
     check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
@@ -199,6 +199,7 @@ def resolve(
         input=input_path, output=output, api_key=key, api_key_env=key_source, prices=prices,
         fallback_models=fallback, aliases=tuple(sorted(aliases.items())),
         context_windows=tuple(sorted(windows.items())), routing=routing,
+        notify=parse_notify(doc.get("notify"), flags.get("notify") or env.get("BATCHRUN_NOTIFY_URL"), doc_name),
         **values,
     )
     if need_key:

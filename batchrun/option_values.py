@@ -132,6 +132,12 @@ def _batch_expired(v: Any) -> str:
         raise ValueError
     return str(v)
 
+def _chunk_share(v: Any) -> float:
+    v = float(v) if isinstance(v, int | float | str) and not isinstance(v, bool) else -1.0
+    if not 0.0 < v <= 1.0:
+        raise ValueError
+    return v
+
 # name: (parser, what a good value is)
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "model": (_nonempty, "a model name"),
@@ -174,6 +180,8 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "deadline": (lambda v: parse_when(_nonempty(v)), GOOD),
     "deadline_margin": (lambda v: parse_margin(_nonempty(v)), MARGIN_GOOD),
     "batch_queue_tokens": (_pos_int, "a whole number of tokens, at least 1"),
+    "chunk_long": (_bool, "true or false"),
+    "chunk_share": (_chunk_share, "a share of the context window, over 0 and up to 1"),
 }
 # Options that are never read from the environment (the key is read from its own variable).
 NOT_FROM_ENV = {"output", "fresh", "retry_failed"}

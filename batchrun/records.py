@@ -68,6 +68,7 @@ class Result:
     route: str | None = None  # why this model: record, default, route:FIELD=VALUE, route:long, canary
     provider: str | None = None  # the configured provider that answered (None: the default endpoint)
     possibly_billed: int = 0  # attempts answered 200 with no readable answer (retried; may be billed)
+    chunks: int = 0  # --chunk-long: the record was answered in this many pieces (0: whole)
 
     @property
     def ok(self) -> bool:

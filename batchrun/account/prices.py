@@ -135,3 +135,11 @@ def load_prices_file(path: Path) -> dict[str, Price]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"prices file {path} is not valid TOML: {e}") from None
     return parse_price_tables(doc.get("models", {}), f"prices file {path}")
+
+
+def parse_windows(t: Any, where: str) -> dict[str, int]:
+    """`[context_windows]`: model names to token counts (what --chunk-long and fallbacks use when
+    the price snapshot knows no window)."""
+    if not isinstance(t, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in t.values()):
+        raise ConfigError(f"{where}: [context_windows] must map models to token counts")
+    return t

@@ -18,6 +18,7 @@ from batchrun.batch.queue import Queues, cost, holds, key, queue_refusal, waitin
 from batchrun.batch.reserve import Reserve
 from batchrun.batch.submit import Submitter
 from batchrun.records import Result
+from batchrun.send.notify import BATCH_QUEUE_REFUSED, notify
 
 _VALIDATING = (None, "validating")
 _RUNNING = ("in_progress", "finalizing")
@@ -128,6 +129,9 @@ class Scheduler:
         self.save()
         self.notice(f"batch {s.id}: refused for {s.model}'s enqueued-token limit ({message}); it waits for room, "
                     "no line failed")
+        notify(BATCH_QUEUE_REFUSED, f"batchrun: a batch of {s.requests} request(s) to {s.model} was refused for the "
+               f"provider's enqueued-token limit ({q.limit:,} tokens); it waits for room, no line failed",
+               model=s.model, shard=s.id, requests=s.requests, queue_limit=q.limit)
         return True
 
     def waiting(self) -> list[Shard]:

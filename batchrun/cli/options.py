@@ -66,3 +66,7 @@ BatchExpired = Annotated[
 NoWait = Annotated[
     bool, Flag("--no-wait", help="--batch-api: submit, collect what is finished, exit 75 while batches run.")
 ]
+NotifyUrl = Annotated[str | None, Opt(help="POST each job event (rollback, stop, budget share, complete) as "
+                                      "JSON here; env BATCHRUN_NOTIFY_URL, [notify] url.")]
+ChunkLong = Annotated[bool, Flag("--chunk-long", help="Answer a plain record over chunk_share (0.8) of its "
+                                 "model's context window in pieces.")]

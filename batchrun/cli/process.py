@@ -19,6 +19,7 @@ from batchrun.cli.options import (
     BatchExpired,
     BatchQueueTokens,
     BatchSize,
+    ChunkLong,
     Config,
     Deadline,
     DeadlineMargin,
@@ -28,6 +29,7 @@ from batchrun.cli.options import (
     MaxTokens,
     MaxWait,
     Model,
+    NotifyUrl,
     NoWait,
     Opt,
     OutputFile,
@@ -95,6 +97,7 @@ def process(
     no_wait: NoWait = False,
     deadline: Deadline = None, deadline_margin: DeadlineMargin = None,
     batch_queue_tokens: BatchQueueTokens = None,
+    notify: NotifyUrl = None, chunk_long: ChunkLong = False,
 ) -> None:
     """Send every record of INPUT to the API and write one result line per record."""
     _process(dict(locals()))
@@ -103,6 +106,7 @@ def process(
 def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
+    from batchrun.run.alerts import run_notified
     from batchrun.run.deadline import run_deadline_job
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
@@ -123,7 +127,7 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGHUP, _early_signal)
     try:
-        outcome = asyncio.run(run_deadline_job(cfg, display) if cfg.deadline is not None else run_job(cfg, display))
+        outcome = asyncio.run(run_notified(cfg, display, run_deadline_job if cfg.deadline is not None else run_job))
         if html_report is not None:
             _html_report(cfg.output, html_report, display)
     finally:

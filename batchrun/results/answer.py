@@ -16,6 +16,9 @@ def answer_text(body: Any) -> str | None:
     as text; None when the body holds none of these."""
     if not isinstance(body, dict):
         return None
+    if body.get("object") == "batchrun.chunks" and isinstance(body.get("chunks"), list):  # --chunk-long
+        texts = [answer_text(b) for b in body["chunks"]]
+        return None if None in texts else "\n\n".join(t for t in texts if t is not None)
     choices = body.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         return _choice_text(choices[0])

@@ -47,8 +47,9 @@ def look_s(seconds_left: float) -> float:
 SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a tenth at most
 
 
-async def run_deadline_job(cfg: RunConfig, display: Display) -> Outcome:
-    """Run a job against its deadline, through the Batch API flow with the planner deciding."""
+async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = None) -> Outcome:
+    """Run a job against its deadline, through the Batch API flow with the planner deciding (its start
+    and end are posted by `run/alerts`; `notifier` is taken for that call's shape)."""
     if cfg.routing.route or cfg.routing.canary or cfg.routing.shadow:  # per live request: batches have none
         raise ConfigError("--deadline does not take [route], [canary] or [shadow] from the config (each is a "
                           "decision per live request, and part of the job goes through batches)")

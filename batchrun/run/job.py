@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
@@ -27,8 +28,10 @@ from batchrun.limit.limiter import Limiters
 from batchrun.limit.shared import shared_limits
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
+from batchrun.run.alerts import BudgetWatch, after_each, watch_canary
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
 from batchrun.run.batch_job import run_batch_job
+from batchrun.run.chunking import Chunking, job_parser
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome, write_summary_json
 from batchrun.run.pipeline import Pipeline
@@ -44,6 +47,7 @@ from batchrun.run.routing import (
     warn_routing,
 )
 from batchrun.secret import redact_text
+from batchrun.send.notify import Notifier
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
@@ -53,7 +57,7 @@ from batchrun.store.opening import JobFiles, open_job
 from batchrun.store.state import JobState, save_atomic
 
 
-async def run_job(cfg: RunConfig, display: Display) -> Outcome:
+async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = None) -> Outcome:
     """Run the job to its end or a clean stop."""
     refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
@@ -81,22 +85,22 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
             planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
             if notice := canary_notice(planner):
                 display.notice(notice)
-            shadowed = cfg.routing.shadow and not cfg.fresh
-            spent = state.stats.cost_usd + (shadow_figures(shadow_file, "")["known_cost_usd"] if shadowed else 0.0)
-            sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
-                            RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                            cfg.fallback_models, planner=planner, targets=targets,
-                            key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
-                                                                   for p in cfg.routing.providers}})
+            watch_canary(planner, notifier, state, cfg.output.name)
+            sender = _sender(cfg, state, by_provider, limiters, prices, planner, targets, shadow_file)
             shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
-            parser = cfg.parser()
+            parser = job_parser(cfg, prices, targets, display)
+            budget = BudgetWatch(notifier, cfg.max_cost, cfg.notify.budget_alerts, lambda: sender.budget.spent_usd,
+                                 cfg.output.name) if notifier and cfg.max_cost else None
+            chunking = Chunking(cfg, state, sender.budget)
+            send = chunking.wrap(sender.send)
             lines = line_batches(cfg.input, cfg.max_line_bytes, part.bounds() if part else None)
             pipe = Pipeline(lines, parser, sender, state,
                             cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
-                            send=shadow.wrap(sender.send) if shadow else None,
-                            after_write=shadow.written if shadow else None)
+                            send=shadow.wrap(send) if shadow else send,
+                            after_write=after_each(shadow.written if shadow else None, budget))
             figures = _progress(cfg, state, clock, limiters, sender, pipe, planner)
-            with _signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh):
+            with (_signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh),
+                  chunking.kept(lambda: pipe.stopped is None)):
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
         state.rate_limit_wait_s += limiters.waited_s
@@ -111,6 +115,18 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     _report(cfg, display, state, pipe, summ)
     warn_routing(cfg, planner, shadow, summ, display)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
+
+
+def _sender(cfg: RunConfig, state: JobState, by_provider: Any, limiters: Limiters, prices: PriceBook,
+            planner: Any, targets: Targets, shadow_file: Path) -> Sender:
+    """The job's sender; its budget starts from everything billed so far, the shadow's answers too."""
+    shadowed = cfg.routing.shadow and not cfg.fresh
+    spent = state.stats.cost_usd + (shadow_figures(shadow_file, "")["known_cost_usd"] if shadowed else 0.0)
+    return Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
+                  RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
+                  cfg.fallback_models, planner=planner, targets=targets,
+                  key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
+                                                         for p in cfg.routing.providers}})
 
 
 class _JobClock:

@@ -232,7 +232,7 @@ class Pipeline:
                         key_only(n, data)
                         continue
                     item = parse(n, data)
-                    if type(item) is Record:
+                    if type(item) is Record or isinstance(item, Record):  # the second: --chunk-long's
                         await feed.put(item)
                     elif not self._write(item):  # type: ignore[arg-type]
                         return

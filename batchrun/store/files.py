@@ -23,6 +23,7 @@ def job_files(input_path: Path | None, output: Path) -> dict[str, Path]:
         "the results": output, "the checkpoint": checkpoint_path(output),
         "the lock": lock_path(output), "the shadow answers": shadow_path(output),
         "the Batch API shards": output.with_name(output.name + ".batches"),
+        "the answered pieces": output.with_name(output.name + ".pieces"),
     }
 
 

@@ -50,6 +50,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
     if r.route is not None:
         extra["route"] = r.route
         extra["provider"] = r.provider
+    if r.chunks:
+        extra["chunks"] = r.chunks
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts,
                                **({"rate_limited": f.rate_limited} if f.rate_limited else {})}
@@ -100,6 +102,7 @@ def parse_result_line(raw: bytes) -> Result:
         possibly_billed=_int(ex.get("possibly_billed")),
         route=ex.get("route") if isinstance(ex.get("route"), str) else None,
         provider=ex.get("provider") if isinstance(ex.get("provider"), str) else None,
+        chunks=int(ex.get("chunks") or 0),
     )
 
 
