@@ -196,3 +196,19 @@ def test_batches_lists_the_jobs_batches_and_cancel_keeps_what_they_answered(tmp_
     _once_and_succeeded(read_results(tmp_path / "in.results.jsonl"), 90)
     summ = json.loads((tmp_path / "in.summary.json").read_text())
     assert [b["status"] for b in summ["batches"][:3]] == ["cancelled"] * 3 and sim.stats.batch_billed == 90
+
+
+def test_a_refusal_for_the_queue_is_posted_to_notify(tmp_path: Path, sim_factory: Any) -> None:
+    from .test_notify import receiving
+
+    rows = plain_records(200)
+    sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=_sim_tokens(rows) * 4 // 10)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    with receiving() as (rec, url):
+        res = _run(sim, inp, "--batch-size", "200", "--notify", url)  # one shard over the queue: refused once
+    assert res.exit_code == 0, res.output
+    assert sim.stats.batches_refused_queue >= 1
+    refused = [b for _, b, _ in rec.got if b["event"] == "batch_queue_refused"]
+    assert len(refused) == sim.stats.batches_refused_queue
+    assert refused[0]["model"] == MODEL and "enqueued-token limit" in refused[0]["text"]
+    assert rec.events()[-1] == "job_complete"
