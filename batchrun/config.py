@@ -49,6 +49,7 @@ class RunConfig:
     input: Path
     output: Path
     model: str | None = None
+    model_field: str | None = None  # the plain records' field that picks the model (else `model` is data)
     base_url: str = DEFAULT_BASE_URL
     api_key: ApiKey = field(default_factory=lambda: ApiKey(None))
     api_key_env: str = " or ".join(KEY_ENVS)  # where the key was read from, for messages
@@ -89,8 +90,8 @@ class RunConfig:
         """The line parser these options shape requests with."""
         return LineParser(
             Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases,
-                    endpoint=self.endpoint,
-                    route_field=self.routing.route.field if self.routing.route else None),
+                    endpoint=self.endpoint, model_field=self.model_field,
+                    **(self.routing.route.shaping() if self.routing.route else {})),
             self.max_line_bytes,
         )
 
@@ -121,6 +122,7 @@ class RunConfig:
             **self.routing.identity(),
             # chat, the default, is left out: a job begun before --endpoint existed resumes
             **({"endpoint": self.endpoint} if self.endpoint != "chat" else {}),
+            **({"model_field": self.model_field} if self.model_field else {}),
         }
 
 

@@ -19,6 +19,7 @@ from batchrun.cli.options import (
     Json,
     MaxTokens,
     Model,
+    ModelField,
     Opt,
     Prices,
     Simulate,
@@ -53,6 +54,7 @@ def status(
 def estimate(
     input: InputFile,
     model: Model = None,
+    model_field: ModelField = None,
     template: Template = None,
     system: System = None,
     max_tokens: MaxTokens = None,
@@ -69,7 +71,7 @@ def estimate(
     from batchrun.run.estimate import estimate_file, estimate_report
     from batchrun.show.tables import format_estimate
 
-    flags = {"input": input, "model": model, "template": template, "system": system,
+    flags = {"input": input, "model": model, "model_field": model_field, "template": template, "system": system,
              "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url}
     cfg = resolve(flags, config_path=config, need_key=False)
     book = cfg.price_book()
