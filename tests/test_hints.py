@@ -4,6 +4,7 @@ simulator that counts what it receives."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
@@ -61,6 +62,9 @@ def test_interrupt_of_a_fresh_run_hints_a_resume_that_sends_nothing_twice(tmp_pa
     assert second.returncode == 130, err
     done = len(read_results(out))
     hint = _hint(err, "to resume, run:")
+    st = json.loads(subprocess.run([sys.executable, "-m", "batchrun", "status", str(inp), "--json"], env=env(),
+                                   capture_output=True, text=True, timeout=60).stdout)
+    assert st["next"] == f"run {shlex.join(['batchrun', *hint])} again to resume"  # status says the same
     third = subprocess.run([sys.executable, "-m", "batchrun", *hint], env=env(), capture_output=True, text=True,
                            timeout=60)
     assert third.returncode == 0, third.stderr
