@@ -68,7 +68,9 @@ def test_a_file_that_is_not_jsonl_is_one_sentence_before_anything_is_sent(tmp_pa
     sim = sim_factory()
     good = b'{"id": 1, "text": "hi"}\n{"id": 2, "text": "there"}\n'
     cases = {
-        "t.jsonl.gz": (gzip.compress(good), "is gzip-compressed, not JSONL: decompress it first"),
+        "t.csv.gz": (gzip.compress(CSV), "looks like CSV, not JSONL"),
+        "t.zst": (b"(\xb5/\xfd" + bytes(50), "is zstd-compressed, not JSONL: decompress it first"),
+        "bad.jsonl.gz": (b"\x1f\x8b\x08" + bytes(40), "is not a readable gzip file"),
         "t.csv": (CSV, "looks like CSV, not JSONL (its first line is 'id,text,model')"),
         "t.bin": (bytes(range(256)) * 4, "holds binary data (it has NUL bytes)"),
         "t.txt": (b"hello\nworld\n", "does not start with JSON"),
@@ -88,3 +90,40 @@ def test_a_file_that_is_not_jsonl_is_one_sentence_before_anything_is_sent(tmp_pa
     inp.write_bytes(b'{"id": 0, "text": \n' + good)
     res = cli(["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet"])
     assert res.exit_code == 1 and len(read_results(tmp_path / "ok.results.jsonl")) == 3
+
+
+def test_a_gzip_input_is_read_as_it_is_with_its_lines_numbered_and_resumed(tmp_path: Path, sim_factory) -> None:
+    import gzip
+
+    from batchrun.input.gz import Gunzip
+
+    sim = sim_factory()
+    rows: list[Any] = [{"id": f"r{i}", "max_tokens": 10, "text": f"word {i} " * 10} for i in range(30)]
+    rows[4] = "{bad line"  # line 5
+    text = b"".join((r if isinstance(r, str) else json.dumps(r)).encode() + b"\n" for r in rows)
+    inp = tmp_path / "t.jsonl.gz"
+    inp.write_bytes(gzip.compress(text[:1000]) + gzip.compress(text[1000:]))  # two members, as `cat` makes
+    assert b"".join(Gunzip(7).feed(inp.read_bytes())) == text  # in pieces of at most 7 bytes
+    prices = tmp_path / "p.toml"
+    prices.write_text('[models."m"]\ninput = 1000\noutput = 1000\n')
+    out = tmp_path / "t.jsonl.results.jsonl"
+    base = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--prices", str(prices), "--quiet",
+            "--concurrency", "2", "-o", str(out)]
+    assert cli([*base, "--max-cost", "0.5"]).exit_code == 3  # stopped part way
+    first = len(read_results(out))
+    assert 0 < first < 30
+    res = cli([*base, "--max-cost", "100"])  # resumed: the same job (its identity), the rest of it
+    assert res.exit_code == 1, res.output
+    results = read_results(out)
+    assert len(results) == 30 and sim.stats.requests == 29  # nothing sent twice; the bad line never
+    lines = {r["custom_id"]: r["batchrun"]["line"] for r in results}
+    assert lines["r0"] == 1 and lines["line-5"] == 5 and lines["r29"] == 30
+    st = json.loads(cli(["status", str(inp), "-o", str(out), "--json"]).stdout)
+    assert st["records"]["total"] == 30 and st["state"] == "complete"
+    csv_out = tmp_path / "t.csv"
+    assert cli(["export", str(out), "--input", str(inp), "-o", str(csv_out)]).exit_code == 0
+    assert csv_out.read_text(encoding="utf-8-sig").count("\n") == 31  # a header and a row per line
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(text)[:-20])
+    res = cli(["process", str(cut), "--base-url", sim.url, "--model", "m", "--quiet"])
+    assert res.exit_code == 2 and "cut short" in res.output and sim.stats.requests == 29

@@ -1,17 +1,21 @@
 """Stream the input file as numbered lines.
 
 The file is read in chunks and split on newlines here, so memory stays flat whatever the file's
-size and no line costs a thread hop of its own."""
+size and no line costs a thread hop of its own. A gzip file is read through its decompression,
+chunk by chunk: its lines are numbered as the uncompressed file's."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiofiles
 
-from batchrun.errors import reading
+from batchrun.errors import InputError, reading
+from batchrun.input.gz import GZIP_MAGIC, Gunzip
 
 CHUNK = 1 << 20
 
@@ -36,13 +40,14 @@ async def line_batches(
     """
     with reading("input file", path):
         f = await aiofiles.open(path, "rb")
+    chunks = _chunks(f, path)
     number = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
     first = True
     try:
-        while chunk := await f.read(CHUNK):
+        async for chunk in chunks:
             if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
                 first = False
                 if chunk.startswith(b"\xef\xbb\xbf"):
@@ -79,7 +84,25 @@ async def line_batches(
             if not line.isspace():
                 yield [(number + 1, line)]
     finally:
+        await chunks.aclose()
         await f.close()
+
+
+async def _chunks(f: Any, path: Path) -> AsyncGenerator[bytes, None]:
+    """The file's bytes in chunks; a gzip file's decompressed, streamed (`.jsonl.gz` read as it is)."""
+    chunk = await f.read(CHUNK)
+    gz = Gunzip(CHUNK) if chunk.startswith(GZIP_MAGIC) else None
+    while chunk:
+        if gz is None:
+            yield chunk
+        else:
+            try:
+                pieces = list(gz.feed(chunk))  # at most a chunk each, a few per chunk read
+            except zlib.error as e:
+                raise InputError(f"input file {path} is not a readable gzip file ({e})") from None
+            for piece in pieces:
+                yield piece
+        chunk = await f.read(CHUNK)
 
 
 async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:

@@ -4,18 +4,19 @@ and a "complete" job."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import orjson
 
 from batchrun.errors import InputError, reading
+from batchrun.input.gz import GZIP_MAGIC, Gunzip
 
 HEAD = 64 << 10  # enough for the first lines of any JSONL worth sniffing
 FIRST_LINES = 5  # lines that all look like no JSON at all: not a JSONL file
 
 # magic numbers of files people compress or archive JSONL into
 _MAGIC = (
-    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip -k {path})"),
     (b"(\xb5/\xfd", "zstd-compressed", "decompress it first (zstd -d {path})"),
     (b"BZh", "bzip2-compressed", "decompress it first (bunzip2 -k {path})"),
     (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz -k {path})"),
@@ -30,6 +31,11 @@ def sniff_input(path: Path) -> None:
         return
     with reading("input file", path), open(path, "rb") as f:
         head = f.read(HEAD)
+    if head.startswith(GZIP_MAGIC):  # read as it is (input/lines): what matters is what it holds
+        try:
+            head = next(Gunzip(HEAD).feed(head), b"")
+        except zlib.error as e:
+            raise InputError(f"input file {path} is not a readable gzip file ({e})") from None
     if reason := not_jsonl(head, str(path)):
         raise InputError(f"input file {path} {reason}")
 

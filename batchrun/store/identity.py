@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import zlib
 from pathlib import Path
 from typing import Any
 
+from batchrun.errors import InputError
+from batchrun.input.gz import GZIP_MAGIC, Gunzip
+
+CHUNK = 1 << 20
+
 
 def fingerprint(path: Path) -> tuple[dict[str, Any], int]:
-    """Size and BLAKE2b of the input, and its line count, in one read."""
+    """Size and BLAKE2b of the input (as stored: a `.jsonl.gz` as compressed), and its line count
+    (a gzip file's as uncompressed, checked whole here: a corrupt or cut-short one is refused)."""
     h = hashlib.blake2b(digest_size=16)
     lines = 0
     last = b"\n"
     size = 0
+    gz: Gunzip | None = None
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
+        while chunk := f.read(CHUNK):
             h.update(chunk)
-            lines += chunk.count(b"\n")
             size += len(chunk)
-            last = chunk[-1:]
+            if size == len(chunk) and chunk.startswith(GZIP_MAGIC):
+                gz = Gunzip(CHUNK)
+            try:
+                for text in gz.feed(chunk) if gz is not None else (chunk,):
+                    lines += text.count(b"\n")
+                    last = text[-1:]
+            except zlib.error as e:
+                raise InputError(f"input file {path} is not a readable gzip file ({e})") from None
+    if gz is not None and not gz.finished():
+        raise InputError(f"input file {path} is a gzip file cut short (its end is missing): copy it whole again")
     return {"size": size, "blake2b": h.hexdigest()}, lines + (last != b"\n")
-
