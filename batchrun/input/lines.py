@@ -7,6 +7,7 @@ chunk by chunk: its lines are numbered as the uncompressed file's."""
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +41,14 @@ async def line_batches(
     """
     with reading("input file", path):
         f = await aiofiles.open(path, "rb")
-    chunks = _chunks(f, path)
+    chunks = _Chunks(f, path)
     number = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
     first = True
     try:
-        async for chunk in chunks:
+        while chunk := await chunks.next():
             if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
                 first = False
                 if chunk.startswith(b"\xef\xbb\xbf"):
@@ -84,25 +85,34 @@ async def line_batches(
             if not line.isspace():
                 yield [(number + 1, line)]
     finally:
-        await chunks.aclose()
         await f.close()
 
 
-async def _chunks(f: Any, path: Path) -> AsyncGenerator[bytes, None]:
-    """The file's bytes in chunks; a gzip file's decompressed, streamed (`.jsonl.gz` read as it is)."""
-    chunk = await f.read(CHUNK)
-    gz = Gunzip(CHUNK) if chunk.startswith(GZIP_MAGIC) else None
-    while chunk:
-        if gz is None:
-            yield chunk
-        else:
+class _Chunks:
+    """The file's bytes in chunks; a gzip file's decompressed as it streams (`.jsonl.gz` read as it
+    is). A plain object, not a generator: the reader's `finally` has only the file to close."""
+
+    def __init__(self, f: Any, path: Path) -> None:
+        self.f = f
+        self.path = path
+        self.gz: Gunzip | None = None
+        self.started = False
+        self.pieces: deque[bytes] = deque()  # decompressed, at most a chunk each
+
+    async def next(self) -> bytes:
+        """The next chunk; b"" at the end."""
+        while not self.pieces:
+            chunk = await self.f.read(CHUNK)
+            if not self.started:
+                self.started = True
+                self.gz = Gunzip(CHUNK) if chunk.startswith(GZIP_MAGIC) else None
+            if self.gz is None or not chunk:
+                return chunk
             try:
-                pieces = list(gz.feed(chunk))  # at most a chunk each, a few per chunk read
+                self.pieces.extend(self.gz.feed(chunk))
             except zlib.error as e:
-                raise InputError(f"input file {path} is not a readable gzip file ({e})") from None
-            for piece in pieces:
-                yield piece
-        chunk = await f.read(CHUNK)
+                raise InputError(f"input file {self.path} is not a readable gzip file ({e})") from None
+        return self.pieces.popleft()
 
 
 async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:
