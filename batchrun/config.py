@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchrun.account.prices import Price, load_prices_file, parse_price_tables, parse_windows
+from batchrun.account.prices import Price, parse_windows, user_prices
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
@@ -50,6 +50,7 @@ class RunConfig:
     input: Path
     output: Path
     model: str | None = None
+    model_field: str | None = None  # the plain records' field that picks the model (else `model` is data)
     base_url: str = DEFAULT_BASE_URL
     api_key: ApiKey = field(default_factory=lambda: ApiKey(None))
     api_key_env: str = " or ".join(KEY_ENVS)  # where the key was read from, for messages
@@ -99,8 +100,8 @@ class RunConfig:
         """The line parser these options shape requests with."""
         return LineParser(
             Shaping(self.model, self.template, self.system, self.max_tokens, self.default_max_output, self.aliases,
-                    endpoint=self.endpoint,
-                    route_field=self.routing.route.field if self.routing.route else None),
+                    endpoint=self.endpoint, model_field=self.model_field,
+                    **(self.routing.route.shaping() if self.routing.route else {})),
             self.max_line_bytes,
         )
 
@@ -132,6 +133,7 @@ class RunConfig:
             # chat, the default, is left out: a job begun before --endpoint existed resumes
             **({"endpoint": self.endpoint} if self.endpoint != "chat" else {}),
             **({"part": str(self.part)} if self.part else {}),
+            **({"model_field": self.model_field} if self.model_field else {}),
         }
 
 
@@ -169,7 +171,7 @@ def resolve(
     env = os.environ if env is None else env
     doc, doc_name = read_config_file(config_path)
     values = _option_values(flags, env, _file_options(doc, doc_name), doc_name)
-    prices = _prices(doc, values.pop("prices", None), doc_name)
+    prices = user_prices(doc, values.pop("prices", None), doc_name)
     aliases = _string_table(doc.get("aliases", {}), f"config file {doc_name}: [aliases]")
     windows = parse_windows(doc.get("context_windows", {}), f"config file {doc_name}")
     check_text(values)
@@ -265,16 +267,6 @@ def _option_values(
             raise ConfigError(f"invalid {name.replace('_', '-')} from {source}: expected {good}, "
                               f"got {shown}") from None
     return values
-
-
-def _prices(doc: dict[str, Any], prices_file: Path | None, doc_name: str) -> dict[str, Price]:
-    """User prices: the config file's `[prices]` tables, then --prices on top."""
-    prices: dict[str, Price] = {}
-    if isinstance(doc.get("prices"), dict):
-        prices.update(parse_price_tables(doc["prices"].get("models", {}), f"config file {doc_name}"))
-    if prices_file is not None:
-        prices.update(load_prices_file(prices_file))
-    return prices
 
 
 def _string_table(t: Any, where: str) -> dict[str, str]:

@@ -4,7 +4,8 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
     BatchrunError                 message, exit_code
     ├── ConfigError               bad option, config file or environment (exit 2)
     ├── InputError                unreadable input file (exit 2); bad *lines* are results instead
-    ├── JobError                  resume refused, job locked (exit 2)
+    ├── JobError                  resume refused (exit 2)
+    ├── JobBusy                   another process holds the job's lock (exit 75)
     ├── BudgetReached             the next request would cross --max-cost: the job stops (exit 3)
     ├── WaitTooLong               a 429 asks to wait longer than --max-wait: the job stops (exit 75)
     ├── ProviderDown              every recent attempt failed, no fallback left: the job stops (exit 75)
@@ -130,6 +131,12 @@ class JobError(BatchrunError):
     """The job cannot start: resume refused, or another process holds it."""
 
     exit_code = ExitCode.USAGE
+
+
+class JobBusy(BatchrunError):
+    """Another process holds the job's lock: busy, not broken; run again later (exit 75)."""
+
+    exit_code = ExitCode.TRY_LATER
 
 
 class BudgetReached(BatchrunError):

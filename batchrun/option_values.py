@@ -141,6 +141,7 @@ def _chunk_share(v: Any) -> float:
 # name: (parser, what a good value is)
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "model": (_nonempty, "a model name"),
+    "model_field": (_nonempty, "the name of a field of the plain records"),
     "base_url": (_url, "an http(s) URL"),
     "api_key_env": (_env_name, "the name of an environment variable (the key itself is never taken)"),
     "concurrency": (_pos_int, "a whole number of at least 1"),

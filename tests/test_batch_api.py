@@ -297,7 +297,7 @@ def test_a_providers_models_go_to_its_own_batches(tmp_path: Path, sim_factory: A
     conf = tmp_path / "batchrun.toml"
     conf.write_text(f'[providers.other]\nbase_url = "{there.url}"\napi_key_env = "OTHER_KEY"\n')
     res = run([str(inp), "--base-url", here.url, "--model", "gpt-4o-mini", "--batch-api", "--config", str(conf),
-               "--quiet"], env={"OTHER_KEY": "other-key"})
+               "--quiet", "--model-field", "model"], env={"OTHER_KEY": "other-key"})
     assert res.exit_code == 0, res.output
     by_id = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
     assert len(by_id) == 8 and all(o["error"] is None for o in by_id.values())
@@ -366,7 +366,7 @@ def test_a_providers_expired_lines_go_live_to_that_provider(tmp_path: Path, sim_
     conf = tmp_path / "batchrun.toml"
     conf.write_text(f'[providers.other]\nbase_url = "{there.url}"\napi_key_env = "OTHER_KEY"\n')
     res = run([str(inp), "--base-url", here.url, "--batch-api", "--batch-expired", "live", "--config", str(conf),
-               "--quiet"], env={"OTHER_KEY": "other-key"})
+               "--quiet", "--model-field", "model"], env={"OTHER_KEY": "other-key"})
     assert res.exit_code == 0, res.output
     out = read_results(tmp_path / "in.results.jsonl")
     assert _lines(out) == Counter({f"o{i}": 1 for i in range(40)})

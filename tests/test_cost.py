@@ -101,7 +101,8 @@ def test_fallback_on_404_context_length_and_exhausted_retries(tmp_path: Path, si
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     summary = tmp_path / "s.json"
     res = cli(["process", str(inp), "--base-url", sim.url, "--quiet", "--config", str(cfg),
-               "--fallback-model", "deepseek-chat", "--max-attempts", "2", "--summary-json", str(summary)])
+               "--fallback-model", "deepseek-chat", "--max-attempts", "2", "--summary-json", str(summary),
+               "--model-field", "model"])
     assert res.exit_code == 0, res.output
     out = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
     reasons = {k: [(f["from"], f["reason"]) for f in o["batchrun"].get("fallbacks", [])] for k, o in out.items()}

@@ -64,7 +64,8 @@ def test_export_of_a_600_record_run_is_in_input_order_with_right_statuses(tmp_pa
     rows, expected = _input_600()
     inp = write_jsonl(tmp_path / "tickets.jsonl", rows)
     out = tmp_path / "tickets.results.jsonl"
-    res = run([str(inp), "--base-url", sim.url, "--quiet", "--concurrency", "32", "--max-attempts", "2"])
+    res = run([str(inp), "--base-url", sim.url, "--quiet", "--concurrency", "32", "--max-attempts", "2",
+               "--model-field", "model"])
     assert res.exit_code == 1, res.output
     lines = out.read_bytes().splitlines(keepends=True)
     assert len(lines) == len(expected)

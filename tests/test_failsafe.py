@@ -37,7 +37,8 @@ def test_provider_down_stops_resumable_then_the_next_run_finishes_every_record_o
     first = run(args)
     assert first.returncode == 75, first.stderr
     assert time.monotonic() - started < 60
-    assert "Traceback" not in first.stderr and "run the same command again later" in first.stderr
+    assert "Traceback" not in first.stderr and "resume later with: batchrun process" in first.stderr
+    assert "error: " in first.stderr and "warning: cannot connect" not in first.stderr  # a stop, not a warning
     assert f"cannot connect to 127.0.0.1:{port} (connection refused)" in first.stderr  # not the library's text
     assert read_results(out) == []  # no record was marked failed for the outage
     status = json.loads(run(["status", str(inp), "--json"]).stdout)

@@ -103,9 +103,10 @@ def test_estimate_refuses_a_template_that_cannot_shape_the_records(tmp_path: Pat
 def test_estimate_with_no_model_anywhere_says_name_a_model(tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", [*plain_records(300), "{bad"])
     one_sentence_exit_2(cli(["estimate", str(inp)]), "name a model: records without one need --model")
-    mixed = write_jsonl(tmp_path / "mixed.jsonl", [{"id": "a", "text": "x", "model": "gpt-4o-mini"},
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [{"id": "a", "text": "x", "engine": "gpt-4o-mini"},
                                                    {"id": "b", "text": "y"}])
-    res = cli(["estimate", str(mixed), "--json"])  # some records name their model: bad lines, not a flag
+    # some records name their model: bad lines, not a flag
+    res = cli(["estimate", str(mixed), "--json", "--model-field", "engine"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["lines"] == {"valid": 1, "invalid": 1}
 

@@ -147,7 +147,7 @@ long = { over_tokens = 200, model = "old/gpt-4.1-mini" }
     rows = [{"id": "a", "text": "hi", "task": "chat"}, {"id": "b", "text": "hi", "task": "other"},
             {"id": "c", "text": "word " * 400, "task": "chat"}, {"id": "d", "text": "hi", "model": "old/sim-small"}]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    done, _ = process(tmp_path, inp, cfg)
+    done, _ = process(tmp_path, inp, cfg, "--model-field", "model")
     assert done.returncode == 0, done.stderr
     got = {r["custom_id"]: (r["batchrun"]["model"], r["batchrun"]["route"]) for r in read_results(
         tmp_path / "in.results.jsonl")}

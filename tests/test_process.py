@@ -93,7 +93,8 @@ def test_exhausted_retries_and_fatal_errors_are_error_lines(tmp_path: Path, sim_
     sim = sim_factory(failing_models=("busy",))
     rows = plain_records(20) + [{**r, "model": "busy"} for r in plain_records(4, prefix="b")]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    res = run([str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--max-attempts", "3"])
+    res = run([str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--max-attempts", "3",
+               "--model-field", "model"])
     assert res.exit_code == 1
     out = {o["custom_id"]: o for o in read_results(tmp_path / "in.results.jsonl")}
     assert len(out) == 24

@@ -16,6 +16,9 @@ from batchrun.sim.classify import classification
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# The sample inputs the quick start reads, by name: never whatever else a user left in samples/
+# (the quick start itself writes samples/support_tickets.results.jsonl there).
+SAMPLE_INPUTS = ("support_tickets.jsonl", "reviews_batch.jsonl")
 CATEGORIES = {"billing", "shipping", "technical", "account", "feedback", "other"}
 
 
@@ -29,9 +32,23 @@ def quick_start_template() -> str:
     return m[1]
 
 
+def copy_sample_inputs(dest: Path, samples: Path = SAMPLES) -> None:
+    for name in SAMPLE_INPUTS:
+        shutil.copy(samples / name, dest / name)
+
+
+def test_the_quick_start_copies_only_its_inputs_not_a_users_results(tmp_path: Path) -> None:
+    samples, dest = tmp_path / "samples", tmp_path / "dest"
+    samples.mkdir()
+    dest.mkdir()
+    for name in (*SAMPLE_INPUTS, "support_tickets.results.jsonl", "mine.jsonl"):
+        (samples / name).write_text("{}\n")
+    copy_sample_inputs(dest, samples)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(SAMPLE_INPUTS)
+
+
 def test_the_quick_start_classifies_the_tickets_and_exports_category_and_urgency(tmp_path: Path) -> None:
-    for sample in SAMPLES.glob("*.jsonl"):
-        shutil.copy(sample, tmp_path / sample.name)
+    copy_sample_inputs(tmp_path)
     runner = CliRunner()
     inp = tmp_path / "support_tickets.jsonl"
     res = runner.invoke(app, ["process", str(inp), "--simulate", "--quiet", "--template", quick_start_template()],

@@ -48,10 +48,13 @@ def test_plain_record_with_template_and_system() -> None:
 
 
 def test_plain_record_without_template_sends_text_and_own_model() -> None:
-    r = parse(b'{"text": "hola", "model": "own-model"}', n=9)
+    r = parse(b'{"text": "hola", "engine": "own-model", "model": "Corolla"}', Shaping(model="m", model_field="engine"),
+              n=9)
     assert isinstance(r, Record)
-    assert r.key == "line-9" and r.model == "own-model"
+    assert r.key == "line-9" and r.model == "own-model" and r.own_model
     assert r.body["messages"] == [{"role": "user", "content": "hola"}]
+    r = parse(b'{"text": "hola", "model": "Corolla"}', n=9)  # a plain record's `model` is data
+    assert isinstance(r, Record) and r.model == "m" and not r.own_model
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def _two_model_run(tmp_path: Path, sim_factory: Any) -> Path:
     rows.append("{bad line")
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     res = run([str(inp), "--base-url", sim.url, "--quiet", "--concurrency", "16", "--max-attempts", "1",
-               "--html-report", str(tmp_path / "run.html")])
+               "--html-report", str(tmp_path / "run.html"), "--model-field", "model"])
     assert res.exit_code == 1, res.output
     return tmp_path / "in.results.jsonl"
 

@@ -103,7 +103,7 @@ def test_signal_drains_in_flight_and_rerun_sends_zero_duplicates(
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == code, stderr
-    assert "to resume, run the same command again" in stderr
+    assert "to resume, run: batchrun process" in stderr
     written = len(read_results(out))
     assert written < 120
     assert sim.stats.ok == written  # every request sent was finished and written
@@ -175,8 +175,9 @@ def test_second_process_on_same_job_refuses(tmp_path: Path, sim_factory) -> None
     try:
         wait_for_lines(out, 1, first)
         second = run(args)
-        assert second.returncode == 2
-        assert f"PID {first.pid}" in second.stderr and "running this job" in second.stderr
+        assert second.returncode == 75  # busy, not broken: a cron monitor tells it from a config error
+        assert f"PID {first.pid} on " in second.stderr and "running since 20" in second.stderr
+        assert "running this job" in second.stderr and "to go on, run: batchrun process" in second.stderr
         st = json.loads(run(["status", str(inp), "--json"]).stdout)
         assert st["state"] == "running" and st["active_pid"] == first.pid
     finally:

@@ -143,3 +143,13 @@ def parse_windows(t: Any, where: str) -> dict[str, int]:
     if not isinstance(t, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in t.values()):
         raise ConfigError(f"{where}: [context_windows] must map models to token counts")
     return t
+
+
+def user_prices(doc: dict[str, Any], prices_file: Path | None, doc_name: str) -> dict[str, Price]:
+    """User prices: the config file's `[prices]` tables, then --prices on top."""
+    prices: dict[str, Price] = {}
+    if isinstance(doc.get("prices"), dict):
+        prices.update(parse_price_tables(doc["prices"].get("models", {}), f"config file {doc_name}"))
+    if prices_file is not None:
+        prices.update(load_prices_file(prices_file))
+    return prices

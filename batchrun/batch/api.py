@@ -198,8 +198,8 @@ def _local(path: Path, doing: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise WriteFailed(f"cannot {doing} {path}: {e.strerror or e}; nothing was lost: free space, then run "
-                          "the same command again to collect") from None
+        raise WriteFailed(f"cannot {doing} {path}: {e.strerror or e}; nothing was lost: free space "
+                          "first") from None
 
 
 def _loads(raw: bytes) -> Any:

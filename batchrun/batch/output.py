@@ -50,7 +50,7 @@ class JobOutput:
             with contextlib.suppress(OSError):  # the output stays whole lines
                 os.ftruncate(self._fd, self.state.output_offset)
             raise WriteFailed(f"cannot write the output {self.output}: {e.strerror or e}; nothing was lost: "
-                              "free space, then run the same command again to resume") from None
+                              "free space first") from None
         self.state.output_offset += len(data)
         self.state.record(r)
 
@@ -62,4 +62,4 @@ class JobOutput:
             save_atomic(self.checkpoint, self.snapshot())
         except OSError as e:
             raise WriteFailed(f"cannot write the output or checkpoint {self.checkpoint}: {e.strerror or e}; "
-                              "nothing was lost: free space, then run the same command again to resume") from None
+                              "nothing was lost: free space first") from None

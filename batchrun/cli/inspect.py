@@ -22,6 +22,7 @@ from batchrun.cli.options import (
     Json,
     MaxTokens,
     Model,
+    ModelField,
     Opt,
     Prices,
     Simulate,
@@ -72,6 +73,7 @@ def _part(text: str | None) -> Part | None:
 def estimate(
     input: InputFile,
     model: Model = None,
+    model_field: ModelField = None,
     template: Template = None,
     system: System = None,
     max_tokens: MaxTokens = None,
@@ -94,7 +96,7 @@ def estimate(
     from batchrun.show.deadline import format_deadline
     from batchrun.show.tables import format_estimate
 
-    flags = {"input": input, "model": model, "template": template, "system": system,
+    flags = {"input": input, "model": model, "model_field": model_field, "template": template, "system": system,
              "max_tokens": max_tokens, "endpoint": endpoint, "prices": prices, "base_url": base_url,
              "deadline": deadline, "deadline_margin": deadline_margin, "rpm": rpm, "tpm": tpm}
     cfg = resolve(flags, config_path=config, need_key=False)

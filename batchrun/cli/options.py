@@ -21,6 +21,8 @@ OutputFile = Annotated[
 ]
 Model = Annotated[str | None, Opt(help="Model for records that name none.")]
 Template = Annotated[str | None, Opt(help='User message for plain records, e.g. "Classify: {text}".')]
+ModelField = Annotated[str | None, Opt(help="The plain records' field that names each one's model "
+                                          "(a plain record's `model` field is data unless named here).")]
 System = Annotated[str | None, Opt(help="System message for plain records.")]
 EndpointName = Annotated[
     str | None, Opt("--endpoint", help="Where plain records and chat bodies go: chat, embeddings, completions, "

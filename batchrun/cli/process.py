@@ -12,6 +12,10 @@ import typer
 from batchrun.cli.app import _early_signal, app
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from batchrun.run.outcome import Outcome
+    from batchrun.secret import ApiKey
     from batchrun.show.console import Display
 from batchrun.cli.options import (
     ApiKeyEnv,
@@ -29,6 +33,7 @@ from batchrun.cli.options import (
     MaxTokens,
     MaxWait,
     Model,
+    ModelField,
     NotifyUrl,
     NoWait,
     Opt,
@@ -49,6 +54,7 @@ def process(
     input: InputFile,
     output: OutputFile = None,
     model: Model = None,
+    model_field: ModelField = None,
     base_url: BaseUrl = None,
     api_key_env: ApiKeyEnv = None,
     concurrency: Annotated[int | None, Opt(help="Requests in flight at most (default: 16).")] = None,
@@ -127,12 +133,26 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGHUP, _early_signal)
     try:
-        outcome = asyncio.run(run_notified(cfg, display, run_deadline_job if cfg.deadline is not None else run_job))
+        outcome = _resumable(lambda: asyncio.run(run_notified(
+            cfg, display, run_deadline_job if cfg.deadline is not None else run_job)), cfg.api_key)
         if html_report is not None:
             _html_report(cfg.output, html_report, display)
     finally:
         display.close()
     raise typer.Exit(run_exit_code(outcome.stopped, outcome.all_ok))
+
+
+def _resumable(run: Callable[[], Outcome], key: ApiKey) -> Outcome:
+    """A stop raised as an error (the job busy, a write failing) says the command that goes on."""
+    from batchrun.errors import BatchrunError, ExitCode
+    from batchrun.run.resume import resume_command
+
+    try:
+        return run()
+    except BatchrunError as e:
+        if e.exit_code in (ExitCode.STOPPED, ExitCode.CANT_WRITE, ExitCode.TRY_LATER):
+            e.message = f"{e.message}; to go on, run: {resume_command(key)}"
+        raise
 
 
 def _html_report(results: Path, out: Path, display: Display) -> None:

@@ -1,17 +1,22 @@
 """Stream the input file as numbered lines.
 
 The file is read in chunks and split on newlines here, so memory stays flat whatever the file's
-size and no line costs a thread hop of its own."""
+size and no line costs a thread hop of its own. A gzip file is read through its decompression,
+chunk by chunk: its lines are numbered as the uncompressed file's."""
 
 from __future__ import annotations
 
+import zlib
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiofiles
 
-from batchrun.errors import reading
+from batchrun.errors import InputError, reading
+from batchrun.input.gz import GZIP_MAGIC, Gunzip
 
 CHUNK = 1 << 20
 
@@ -39,7 +44,7 @@ async def line_batches(
     start, end, number = span if span is not None else (0, -1, 0)
     with reading("input file", path):
         f = await aiofiles.open(path, "rb")
-    left = end - start  # bytes still to read; negative: to the end
+    chunks = _Chunks(f, path, end - start)
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
@@ -47,8 +52,7 @@ async def line_batches(
     try:
         if start:
             await f.seek(start)
-        while left != 0 and (chunk := await f.read(CHUNK if left < 0 else min(CHUNK, left))):
-            left = left - len(chunk) if left > 0 else left
+        while chunk := await chunks.next():
             if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
                 first = False
                 if chunk.startswith(b"\xef\xbb\xbf"):
@@ -86,6 +90,37 @@ async def line_batches(
                 yield [(number + 1, line)]
     finally:
         await f.close()
+
+
+class _Chunks:
+    """The file's bytes in chunks; a gzip file's decompressed as it streams (`.jsonl.gz` read as it
+    is). A plain object, not a generator: the reader's `finally` has only the file to close."""
+
+    def __init__(self, f: Any, path: Path, left: int = -1) -> None:
+        self.f = f
+        self.path = path
+        self.left = left  # bytes still to read (a part of the file); negative: to the end
+        self.gz: Gunzip | None = None
+        self.started = False
+        self.pieces: deque[bytes] = deque()  # decompressed, at most a chunk each
+
+    async def next(self) -> bytes:
+        """The next chunk; b"" at the end."""
+        while not self.pieces:
+            if self.left == 0:
+                return b""
+            chunk = await self.f.read(CHUNK if self.left < 0 else min(CHUNK, self.left))
+            self.left = self.left - len(chunk) if self.left > 0 else self.left
+            if not self.started:
+                self.started = True
+                self.gz = Gunzip(CHUNK) if chunk.startswith(GZIP_MAGIC) else None
+            if self.gz is None or not chunk:
+                return chunk
+            try:
+                self.pieces.extend(self.gz.feed(chunk))
+            except zlib.error as e:
+                raise InputError(f"input file {self.path} is not a readable gzip file ({e})") from None
+        return self.pieces.popleft()
 
 
 async def raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> AsyncIterator[RawLine]:

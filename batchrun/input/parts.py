@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from batchrun.errors import ConfigError
+from batchrun.errors import ConfigError, InputError
 
 CHUNK = 1 << 20
 _PART = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -91,6 +91,9 @@ def part_output_name(stem: str, part: Part) -> str:
 def span(path: Path, part: Part) -> Span:
     """Part's bytes of the file at `path`, aligned to line starts, and its line numbering."""
     with open(path, "rb") as f:
+        if f.read(2) == b"\x1f\x8b":  # a gzip file has no line starts to split on
+            raise InputError(f"--part splits {path} by byte ranges, which a gzip file cannot be split at: "
+                             "decompress it first (gunzip -k)")
         size = os.fstat(f.fileno()).st_size
         start = _line_start(f, size * (part.k - 1) // part.n)
         end = _line_start(f, size * part.k // part.n) if part.k < part.n else size

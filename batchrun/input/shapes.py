@@ -32,7 +32,12 @@ class Shaping:
     default_max_output: int = DEFAULT_MAX_OUTPUT_TOKENS
     aliases: tuple[tuple[str, str], ...] = ()
     endpoint: str = "chat"  # where plain records and chat bodies go (--endpoint)
+    model_field: str | None = None  # a plain record's field that names its model; `model` is data
     route_field: str | None = None  # a top-level field of the line that [route] decides by
+    # [route]'s models by the field's value, and its long-prompt rule (over N tokens, model): a
+    # record the route sends somewhere needs no model of its own nor --model
+    route_models: tuple[tuple[str, str], ...] = ()
+    route_long: tuple[int, str] | None = None
 
 
 def is_plain(obj: dict[str, Any]) -> bool:
@@ -59,6 +64,7 @@ class LineParser:
         self.streams_disabled = 0
         self.models_missing = 0
         self._aliases = dict(shaping.aliases)
+        self._route_models = dict(shaping.route_models)
 
     def key_only(self, n: int, data: bytes | None) -> None:
         """Register the key of a line done in an earlier run, so later duplicates still show."""
@@ -104,8 +110,8 @@ class LineParser:
             endpoint, body = self._body(obj)
         except BadBody as e:
             return invalid_result(n, str(e))
-        own_model = "model" in obj or isinstance(obj.get("body"), dict) and "model" in obj["body"]
-        model = body.get("model")
+        own_model = _own_model(obj, self.shaping.model_field)
+        model = body.get("model") or self._routed(obj, endpoint.prompt_tokens(body))
         if not isinstance(model, str) or not model:
             self.models_missing += 1
             return invalid_result(n, NO_MODEL)
@@ -128,6 +134,14 @@ class LineParser:
             own_model=own_model,
         )
 
+    def _routed(self, obj: dict[str, Any], prompt_tokens: int) -> str | None:
+        """The model [route] gives a line with no model of its own (the router decides the same)."""
+        s = self.shaping
+        if s.route_long is not None and prompt_tokens > s.route_long[0]:
+            return s.route_long[1]
+        value = _route_value(obj, s.route_field)
+        return self._route_models.get(value) if value is not None else None
+
     def _body(self, obj: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
         s = self.shaping
         if _is_batch_line(obj):
@@ -146,8 +160,8 @@ class LineParser:
                 body = from_chat_body(endpoint.name, chat)
             else:
                 body = plain_body(endpoint.name, self._plain_text(obj), s.system)
-                if isinstance(obj.get("model"), str):
-                    body["model"] = obj["model"]
+                if s.model_field is not None and isinstance(obj.get(s.model_field), str):
+                    body["model"] = obj[s.model_field]
         endpoint.check_body(body)
         if "model" not in body and s.model:
             body["model"] = s.model
@@ -164,6 +178,16 @@ class LineParser:
         if isinstance(obj.get("text"), str):
             return str(obj["text"])
         raise BadBody("no messages and no text field (pass --template to shape plain records)")
+
+
+def _own_model(obj: dict[str, Any], model_field: str | None) -> bool:
+    """Whether the line names its model: a Batch API body's or a chat body's `model`; a plain
+    record only in the field --model-field names (its `model` is data)."""
+    if _is_batch_line(obj):
+        return "model" in obj["body"]
+    if "messages" in obj:
+        return "model" in obj
+    return model_field is not None and model_field in obj
 
 
 def _route_value(obj: dict[str, Any], name: str | None) -> str | None:

@@ -25,6 +25,12 @@ class RouteConfig:
     long_over: int | None = None
     long_model: str | None = None
 
+    def shaping(self) -> dict[str, Any]:
+        """What the line parser needs to know of this table (`Shaping`'s route fields): a record
+        the route sends somewhere needs no model of its own."""
+        long = (self.long_over, self.long_model) if self.long_over and self.long_model else None
+        return {"route_field": self.field, "route_models": self.models, "route_long": long}
+
     def models_named(self) -> list[str]:
         """Every model this table may send to."""
         return [m for _, m in self.models] + ([self.long_model] if self.long_model else [])

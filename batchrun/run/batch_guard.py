@@ -9,16 +9,17 @@ from batchrun.errors import JobError
 from batchrun.store.state import JobState, checkpoint_path, load_state
 
 
-def refuse_live_while_batches_run(state: JobState) -> None:
+def refuse_live_while_batches_run(state: JobState, collect: str) -> None:
     """A live run of a job whose batches may exist at the provider would send their records a
-    second time: refused. A plan that never got as far as asking for a batch is dropped instead
-    (a later --batch-api run shards what the live run leaves)."""
+    second time: refused, saying the command that collects them (`collect`). A plan that never got
+    as far as asking for a batch is dropped instead (a later --batch-api run shards what the live
+    run leaves)."""
     plan = Plan.from_state(state.batch)
     if plan is None:
         return
     if any(s.phase not in (WRITTEN, UPLOADED) for s in plan.open):
-        raise JobError(f"this job has {len(plan.open)} provider batch(es) not yet collected: run it with "
-                       "--batch-api to collect them (or --fresh to start over)")
+        raise JobError(f"this job has {len(plan.open)} provider batch(es) not yet collected, and a live run "
+                       f"would send their records again: collect them with: {collect}")
     state.batch = {}
 
 

@@ -41,6 +41,7 @@ from batchrun.errors import (
     WaitTooLong,
 )
 from batchrun.input.shapes import check_model_named, check_template_file
+from batchrun.input.sniff import sniff_input
 from batchrun.route.providers import Targets
 from batchrun.run.batch_live import send_live
 from batchrun.run.batch_queue import budget_stop, scheduler, warn_prices
@@ -48,8 +49,10 @@ from batchrun.run.batch_report import report_batches
 from batchrun.run.connect import endpoint
 from batchrun.run.outcome import Outcome
 from batchrun.run.pipeline import Pipeline
+from batchrun.run.resume import resume_command
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.client import make_session
+from batchrun.show.batches import format_counts
 from batchrun.show.console import Display
 from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles, open_job
@@ -69,10 +72,12 @@ async def run_batch_job(cfg: RunConfig, display: Display, kind: type[BatchRun] |
     if r.route or r.canary or r.shadow:  # each is a per-record decision of the live path
         raise ConfigError("--batch-api does not take [route], [canary] or [shadow] from the config (each is a "
                           "decision per live request); run without them (another --config)")
+    sniff_input(cfg.input)
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     await check_model_named(cfg.parser(), cfg.input)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
+        state.last_run["command"] = resume_command(cfg.api_key)  # `status` tells it as the next step
         run = (kind or BatchRun)(cfg, display, state, files)
         try:
             await run.go()
@@ -152,8 +157,8 @@ class BatchRun:
         except (AuthError, QuotaExhausted, RetryableError, WaitTooLong) as e:
             self.stopped = (StopReason.AUTH if isinstance(e, AuthError) else StopReason.WAIT if isinstance(
                 e, WaitTooLong) else StopReason.QUOTA if isinstance(e, QuotaExhausted) else StopReason.UNAVAILABLE)
-            self.display.warn(f"the provider's Batch API: {e.message}; stopped, nothing is lost: run the same "
-                              "command again to go on")
+            self.display.error(f"the provider's Batch API: {e.message}; stopped, nothing is lost; go on "
+                               f"with: {resume_command(self.cfg.api_key)}")
         except FatalRequestError as e:
             raise JobError(f"the provider refused a Batch API call ({e.message}); does "
                            f"{redact_url(self.cfg.base_url)} serve /files and /batches?") from None
@@ -209,7 +214,7 @@ class BatchRun:
             if status != s.status or counts != s.counts:
                 moved = moved or status != s.status
                 changed, s.status, s.counts = True, status, counts
-                self.display.notice(f"batch {s.id} ({s.batch_id}): {status}, {_counts(counts)}")
+                self.display.notice(f"batch {s.id} ({s.batch_id}): {status}, {format_counts(counts)}")
             if status in TERMINAL_STATES:
                 before = (self.state.stats.tokens[0], self.state.stats.done)
                 await settler.settle(s, b, self.prices.batch_price(s.model, b.get("created_at")))
@@ -245,8 +250,8 @@ class BatchRun:
         def on_signal(reason: StopReason) -> None:
             if self.stopped is None:
                 self.stopped = reason
-                self.display.notice("stopping: the submitted batches keep running at the provider; run the "
-                                    "same command again to collect them")
+                self.display.notice("stopping: the submitted batches keep running at the provider; collect "
+                                    f"them with: {resume_command(self.cfg.api_key)}")
             self._wake.set()
             if self._pipe is not None:
                 self._pipe.stop(reason)
@@ -293,7 +298,3 @@ class BatchRun:
                        rate_limit_wait_s=st.rate_limit_wait_s)
         summ["batches"] = self.plan.rows()
         return summ
-
-def _counts(counts: dict[str, int]) -> str:
-    total = counts.get("total", 0)
-    return f"{counts.get('completed', 0)}/{total} done, {counts.get('failed', 0)} failed" if total else "queued"

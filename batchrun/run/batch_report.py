@@ -8,6 +8,7 @@ from batchrun.batch.plan import Plan
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
 from batchrun.run.outcome import write_summary_json
+from batchrun.run.resume import resume_command
 from batchrun.show.console import Display
 
 
@@ -22,11 +23,11 @@ def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopRe
     if stopped is StopReason.BATCHES_RUNNING:
         waiting = sum(1 for s in plan.open if s.batch_id is None)
         also = f" and {waiting} shard(s) waiting for the provider's batch queue" if waiting else ""
-        display.notice(f"--no-wait: {running - waiting} batch(es) still running at the provider{also}; run the same "
-                       "command again later to collect them (exit 75 until all are collected)")
+        display.notice(f"--no-wait: {running - waiting} batch(es) still running at the provider{also}; collect them "
+                       f"later with: {resume_command(cfg.api_key)} (exit 75 until all are collected)")
     elif stopped is not None and running:
         at_provider = sum(1 for s in plan.open if s.batch_id)
         unsent = running - at_provider
         parts = [f"{at_provider} batch(es) keep running at the provider"] if at_provider else []
         parts += [f"{unsent} shard(s) not yet submitted"] if unsent else []
-        display.notice(f"stopped with {' and '.join(parts)}: run the same command again to go on")
+        display.notice(f"stopped with {' and '.join(parts)}: go on with: {resume_command(cfg.api_key)}")

@@ -16,6 +16,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import line_batches
 from batchrun.input.shapes import LineParser, check_template_file
+from batchrun.input.sniff import sniff_input
 from batchrun.records import Record, Usage
 
 
@@ -52,6 +53,7 @@ class Estimate:
 async def estimate_file(path: Path, parser: LineParser, route: Callable[[Record], str] | None = None) -> Estimate:
     """Read the file once and count per model (the model `route` picks, where [route] is set);
     ConfigError for a template that cannot shape the records, or when no record can have a model."""
+    sniff_input(path)
     await check_template_file(parser.shaping.template, path, parser.max_line_bytes)
     est = Estimate()
     async for batch in line_batches(path, parser.max_line_bytes):

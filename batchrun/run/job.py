@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ from batchrun.errors import StopReason, WriteFailed, reading
 from batchrun.input.lines import line_batches
 from batchrun.input.parts import span
 from batchrun.input.shapes import check_model_named, check_template_file
+from batchrun.input.sniff import sniff_input
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.limit.shared import shared_limits
@@ -35,6 +34,7 @@ from batchrun.run.chunking import Chunking, job_parser
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome, write_summary_json
 from batchrun.run.pipeline import Pipeline
+from batchrun.run.resume import resume_command
 from batchrun.run.routing import (
     Shadowing,
     canary_notice,
@@ -46,7 +46,6 @@ from batchrun.run.routing import (
     shadow_path,
     warn_routing,
 )
-from batchrun.secret import redact_text
 from batchrun.send.notify import Notifier
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
@@ -62,6 +61,7 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
     refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
         return await run_batch_job(cfg, display)
+    sniff_input(cfg.input)
     # before the job is opened: a bad template must not become the identity of a job
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     await check_model_named(cfg.parser(), cfg.input)
@@ -69,7 +69,8 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
         part = await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
     files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
-        refuse_live_while_batches_run(state)
+        refuse_live_while_batches_run(state, resume_command(cfg.api_key, also="--batch-api"))
+        state.last_run["command"] = resume_command(cfg.api_key)  # `status` tells it as the next step
         clock = _JobClock(state)
         targets = Targets(p.name for p in cfg.routing.providers)
         prices = cfg.price_book()
@@ -242,7 +243,7 @@ async def _save_final(state: JobState, stopped: StopReason | None, files: JobFil
         await asyncio.to_thread(save_atomic, files.checkpoint, clock.state_bytes())
     except OSError as e:  # the output is whole lines: the next run recovers from it
         raise WriteFailed(f"cannot write the checkpoint {files.checkpoint}: {e.strerror or e}; "
-                          "nothing was lost: free space, then run the same command again to resume") from None
+                          "nothing was lost: free space first") from None
 
 
 def _summarise(cfg: RunConfig, state: JobState, stopped: StopReason | None) -> dict[str, Any]:
@@ -267,33 +268,32 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
     display.summary(summ)
     if pipe.stopped is None:
         return
-    again = redact_text(shlex.join(["batchrun", *sys.argv[1:]]), cfg.api_key)
+    again = resume_command(cfg.api_key)
     advice = _ADVICE.get(pipe.stopped)
     if pipe.abandoned:
         display.warn(f"stopped at once after {state.stats.done} record(s); the requests in flight were "
                      f"abandoned and are sent again by the next run: {again}")
     elif advice is not None:
-        display.warn(advice.format(message=pipe.stop_message, key_env=cfg.api_key_env, cap=cfg.max_cost or 0.0,
-                                   spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("known_cost_usd", 0.0)))
+        if pipe.stopped is StopReason.BUDGET and cfg.max_cost:
+            again = resume_command(cfg.api_key, max_cost=2 * cfg.max_cost)
+        display.error(advice.format(message=pipe.stop_message, key_env=cfg.api_key_env, cap=cfg.max_cost or 0.0,
+                                    spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("known_cost_usd", 0.0))
+                      + f": {again}")
     else:
-        display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run the same "
-                       f"command again: {again}")
+        display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run: {again}")
 
 
 # What to do after a stop that is not a signal; none of them marked a record failed.
 _ADVICE = {
-    StopReason.AUTH: "{message}; fix the key and rerun "
-                     "the same command to resume",
+    StopReason.AUTH: "{message}; fix the key, then resume with",
     StopReason.QUOTA: "the account is out of quota ({message}); no record was marked failed for it: add "
-                      "credit and rerun the same command to resume",
-    StopReason.WAIT: "{message}: stopped, no record was marked failed for it; run the same command again "
-                     "later to resume",
-    StopReason.UNAVAILABLE: "{message}: stopped, no record was marked failed for it; run the same command "
-                            "again later to resume",
+                      "credit, then resume with",
+    StopReason.WAIT: "{message}: stopped, no record was marked failed for it; resume later with",
+    StopReason.UNAVAILABLE: "{message}: stopped, no record was marked failed for it; resume later with",
     StopReason.WRITE_FAILED: "{message}: stopped, nothing was lost; free space or fix the permissions, then "
-                             "run the same command again to resume",
-    StopReason.UNKNOWN_MODEL: "{message}; stopped, no record was marked failed for it: fix the model name "
-                              "and run again",
-    StopReason.BUDGET: "--max-cost ${cap:g} reached: spent ${spent:.6f}; raise --max-cost and rerun the "
-                       "same command to go on",
+                             "resume with",
+    StopReason.BUDGET: "--max-cost ${cap:g} reached: spent ${spent:.6f}; raise --max-cost to go on, for "
+                       "example (twice the cap)",
+    StopReason.UNKNOWN_MODEL: "{message}; stopped, no record was marked failed for it: fix the model name, "
+                              "then run with it",
 }

@@ -75,7 +75,7 @@ def job_status(input_path: Path, output: Path) -> dict[str, Any]:
         "input_unchanged": input_ok,
         "problem": problem,
         "resumable": state_name in ("stopped", "killed") and input_ok and problem is None,
-        "next": _next_step(state_name, status, st.failed, input_ok and problem is None),
+        "next": _next_step(state_name, status, st.failed, input_ok and problem is None, last.get("command")),
     }
 
 
@@ -88,20 +88,21 @@ def _check_input(input_path: Path, output: Path) -> None:
                          f"{output}; check the path (and -o if the job wrote elsewhere)")
 
 
-def _next_step(state_name: str, status: str, failed: int, sound: bool) -> str | None:
-    """What to do next, in words, for the person reading `status`."""
+def _next_step(state_name: str, status: str, failed: int, sound: bool, command: str | None = None) -> str | None:
+    """What to do next, in words, for the person reading `status` (the command that goes on, where the
+    last run recorded it: never one that starts the job over)."""
     if not sound or state_name == "running":
         return None
     if state_name == "complete":
         return f"{failed} record(s) failed: rerun with --retry-failed to send them again" if failed else None
+    again = f"run {command}" if command else "run the same process command (without --fresh)"
     if status.endswith(StopReason.BATCHES_RUNNING):
-        return "provider batches are still running: run the same process command again later to collect them"
+        return f"provider batches are still running: {again} again later to collect them"
     if status.endswith(StopReason.BUDGET):
-        return "the --max-cost cap was reached: raise --max-cost and run the same command to go on"
+        return f"the --max-cost cap was reached: raise --max-cost and {again} to go on"
     if status.endswith((StopReason.AUTH, StopReason.QUOTA)):
-        return "the key was refused or the account is out of quota: fix that, then run the same command"
-    return "run the same process command again to resume"
-
+        return f"the key was refused or the account is out of quota: fix that, then {again}"
+    return f"{again} again to resume"
 
 
 def _batches(saved: dict[str, Any]) -> dict[str, Any]:

@@ -37,3 +37,9 @@ def format_batches(data: dict[str, Any]) -> list[str]:
         lines.append(f"cancelled {len(data['cancelled'])} running batch(es): what they answered is kept; run the "
                      "job again to collect it (their unanswered lines go into new batches)")
     return lines
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    """A batch's request counts in a few words."""
+    total = counts.get("total", 0)
+    return f"{counts.get('completed', 0)}/{total} done, {counts.get('failed', 0)} failed" if total else "queued"

@@ -15,20 +15,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from batchrun.clock import now_iso
-from batchrun.show.progress import ProgressFigures, format_progress_line, format_status_line
+from batchrun.show.progress import ProgressFigures, format_progress_line, pack_lines, status_parts
 from batchrun.show.routing import format_routing
 from batchrun.show.tables import format_summary_footer, format_summary_table
 
 
 class _Progress(Progress):
-    """Rich progress with a plain status line under the bar (Rich's documented get_renderables hook)."""
+    """Rich progress with the running figures under the bar (Rich's documented get_renderables
+    hook), packed into lines of the terminal's width at each refresh: nothing is cut off."""
 
-    status = ""
+    status: list[str] = []  # noqa: RUF012 (replaced whole, never mutated)
 
     def get_renderables(self) -> Any:
         yield self.make_tasks_table(self.tasks)
-        if self.status:
-            yield Text(self.status, overflow="fold")
+        width = self.live.console.width if hasattr(self, "live") else 80  # Rich renders once in __init__
+        for line in pack_lines(self.status, width):
+            yield Text(line, no_wrap=True, overflow="ignore")
 
 
 class DisplayMode(StrEnum):
@@ -75,12 +77,25 @@ class Display:
         """A line for the person running the job (stderr)."""
         self._to_log(text)
         if self.mode != DisplayMode.QUIET:
-            self.err.print(text, markup=False)
+            self._print_err(text)
 
     def warn(self, text: str) -> None:
         """A warning, shown even with --quiet."""
         self._to_log("warning: " + text)
-        self.err.print("warning: " + text, markup=False)
+        self._print_err("warning: " + text)
+
+    def _print_err(self, text: str) -> None:
+        """A message; while the live bar is on a terminal, printed above it through the bar's own
+        console (printed past it, the next refresh would draw over the message's end)."""
+        if self._progress is not None and self.err.is_terminal:
+            self._progress.console.print(text, markup=False)
+        else:
+            self.err.print(text, markup=False)
+
+    def error(self, text: str) -> None:
+        """A stop the user must act on (a wrong key, the budget, a provider down), shown even with --quiet."""
+        self._to_log("error: " + text)
+        self._print_err("error: " + text)
 
     def start(self, total: int | None, simulated: bool) -> None:
         """Begin showing progress."""
@@ -103,7 +118,7 @@ class Display:
         """Show the latest figures."""
         line = format_progress_line(s)
         if self.mode == DisplayMode.LIVE and self._progress is not None:
-            self._progress.status = format_status_line(s)
+            self._progress.status = status_parts(s)
             self._progress.update(self._task, completed=s.done, total=s.total, rate=f"{s.rps:.1f} req/s")
         elif self.mode == DisplayMode.PLAIN:
             self.console.print(f"{now_iso()} {line}", markup=False)

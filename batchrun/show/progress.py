@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 
@@ -72,7 +73,27 @@ def format_progress_line(s: ProgressFigures) -> str:
     return ("[SIMULATED] " if s.simulated else "") + ", ".join(parts)
 
 
-def format_status_line(s: ProgressFigures) -> str:
-    """The line under the live bar (the bar itself shows done, total and rate)."""
-    return "  ".join(_figures(s))
+def status_parts(s: ProgressFigures) -> list[str]:
+    """The figures under the live bar (the bar itself shows done, total and rate), most important
+    first; each model's limits a figure of its own."""
+    parts = _figures(s)
+    if s.limits:
+        at = next(i for i, p in enumerate(parts) if p.startswith("limits "))
+        parts[at:at + 1] = [f"limits {_limit(lim)}" for lim in s.limits]
+    return parts
+
+
+def pack_lines(parts: list[str], width: int, gap: str = "  ") -> list[str]:
+    """Parts side by side in lines of at most `width` columns: nothing is cut at a narrow terminal
+    (a part wider than a line is wrapped at spaces on lines of its own)."""
+    width = max(width, 20)
+    lines: list[str] = []
+    for part in parts:
+        if len(part) > width:
+            lines += textwrap.wrap(part, width, break_on_hyphens=False)
+        elif lines and len(lines[-1]) + len(gap) + len(part) <= width:
+            lines[-1] += gap + part
+        else:
+            lines.append(part)
+    return lines
 

@@ -57,13 +57,15 @@ def _load(files: JobFiles, fresh: bool, retry_failed: bool, notice: Callable[[st
     if fresh:
         _move_aside(files, notice)
     state = None if fresh else load_state(files.checkpoint)
+    # a rerun of a complete job sends nothing: not a run (`runs` counts runs that did work)
+    noop = state is not None and not retry_failed and state.last_run.get("status") == "complete"
     if state is None:
         state = _new_state(files, fp)
     else:
         _check_same_job(files, state, fp)
         _recover(files, state, retry_failed, notice)
     state.total = lines
-    state.runs += 1
+    state.runs += 0 if noop else 1
     state.last_run = {"status": "running", "started": now_iso(), "pid": os.getpid()}
     try:
         files.output.parent.mkdir(parents=True, exist_ok=True)
