@@ -26,7 +26,6 @@ from batchrun.limit.limiter import Limiters
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
-from batchrun.run.batch_job import run_batch_job
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome, write_summary_json
 from batchrun.run.pipeline import Pipeline
@@ -55,6 +54,8 @@ async def run_job(cfg: RunConfig, display: Display) -> Outcome:
     """Run the job to its end or a clean stop."""
     refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
+        from batchrun.run.batch_job import run_batch_job  # a live job never loads the Batch API
+
         return await run_batch_job(cfg, display)
     # before the job is opened: a bad template must not become the identity of a job
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)

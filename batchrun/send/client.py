@@ -36,6 +36,7 @@ from batchrun.errors import (
 from batchrun.input.endpoints import CHAT, Endpoint
 from batchrun.secret import ApiKey
 from batchrun.send.retry import parse_retry_after
+from batchrun.send.transport import Request, Transport, reply_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,11 @@ class Client:
     """Sends requests to one base URL's endpoints with one key."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
-        max_request_s: float | None = None,
+        self, session: aiohttp.ClientSession | None, base_url: str, key: ApiKey, timeout_s: float,
+        max_request_s: float | None = None, transport: Transport | None = None,
     ) -> None:
         self.session = session
+        self.transport = transport  # in place of aiohttp: an in-process MockTransport in tests
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         # --timeout bounds the wait for the next byte, as the openai SDK's read timeout does: a
@@ -112,15 +114,10 @@ class Client:
         """POST one request; return the Answer or raise the RequestError that classifies it."""
         data = orjson.dumps(body)
         start = time.perf_counter()
-        try:  # map_aiohttp_errors, spelled inline: this is the hot path
-            async with self.session.post(
-                self.base_url + endpoint.path, data=data, headers=self._headers, timeout=self._timeout
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                headers = resp.headers
-        except TRANSPORT_ERRORS as e:
-            raise transport_error(e, self.timeout_s) from e
+        if self.transport is not None:
+            raw, status, headers = await self._carry("POST", self.base_url + endpoint.path, data)
+        else:
+            raw, status, headers = await self._post(self.base_url + endpoint.path, data)
         latency_ms = (time.perf_counter() - start) * 1000.0
         request_id = headers.get("x-request-id")
         try:
@@ -141,6 +138,28 @@ class Client:
             return Answer(status, parsed, raw, headers, request_id, latency_ms)
         raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers)
 
+    async def _post(self, url: str, data: bytes) -> tuple[bytes, int, Any]:
+        """The real transport: one POST over the session's pooled connections."""
+        assert self.session is not None
+        try:  # map_aiohttp_errors, spelled inline: this is the hot path
+            async with self.session.post(url, data=data, headers=self._headers, timeout=self._timeout) as resp:
+                return await resp.read(), resp.status, resp.headers
+        except TRANSPORT_ERRORS as e:
+            raise transport_error(e, self.timeout_s) from e
+
+    async def _carry(self, method: str, url: str, data: bytes) -> tuple[bytes, int, Any]:
+        """One exchange through the given Transport."""
+        assert self.transport is not None
+        reply = await self.transport.handle(Request(method, url, data, self._headers))
+        return reply.body, reply.status, reply_headers(reply)
+
+    async def _get_models(self) -> tuple[bytes, int, Any]:
+        assert self.session is not None
+        with map_aiohttp_errors(self.timeout_s):
+            async with self.session.get(self.base_url + "/models", headers=self._headers,
+                                        timeout=self._timeout) as resp:
+                return await resp.read(), resp.status, resp.headers
+
     def _scrub(self, body: Any) -> Any:
         """Some servers echo the key in an error; it must not reach the output file."""
         if not self._secret:
@@ -152,12 +171,10 @@ class Client:
 
     async def list_models(self) -> list[dict[str, Any]]:
         """GET {base_url}/models."""
-        with map_aiohttp_errors(self.timeout_s):
-            async with self.session.get(
-                self.base_url + "/models", headers=self._headers, timeout=self._timeout
-            ) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
+        if self.transport is not None:
+            raw, status, headers = await self._carry("GET", self.base_url + "/models", b"")
+        else:
+            raw, status, headers = await self._get_models()
         try:
             parsed = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:

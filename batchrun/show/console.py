@@ -11,24 +11,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from batchrun.clock import now_iso
 from batchrun.show.progress import ProgressFigures, format_progress_line, format_status_line
 from batchrun.show.routing import format_routing
 from batchrun.show.tables import format_summary_footer, format_summary_table
-
-
-class _Progress(Progress):
-    """Rich progress with a plain status line under the bar (Rich's documented get_renderables hook)."""
-
-    status = ""
-
-    def get_renderables(self) -> Any:
-        yield self.make_tasks_table(self.tasks)
-        if self.status:
-            yield Text(self.status, overflow="fold")
 
 
 class DisplayMode(StrEnum):
@@ -58,7 +45,7 @@ class Display:
         self.mode = mode or (DisplayMode.LIVE if self.console.is_terminal else DisplayMode.PLAIN)
         self.interval_s = 0.25 if self.mode == DisplayMode.LIVE else (plain_interval_s or 10.0)
         self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
-        self._progress: _Progress | None = None
+        self._progress: Any = None  # Rich's Progress, loaded only when a bar is shown
         self._task: Any = None
 
     @property
@@ -86,8 +73,12 @@ class Display:
         """Begin showing progress."""
         if self.mode != DisplayMode.LIVE:
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        from batchrun.show.live import StatusProgress
+
         label = "[bold magenta]SIMULATED[/] batchrun" if simulated else "batchrun"
-        self._progress = _Progress(
+        self._progress = StatusProgress(
             TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),

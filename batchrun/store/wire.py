@@ -58,7 +58,7 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
         "error": None if r.ok else {"code": r.error_code, "message": r.error_message},
         "batchrun": extra,
     }
-    return orjson.dumps(doc) + b"\n"
+    return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)  # no copy to add the newline
 
 
 def parse_result_line(raw: bytes) -> Result:
