@@ -130,5 +130,9 @@ def test_snapshot_answers_are_kept_on_disk_per_installed_snapshot_but_not_time_d
         assert len(timed.periods) > 1 and saved.exists()
         assert asked == ["gpt-4o-mini", "no-such-model-anywhere", "deepseek-chat", "deepseek-chat"]
         assert first.periods[0].price.cost(Usage(1_000_000, 0, 0)) == 0.15
+        asked.clear()  # simulators on fresh loopback ports: one entry, not one per port
+        on_a = price_cache.cached_entry("gpt-4o-mini", "http://127.0.0.1:4001/v1", look_up)
+        assert price_cache.cached_entry("gpt-4o-mini", "http://localhost:4002/v1", look_up) == on_a
+        assert asked == ["gpt-4o-mini"]
     finally:
         price_cache._store.cache_clear()

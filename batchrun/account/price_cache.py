@@ -19,11 +19,14 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from batchrun.account.prices import Price, Rate
 from batchrun.account.snapshot import UNKNOWN, Entry, Period
+
+MAX_ENTRIES = 500
 
 
 def cached_entry(model: str, base_url: str | None, look_up: Callable[[str, str | None], Entry]) -> Entry:
@@ -32,16 +35,27 @@ def cached_entry(model: str, base_url: str | None, look_up: Callable[[str, str |
     if store is None:
         return look_up(model, base_url)
     path, known = store
-    key = f"{base_url or ''} {model}"
+    key = f"{_place(base_url)} {model}"
     if key in known:
         entry = _decode(known[key])
         if entry is not None:
             return entry
     entry = look_up(model, base_url)
     if all(p.active is None for p in entry.periods):
+        if len(known) >= MAX_ENTRIES:  # bounded, whatever runs and URLs come and go
+            known.clear()
         known[key] = _encode(entry)
         _save(path, known)
     return entry
+
+
+def _place(base_url: str | None) -> str:
+    """The URL as the snapshot tells providers apart: every loopback address and port is one
+    place (no provider is served there), so simulators on fresh ports share one entry."""
+    if base_url is None:
+        return ""
+    host = urlsplit(base_url).hostname or ""
+    return "loopback" if host in ("localhost", "::1") or host.startswith("127.") else base_url
 
 
 @cache

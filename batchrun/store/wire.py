@@ -18,9 +18,9 @@ _RUN_ID = os.urandom(8).hex()
 _SEQ = itertools.count()
 
 
-def result_line(r: Result, finished_at: float | None = None) -> bytes:
+def result_line(r: Result, finished_at: float | None = None, more: dict[str, Any] | None = None) -> bytes:
     """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`);
-    `finished_at` is when the line is written (epoch seconds)."""
+    `finished_at` is when the line is written (epoch seconds); `more` adds to `batchrun`."""
     response = None
     if r.status_code is not None:
         body = r.body
@@ -48,6 +48,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
     if r.route is not None:
         extra["route"] = r.route
         extra["provider"] = r.provider
+    if more:
+        extra.update(more)
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts}
                               for f in r.fallbacks]
