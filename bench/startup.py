@@ -38,7 +38,7 @@ def main() -> None:
     a = ap.parse_args()
     work = fresh_dir("startup")
     inp = make_input(work / "one.jsonl", 1)
-    env = {**os.environ, "BATCHRUN_API_KEY": "bench-key", "BATCHRUN_CACHE_DIR": str(work / "cache")}
+    env = {**os.environ, "BATCHRUN_API_KEY": "bench-key", "BATCHRUN_CACHE_DIR": str(work.parent / "startup-cache")}
     sim, url = start_sim()
     job = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url, "--model", "gpt-4o-mini",
            "--quiet", "--fresh"]
