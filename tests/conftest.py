@@ -16,6 +16,20 @@ from aiohttp import web
 from batchrun.sim.server import SimConfig, Simulator
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _price_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Jobs keep snapshot prices in a cache folder of the test session's, not the user's home."""
+    import os
+
+    old = os.environ.get("BATCHRUN_CACHE_DIR")
+    os.environ["BATCHRUN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("BATCHRUN_CACHE_DIR", None)
+    else:
+        os.environ["BATCHRUN_CACHE_DIR"] = old
+
+
 class SimThread:
     """A Simulator serving from a background thread's event loop."""
 

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,8 @@ def test_provider_down_stops_resumable_then_the_next_run_finishes_every_record_o
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "in.results.jsonl"
     args = ["process", str(inp), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--quiet"]
-    started = time.monotonic()
     first = run(args)
     assert first.returncode == 75, first.stderr
-    assert time.monotonic() - started < 60
     assert "Traceback" not in first.stderr and "resume later with: batchrun process" in first.stderr
     assert "error: " in first.stderr and "warning: cannot connect" not in first.stderr  # a stop, not a warning
     assert f"cannot connect to 127.0.0.1:{port} (connection refused)" in first.stderr  # not the library's text

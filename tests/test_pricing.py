@@ -102,3 +102,37 @@ def test_tiered_price_applies_the_crossed_tier_to_all_tokens() -> None:
                    Rate(Decimal("4"), ((200_000, Decimal("6")),)), None, "test")
     assert tiered.cost(Usage(200_000, 1_000)) == pytest.approx((200_000 * 1 + 1_000 * 4) / 1e6)
     assert tiered.cost(Usage(300_000, 1_000)) == pytest.approx((300_000 * 2 + 1_000 * 6) / 1e6)
+
+
+def test_snapshot_answers_are_kept_on_disk_per_installed_snapshot_but_not_time_dependent_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchrun.account import price_cache
+    from batchrun.account.snapshot import snapshot_entry
+
+    monkeypatch.setenv("BATCHRUN_CACHE_DIR", str(tmp_path))
+    price_cache._store.cache_clear()
+    asked: list[str] = []
+
+    def look_up(model: str, url: str | None):
+        asked.append(model)
+        return snapshot_entry(model, url)
+
+    try:
+        first = price_cache.cached_entry("gpt-4o-mini", None, look_up)
+        unknown = price_cache.cached_entry("no-such-model-anywhere", None, look_up)
+        timed = price_cache.cached_entry("deepseek-chat", "https://api.deepseek.com", look_up)
+        (saved,) = tmp_path.glob("genai-prices-*.json")  # named for the installed snapshot file
+        price_cache._store.cache_clear()  # a later run: read back from the file
+        assert price_cache.cached_entry("gpt-4o-mini", None, look_up) == first
+        assert price_cache.cached_entry("no-such-model-anywhere", None, look_up) == unknown
+        assert price_cache.cached_entry("deepseek-chat", "https://api.deepseek.com", look_up) == timed
+        assert len(timed.periods) > 1 and saved.exists()
+        assert asked == ["gpt-4o-mini", "no-such-model-anywhere", "deepseek-chat", "deepseek-chat"]
+        assert first.periods[0].price.cost(Usage(1_000_000, 0, 0)) == 0.15
+        asked.clear()  # simulators on fresh loopback ports: one entry, not one per port
+        on_a = price_cache.cached_entry("gpt-4o-mini", "http://127.0.0.1:4001/v1", look_up)
+        assert price_cache.cached_entry("gpt-4o-mini", "http://localhost:4002/v1", look_up) == on_a
+        assert asked == ["gpt-4o-mini"]
+    finally:
+        price_cache._store.cache_clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +109,8 @@ def test_exhausted_retries_and_fatal_errors_are_error_lines(tmp_path: Path, sim_
 def test_401_stops_fast_with_exit_3_naming_the_variable(tmp_path: Path, sim_factory) -> None:
     sim = sim_factory(api_key="the-right-key", latency_ms=5)
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(500))
-    start = time.monotonic()
     res = run([str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "4"])
     assert res.exit_code == 3
-    assert time.monotonic() - start < 10
     assert sim.stats.requests <= 8  # the in-flight few, not 500
     assert "BATCHRUN_API_KEY" in res.output
     assert KEY not in res.output

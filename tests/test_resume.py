@@ -63,7 +63,7 @@ def check_exactly_once(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, 
 
 def test_kill_9_at_random_moments_leaves_every_line_exactly_once(tmp_path: Path, sim_factory) -> None:
     sim = sim_factory(latency_ms=20, jitter_ms=15, seed=5)
-    rows = plain_records(600)
+    rows = plain_records(300)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "in.results.jsonl"
     args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "8"]
@@ -72,7 +72,8 @@ def test_kill_9_at_random_moments_leaves_every_line_exactly_once(tmp_path: Path,
     # kill once the output has reached a line count drawn at random: any moment of the run
     # (mid-write, between checkpoints), reached by waiting on the output, not on the clock; the
     # targets lie far enough apart that every run writes lines of its own before it is killed
-    for target in [40 + 85 * i + rng.randrange(40) for i in range(6)]:
+    # (bench/batch_kill.py kills 40 times; four here keep the suite short)
+    for target in [30 + 65 * i + rng.randrange(30) for i in range(4)]:
         proc = start(args)
         starts += 1
         wait_for_lines(out, target, proc)
@@ -85,7 +86,7 @@ def test_kill_9_at_random_moments_leaves_every_line_exactly_once(tmp_path: Path,
     resent = sum(sim.stats.by_prompt.values()) - len(rows)
     assert 0 <= resent <= kills * 8  # at most the concurrency per kill
     st = json.loads(run(["status", str(inp), "--json"]).stdout)
-    assert st["state"] == "complete" and st["records"]["done"] == 600 and st["runs"] == starts + 1
+    assert st["state"] == "complete" and st["records"]["done"] == 300 and st["runs"] == starts + 1
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
@@ -93,7 +94,7 @@ def test_signal_drains_in_flight_and_rerun_sends_zero_duplicates(
     tmp_path: Path, sim_factory, sig: signal.Signals, code: int
 ) -> None:
     sim = sim_factory(latency_ms=300)
-    rows = plain_records(120)
+    rows = plain_records(50)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "in.results.jsonl"
     args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--concurrency", "10",
@@ -105,11 +106,11 @@ def test_signal_drains_in_flight_and_rerun_sends_zero_duplicates(
     assert proc.returncode == code, stderr
     assert "to resume, run: batchrun process" in stderr
     written = len(read_results(out))
-    assert written < 120
+    assert written < 50
     assert sim.stats.ok == written  # every request sent was finished and written
     status = json.loads(run(["status", str(inp), "--json"]).stdout)
     assert status["state"] == "stopped" and status["resumable"] is True
-    assert status["records"]["done"] == written and status["records"]["remaining"] == 120 - written
+    assert status["records"]["done"] == written and status["records"]["remaining"] == 50 - written
     final = run([*args, "--concurrency", "60"])  # not part of the job's identity: it may change
     assert final.returncode == 0, final.stderr
     check_exactly_once(out, rows)
@@ -117,18 +118,24 @@ def test_signal_drains_in_flight_and_rerun_sends_zero_duplicates(
 
 
 def test_second_ctrl_c_stops_at_once_and_state_stays_consistent(tmp_path: Path, sim_factory) -> None:
-    sim = sim_factory(latency_ms=100, jitter_ms=99, seed=2)
-    rows = plain_records(200)
+    sim = sim_factory(latency_ms=300, jitter_ms=290, seed=2)  # a drain that does not end at once
+    rows = plain_records(48)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "in.results.jsonl"
-    args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "16",
+    args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--concurrency", "16",
             "--drain-timeout", "60"]
     proc = start(args)
     wait_for_lines(out, 20, proc)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.01)
+    assert proc.stderr is not None
+    seen = []
+    # the second signal only once the first was handled: two sent back to back to a process the
+    # kernel has not yet scheduled arrive as one
+    while not seen or not seen[-1].startswith("stopping:"):
+        seen.append(proc.stderr.readline())
+        assert seen[-1], seen
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "abandoned" in err and "stopped cleanly" not in err  # it says what happened
     final = run(args)
@@ -235,9 +242,9 @@ def test_stop_lets_go_of_records_waiting_on_the_rate_limit(tmp_path: Path, sim_f
     args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--quiet", "--concurrency", "16"]
     proc = start(args)
     wait_for_lines(out, 3, proc)  # the limit is known: workers now wait on the limiter
-    t = time.monotonic()
+    sent = sim.stats.requests
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
     assert proc.returncode == 143
-    assert time.monotonic() - t < 3  # not 16 records at one a second
+    assert sim.stats.requests <= sent + 1  # the held records were let go, not sent at one a second
     assert sim.stats.ok == len(read_results(out))  # everything sent was written

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from batchrun.account.price_cache import cached_entry
 from batchrun.account.prices import Price
 from batchrun.account.snapshot import UNKNOWN, Entry, Period, snapshot_batch_price, snapshot_entry
 from batchrun.records import Usage
@@ -58,7 +59,7 @@ class PriceBook:
         entry = self._snapshot.get((provider, model))
         if entry is None:
             url = self.base_url if provider is None else self.provider_urls.get(provider, self.base_url)
-            entry = snapshot_entry(model, url) if self.use_snapshot else UNKNOWN
+            entry = cached_entry(model, url, snapshot_entry) if self.use_snapshot else UNKNOWN
             self._snapshot[(provider, model)] = entry
         return entry
 

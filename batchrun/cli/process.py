@@ -116,7 +116,6 @@ def _process(flags: dict[str, Any]) -> None:
     from batchrun.run.deadline import run_deadline_job
     from batchrun.run.job import run_job
     from batchrun.run.preflight import check_paths, fit_open_files
-    from batchrun.run.report import check_html_path
     from batchrun.show.console import Display, DisplayMode
 
     config_path = flags.pop("config")
@@ -124,7 +123,10 @@ def _process(flags: dict[str, Any]) -> None:
     flags["fallback_model"] = tuple(flags["fallback_model"] or ())
     cfg = resolve(flags, config_path=config_path)
     check_paths(cfg, html_report)
-    check_html_path(html_report, cfg.input, cfg.output)
+    if html_report is not None:  # the report's modules load only when one is asked for
+        from batchrun.run.report import check_html_path
+
+        check_html_path(html_report, cfg.input, cfg.output)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
     cfg = fit_open_files(cfg, display.warn)

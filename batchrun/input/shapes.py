@@ -158,11 +158,18 @@ class LineParser:
                 chat = {k: v for k, v in obj.items() if k not in ("custom_id", "id")}
                 CHAT.check_body(chat)
                 body = from_chat_body(endpoint.name, chat)
+                if endpoint is CHAT:  # checked just above: once per record is enough
+                    return self._finish(endpoint, body)
             else:
                 body = plain_body(endpoint.name, self._plain_text(obj), s.system)
                 if s.model_field is not None and isinstance(obj.get(s.model_field), str):
                     body["model"] = obj[s.model_field]
         endpoint.check_body(body)
+        return self._finish(endpoint, body)
+
+    def _finish(self, endpoint: Endpoint, body: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
+        """The job's model and output cap where the body sets neither."""
+        s = self.shaping
         if "model" not in body and s.model:
             body["model"] = s.model
         # a body's own cap wins, in either spelling: providers refuse a request that sets both;

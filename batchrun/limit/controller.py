@@ -7,7 +7,10 @@ limit "enforced as 1,000 requests per second"; TPM counts the prompt plus `max_t
 1. `--rpm` / `--tpm` are fixed: nothing the server says changes them.
 2. Nothing known yet: slow start. One request goes, its answer is read, then the window of
    requests in flight grows by one per answer (it doubles every round trip) until the limit is
-   known, a 429 comes, or it reaches the concurrency. The whole concurrency never fires blind.
+   known, a 429 comes, or it reaches the concurrency. An answer that states no limit, before
+   any 429, opens it to half the concurrency at once (the rest follows within a round trip): a
+   server without limits costs about one round trip, not six. The whole concurrency never
+   fires blind.
 3. OpenAI's `x-ratelimit-*` headers on any answer set the limits; `remaining` (less what we
    have in flight) pulls our bucket down when others spend the same key.
 4. A 429 is a congestion signal even when it says how long to wait: every dispatch pauses for
@@ -160,7 +163,12 @@ class RateController:
             cap = self.limit_rpm if self.limit_rpm is None else min(self.limit_rpm, self.share.rpm or self.limit_rpm)
             self.pace.grow(self.requests, cap, now)
         if self.slow_start:  # any answer but a 429 says the server is not refusing the rate
-            self.window = min(float(self.ceiling), self.window + 1.0)
+            grown = self.window + 1.0
+            if info is None and self.rate_limited == 0:
+                # no limit stated and none enforced so far (vLLM, a gateway without limits):
+                # half the concurrency at once, the rest within a round trip
+                grown = max(grown, float(self.ceiling // 2))
+            self.window = min(float(self.ceiling), grown)
             self.slow_start = self.window < self.ceiling
         if info is not None:
             self._learn(info, permit, now)

@@ -16,10 +16,11 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 def parse_duration(text: str) -> float | None:
     """Seconds in an OpenAI reset value: `6m0s`, `1s`, `120ms`, `1h2m3.5s`, or plain seconds."""
     text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    if text[-1:].isdigit():  # plain seconds; OpenAI's `1s`, `6m0s`, `120ms` skip the float attempt
+        try:
+            return max(0.0, float(text))
+        except ValueError:
+            return None
     total, pos = 0.0, 0
     for m in _DURATION.finditer(text):
         if m.start() != pos:

@@ -7,13 +7,44 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchrun.limit.controller import Permit, RateController
 from batchrun.limit.headers import RateHeaders
 
 if TYPE_CHECKING:
     from batchrun.limit.shared import SharedLimit
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class StopSignal(asyncio.Event):
+    """An Event that also wakes the futures given to it when set: a limiter's waiter sees a
+    clean stop without a task watching the event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._futures: set[asyncio.Future[None]] = set()
+
+    def wakes(self, fut: asyncio.Future[None]) -> None:
+        """Wake `fut` when this is set (at once if it already is)."""
+        if self.is_set():
+            _wake(fut)
+        else:
+            self._futures.add(fut)
+
+    def forget(self, fut: asyncio.Future[None]) -> None:
+        """`fut` no longer waits."""
+        self._futures.discard(fut)
+
+    def set(self) -> None:
+        super().set()
+        for fut in self._futures:
+            _wake(fut)
+        self._futures.clear()
 
 
 class Limiter:
@@ -33,7 +64,7 @@ class Limiter:
             controller.shared = True
         self.waited_s = 0.0
         self._lock = asyncio.Lock()
-        self._answered = asyncio.Event()
+        self._head: asyncio.Future[None] | None = None  # what the first in the queue waits on
 
     async def acquire(self, est_tokens: int, give_up: asyncio.Event | None = None) -> Permit | None:
         """Wait until a request of about `est_tokens` may be sent and account it as sent. None,
@@ -63,29 +94,45 @@ class Limiter:
             return c.take(reserved, self.clock())
 
     async def _wait(self, seconds: float, give_up: asyncio.Event | None) -> None:
-        """Until `seconds` pass (inf: until an answer comes back), an answer, or give_up."""
-        self._answered.clear()
-        waits = [asyncio.ensure_future(self._answered.wait())]
-        if give_up is not None:
-            waits.append(asyncio.ensure_future(give_up.wait()))
+        """Until `seconds` pass (inf: until an answer comes back), an answer, or give_up.
+
+        Only the head of the queue waits here (the others wait on the lock, in arrival order),
+        on one future that a `loop.call_at` timer, an answer or a StopSignal wakes, as
+        aiolimiter's `_wake_next` does: no task is started per wait."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._head = fut
+        timer = None if seconds == math.inf else loop.call_at(loop.time() + seconds, _wake, fut)
+        watch: asyncio.Future[Any] | None = None
+        if isinstance(give_up, StopSignal):
+            give_up.wakes(fut)
+        elif give_up is not None:  # a plain Event: watched by a task, the slower way
+            watch = asyncio.ensure_future(give_up.wait())
+            watch.add_done_callback(lambda _: _wake(fut))
         try:
-            await asyncio.wait(waits, timeout=None if seconds == math.inf else seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
-            for w in waits:
-                w.cancel()
+            self._head = None
+            if timer is not None:
+                timer.cancel()
+            if watch is not None:
+                watch.cancel()
+            if isinstance(give_up, StopSignal):
+                give_up.forget(fut)
 
     def answered(self, permit: Permit, charged: int | None, info: RateHeaders | None, est: int | None = None) -> None:
         """A request came back with anything but a 429 (charged None when it failed)."""
         self.controller.on_answer(permit, charged, info, self.clock(), est)
-        self._answered.set()
+        if self._head is not None:
+            _wake(self._head)
 
     def rate_limited(self, permit: Permit, retry_after: float | None, info: RateHeaders | None) -> None:
         """A request came back 429."""
         self.controller.on_rate_limited(permit, retry_after, info, self.clock())
         if self.shared is not None:
             self.shared.rate_limited(retry_after, self.clock())
-        self._answered.set()
+        if self._head is not None:
+            _wake(self._head)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,26 +10,20 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import summary
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import StopReason, WriteFailed, reading
+from batchrun.errors import StopReason, WriteFailed
 from batchrun.input.lines import line_batches
-from batchrun.input.parts import span
-from batchrun.input.shapes import check_model_named, check_template_file
-from batchrun.input.sniff import sniff_input
-from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.limit.shared import shared_limits
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.run.alerts import BudgetWatch, after_each, watch_canary
 from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
-from batchrun.run.batch_job import run_batch_job
 from batchrun.run.chunking import Chunking, job_parser
 from batchrun.run.connect import clients, endpoint
 from batchrun.run.outcome import Outcome, write_summary_json
@@ -41,13 +35,12 @@ from batchrun.run.routing import (
     canary_section,
     make_planner,
     routing_summary,
-    shadow_figures,
     shadow_open,
     shadow_path,
     warn_routing,
 )
+from batchrun.run.wiring import check_input, make_sender
 from batchrun.send.notify import Notifier
-from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
 from batchrun.show.progress import LimitFigures, ProgressFigures
@@ -60,13 +53,10 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
     """Run the job to its end or a clean stop."""
     refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
+        from batchrun.run.batch_job import run_batch_job  # a live job never loads the Batch API
+
         return await run_batch_job(cfg, display)
-    sniff_input(cfg.input)
-    # before the job is opened: a bad template must not become the identity of a job
-    await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
-    await check_model_named(cfg.parser(), cfg.input)
-    with reading("input file", cfg.input):
-        part = await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
+    part = await check_input(cfg)
     files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
         refuse_live_while_batches_run(state, resume_command(cfg.api_key, also="--batch-api"))
@@ -87,7 +77,7 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
             if notice := canary_notice(planner):
                 display.notice(notice)
             watch_canary(planner, notifier, state, cfg.output.name)
-            sender = _sender(cfg, state, by_provider, limiters, prices, planner, targets, shadow_file)
+            sender = make_sender(cfg, state, by_provider, limiters, prices, planner, targets, shadow_file)
             shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
             parser = job_parser(cfg, prices, targets, display)
             budget = BudgetWatch(notifier, cfg.max_cost, cfg.notify.budget_alerts, lambda: sender.budget.spent_usd,
@@ -116,18 +106,6 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
     _report(cfg, display, state, pipe, summ)
     warn_routing(cfg, planner, shadow, summ, display)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
-
-
-def _sender(cfg: RunConfig, state: JobState, by_provider: Any, limiters: Limiters, prices: PriceBook,
-            planner: Any, targets: Targets, shadow_file: Path) -> Sender:
-    """The job's sender; its budget starts from everything billed so far, the shadow's answers too."""
-    shadowed = cfg.routing.shadow and not cfg.fresh
-    spent = state.stats.cost_usd + (shadow_figures(shadow_file, "")["known_cost_usd"] if shadowed else 0.0)
-    return Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=spent),
-                  RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                  cfg.fallback_models, planner=planner, targets=targets,
-                  key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
-                                                         for p in cfg.routing.providers}})
 
 
 class _JobClock:

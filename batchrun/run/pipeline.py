@@ -238,6 +238,11 @@ class Pipeline:
                         return
         finally:
             feed.close()
+            # a stop leaves the reader mid-file: close it now, not whenever the generator is
+            # collected (an unclosed input file, and its warning, after the loop has gone)
+            aclose = getattr(self.batches, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def _write(self, result: Result) -> bool:
         """Append the result's line; False (and the job stopping) when it cannot be written."""

@@ -123,11 +123,10 @@ class Shadowing:
         shadow = self._pending.pop(main.key, None)
         if shadow is None or self._fd < 0:
             return
-        doc = orjson.loads(result_line(shadow, time.time()))
         a, b = _text(main), _text(shadow)
-        doc["batchrun"]["agrees"] = None if a is None or b is None else agree(a, b)
+        line = result_line(shadow, time.time(), {"agrees": None if a is None or b is None else agree(a, b)})
         with contextlib.suppress(OSError):  # the shadow file is a comparison, never the job's output
-            os.write(self._fd, orjson.dumps(doc) + b"\n")
+            os.write(self._fd, line)
 
 
 def _text(r: Result) -> str | None:

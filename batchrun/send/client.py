@@ -37,6 +37,7 @@ from batchrun.input.endpoints import CHAT, Endpoint
 from batchrun.secret import ApiKey
 from batchrun.send import gateway
 from batchrun.send.retry import parse_retry_after
+from batchrun.send.transport import Request, Transport, reply_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +93,12 @@ class Client:
     """Sends requests to one base URL's endpoints with one key."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, key: ApiKey, timeout_s: float,
+        self, session: aiohttp.ClientSession | None, base_url: str, key: ApiKey, timeout_s: float,
         max_request_s: float | None = None, headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None, transport: Transport | None = None,
     ) -> None:
         self.session = session
+        self.transport = transport  # in place of aiohttp: an in-process MockTransport in tests
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         # --timeout bounds the wait for the next byte, as the openai SDK's read timeout does: a
@@ -119,15 +121,10 @@ class Client:
         """POST one request; return the Answer or raise the RequestError that classifies it."""
         data = orjson.dumps({**body, **self._extra} if self._extra else body)
         start = time.perf_counter()
-        try:  # map_aiohttp_errors, spelled inline: this is the hot path
-            async with self.session.post(
-                self.base_url + endpoint.path, data=data, headers=self._headers, timeout=self._timeout
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                headers = resp.headers
-        except TRANSPORT_ERRORS as e:
-            raise transport_error(e, self.timeout_s) from e
+        if self.transport is not None:
+            raw, status, headers = await self._carry("POST", self.base_url + endpoint.path, data)
+        else:
+            raw, status, headers = await self._post(self.base_url + endpoint.path, data)
         latency_ms = (time.perf_counter() - start) * 1000.0
         request_id = headers.get("x-request-id")
         if request_id is None or self.gateway:
@@ -164,6 +161,28 @@ class Client:
         self._timeout = aiohttp.ClientTimeout(total=self._max_request_s, sock_read=None,
                                               sock_connect=self.timeout_s)
 
+    async def _post(self, url: str, data: bytes) -> tuple[bytes, int, Any]:
+        """The real transport: one POST over the session's pooled connections."""
+        assert self.session is not None
+        try:  # map_aiohttp_errors, spelled inline: this is the hot path
+            async with self.session.post(url, data=data, headers=self._headers, timeout=self._timeout) as resp:
+                return await resp.read(), resp.status, resp.headers
+        except TRANSPORT_ERRORS as e:
+            raise transport_error(e, self.timeout_s) from e
+
+    async def _carry(self, method: str, url: str, data: bytes) -> tuple[bytes, int, Any]:
+        """One exchange through the given Transport."""
+        assert self.transport is not None
+        reply = await self.transport.handle(Request(method, url, data, self._headers))
+        return reply.body, reply.status, reply_headers(reply)
+
+    async def _get_models(self) -> tuple[bytes, int, Any]:
+        assert self.session is not None
+        with map_aiohttp_errors(self.timeout_s):
+            async with self.session.get(self.base_url + "/models", headers=self._headers,
+                                        timeout=self._timeout) as resp:
+                return await resp.read(), resp.status, resp.headers
+
     def _scrub(self, body: Any) -> Any:
         """Some servers echo the key in an error; it must not reach the output file."""
         if not self._secret:
@@ -175,12 +194,10 @@ class Client:
 
     async def list_models(self) -> list[dict[str, Any]]:
         """GET {base_url}/models."""
-        with map_aiohttp_errors(self.timeout_s):
-            async with self.session.get(
-                self.base_url + "/models", headers=self._headers, timeout=self._timeout
-            ) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
+        if self.transport is not None:
+            raw, status, headers = await self._carry("GET", self.base_url + "/models", b"")
+        else:
+            raw, status, headers = await self._get_models()
         try:
             parsed = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:

@@ -34,7 +34,7 @@ from batchrun.input.endpoints import ENDPOINTS
 from batchrun.limit.budget import Budget, BudgetGate
 from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
-from batchrun.limit.limiter import Limiter, Limiters
+from batchrun.limit.limiter import Limiter, Limiters, StopSignal
 from batchrun.records import Fallback, Record, Result, Usage
 from batchrun.route.plan import Plan, Planner
 from batchrun.route.providers import Target, Targets
@@ -94,7 +94,7 @@ class Sender:
         self.model_watch = ModelWatch()  # a model never answered, refused a handful of times, stops the job
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.abandoned = Abandoned()  # requests sent for records a clean stop then let go
-        self.stopping = asyncio.Event()  # set on a clean stop: records not yet sent are let go
+        self.stopping = StopSignal()  # set on a clean stop: records not yet sent are let go
 
     def statistics(self) -> SenderStatistics:
         """The sender's running figures."""

@@ -11,26 +11,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from batchrun.clock import now_iso
-from batchrun.show.progress import ProgressFigures, format_progress_line, pack_lines, status_parts
+from batchrun.show.progress import ProgressFigures, format_progress_line, status_parts
 from batchrun.show.routing import format_routing
 from batchrun.show.tables import format_summary_footer, format_summary_table
-
-
-class _Progress(Progress):
-    """Rich progress with the running figures under the bar (Rich's documented get_renderables
-    hook), packed into lines of the terminal's width at each refresh: nothing is cut off."""
-
-    status: list[str] = []  # noqa: RUF012 (replaced whole, never mutated)
-
-    def get_renderables(self) -> Any:
-        yield self.make_tasks_table(self.tasks)
-        width = self.live.console.width if hasattr(self, "live") else 80  # Rich renders once in __init__
-        for line in pack_lines(self.status, width):
-            yield Text(line, no_wrap=True, overflow="ignore")
 
 
 class DisplayMode(StrEnum):
@@ -60,7 +45,7 @@ class Display:
         self.mode = mode or (DisplayMode.LIVE if self.console.is_terminal else DisplayMode.PLAIN)
         self.interval_s = 0.25 if self.mode == DisplayMode.LIVE else (plain_interval_s or 10.0)
         self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
-        self._progress: _Progress | None = None
+        self._progress: Any = None  # Rich's Progress, loaded only when a bar is shown
         self._task: Any = None
 
     @property
@@ -101,8 +86,12 @@ class Display:
         """Begin showing progress."""
         if self.mode != DisplayMode.LIVE:
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        from batchrun.show.live import StatusProgress
+
         label = "[bold magenta]SIMULATED[/] batchrun" if simulated else "batchrun"
-        self._progress = _Progress(
+        self._progress = StatusProgress(
             TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),

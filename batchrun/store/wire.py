@@ -18,9 +18,9 @@ _RUN_ID = os.urandom(8).hex()
 _SEQ = itertools.count()
 
 
-def result_line(r: Result, finished_at: float | None = None) -> bytes:
+def result_line(r: Result, finished_at: float | None = None, more: dict[str, Any] | None = None) -> bytes:
     """The JSONL output line for a result (OpenAI Batch output shape plus `batchrun`);
-    `finished_at` is when the line is written (epoch seconds)."""
+    `finished_at` is when the line is written (epoch seconds); `more` adds to `batchrun`."""
     response = None
     if r.status_code is not None:
         body = r.body
@@ -52,6 +52,8 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
         extra["provider"] = r.provider
     if r.chunks:
         extra["chunks"] = r.chunks
+    if more:
+        extra.update(more)
     if r.fallbacks:
         extra["fallbacks"] = [{"from": f.from_model, "reason": f.reason, "attempts": f.attempts,
                                **({"rate_limited": f.rate_limited} if f.rate_limited else {})}
@@ -63,7 +65,7 @@ def result_line(r: Result, finished_at: float | None = None) -> bytes:
         "error": None if r.ok else {"code": r.error_code, "message": r.error_message},
         "batchrun": extra,
     }
-    return orjson.dumps(doc) + b"\n"
+    return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)  # no copy to add the newline
 
 
 def parse_result_line(raw: bytes) -> Result:
