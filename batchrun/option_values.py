@@ -195,7 +195,8 @@ def check_batch_options(values: dict[str, Any]) -> None:
         raise ConfigError("--deadline-margin needs --deadline (it is how early a deadline's plan aims to finish)")
     if values.get("batch_api"):
         return
-    for name in ("no_wait", "batch_size", "batch_expired", "batch_queue_tokens"):
+    # --deadline plans through the Batch API too: the queue's limit is one of the things it knows
+    for name in ("no_wait", "batch_size", "batch_expired", *(() if "deadline" in values else ("batch_queue_tokens",))):
         if name in values and values[name] is not False:
             raise ConfigError(f"--{name.replace('_', '-')} needs --batch-api (it is a Batch API setting; "
                               "without --batch-api every record is sent live, at full price)")

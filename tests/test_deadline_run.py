@@ -100,3 +100,34 @@ def test_kill9_after_a_cancel_then_a_rerun_answers_every_record_once(tmp_path: P
     assert _once(read_results(tmp_path / "in.results.jsonl"), 100)
     assert sim.stats.billed + sim.stats.batch_billed == 100
     assert json.loads((tmp_path / "in.results.jsonl.checkpoint").read_bytes())["deadline"]["at"] == fixed
+
+
+def test_a_deadline_plan_keeps_under_the_batch_queue(tmp_path: Path, sim_factory: Any) -> None:
+    from .test_batch_queue import _sim_tokens
+
+    rows = plain_records(400)
+    limit = _sim_tokens(rows) * 25 // 100  # the queue holds a quarter of the job's tokens
+    sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=limit)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    # stated: the plan sees the queue from the start and never asks past it
+    res = run(_args(sim, inp, "--deadline", "25h", "--batch-queue-tokens", str(limit)))
+    assert res.exit_code == 0, res.output
+    assert _once(read_results(tmp_path / "in.results.jsonl"), 400)
+    assert sim.stats.batches_refused_queue == 0 and sim.stats.requests == 0
+    assert sim.stats.batch_billed == 400
+
+
+def test_a_deadline_plan_learns_the_queue_from_a_refusal_and_fails_no_line(tmp_path: Path, sim_factory: Any) -> None:
+    from .test_batch_queue import _sim_tokens
+
+    rows = plain_records(400)
+    sim = sim_factory(batch_step_s=0.05, batch_queue_tokens=_sim_tokens(rows) * 25 // 100)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = run(_args(sim, inp, "--deadline", "25h"))
+    assert res.exit_code == 0, res.output
+    out = read_results(tmp_path / "in.results.jsonl")
+    assert _once(out, 400) and all(o["error"] is None for o in out)  # a refusal for the queue fails no line
+    # the first wave goes before the limit is known (the plan lets its choice through); the limit
+    # learned from its refusals, no batch is refused again: at most one refusal per shard
+    assert 1 <= sim.stats.batches_refused_queue <= 10
+    assert sim.stats.batch_billed + sim.stats.requests == 400  # every record paid for once

@@ -70,7 +70,7 @@ class Scheduler:
         for s in [s for s in self.plan.open if s.phase == CREATING]:  # resumed: found at the provider or made
             await self._submit(s)
             n += 1
-        self._split_oversized()
+        self.split_oversized()
         for s in [s for s in self.plan.open if s.phase == WRITTEN]:  # files go up ahead: no limit on them
             await self.submitter.upload(s)
         for s in self._ready():
@@ -97,7 +97,8 @@ class Scheduler:
         await self.submitter.submit(s)
         self.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}{again}")
 
-    def _split_oversized(self) -> None:
+    def split_oversized(self) -> None:
+        """Split each waiting shard too big for its whole queue (a single request over it fails its line)."""
         for s in [s for s in self.plan.open if waiting(s)]:
             q = self.queues.of(s)
             if s.requests == 1 and q.limit is not None and cost(q, s) > q.limit:

@@ -15,12 +15,13 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batchrun.batch.api import BatchApi
 from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
 from batchrun.batch.poll import PollBackoff
+from batchrun.batch.queue import cost
 from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
@@ -93,7 +94,27 @@ class DeadlineRun(BatchRun):
         rps = live_rate(self.cfg.rpm, self.cfg.tpm, self.cfg.default_max_output + 200)
         return Paths(live_rps=max(rps, self.live_seen or 0.0), batch_lps=lps or PRIOR_BATCH_LPS,
                      batch_overhead_s=PRIOR_BATCH_OVERHEAD_S if over is None else over,
+                     queue_records=self._queue_records(),
                      live_known=self.cfg.rpm is not None or self.cfg.tpm is not None, batch_known=lps is not None)
+
+    def _queue_records(self) -> int | None:
+        """Records the model's enqueued-token limit lets wait in batches at once (None: not known:
+        a refusal teaches it, or --batch-queue-tokens states it)."""
+        shards = [s for s in self.plan.shards if s.tokens > 0]
+        if not shards or (limit := self.sched.queues.of(shards[0]).limit) is None:
+            return None
+        q = self.sched.queues.of(shards[0])
+        per_token = sum(s.requests for s in shards) / max(1, sum(cost(q, s) for s in shards))
+        return max(1, int(limit * per_token))
+
+    def _queue_lets(self, ids: Sequence[str]) -> set[str]:
+        """Of the shards the plan would submit, those their model's batch queue has room for; a
+        queue whose limit is not known yet lets the plan's choice through (a refusal fails no line
+        and teaches the limit)."""
+        queues = self.sched.queues
+        admitted = {s.id for s in queues.admit(self.plan.shards, time.time())}
+        by_id = {s.id: s for s in self.plan.shards}
+        return {sid for sid in ids if sid in admitted or queues.of(by_id[sid]).limit is None}
 
     def _say_plan(self) -> None:
         """The first line of the run: the plan at what is known, or the deadline it cannot keep."""
@@ -161,7 +182,9 @@ class DeadlineRun(BatchRun):
             self.out.save()
         for sid in moves.cancel:
             await self._cancel(apis, by_id[sid], moves.shortfall)
-        for s in [s for s in self.plan.open if s.phase == CREATING or s.id in moves.submit]:
+        self.sched.split_oversized()
+        lets = self._queue_lets(moves.submit)
+        for s in [s for s in self.plan.open if s.phase == CREATING or s.id in lets]:
             if self.stopped is not None:
                 return
             await submitter.submit(s)
