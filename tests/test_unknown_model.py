@@ -22,8 +22,12 @@ def test_a_typo_in_the_model_stops_early_with_exit_2(tmp_path: Path, sim_factory
     assert "does not serve the model 'gpt-4o-minii'" in res.output
     print(f"unknown model: exit {res.exit_code}, {sim.stats.requests} requests of 400 records")
     assert sim.stats.requests <= 20
-    assert read_results(tmp_path / "in.results.jsonl") == []  # nothing marked failed: all resumable
-    fixed = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet", "--fresh"])
+    out = tmp_path / "in.results.jsonl"
+    assert not out.exists() or read_results(out) == []  # nothing marked failed
+    assert "did you mean 'gpt-4o-mini'" in res.output  # the provider's own list, asked once it stopped
+    assert "--fresh" not in res.output
+    # nothing was written: the same command with the name fixed starts the job, no --fresh needed
+    fixed = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet"])
     assert fixed.exit_code == 0, fixed.output
     assert len(read_results(tmp_path / "in.results.jsonl")) == 400
 

@@ -42,10 +42,11 @@ from batchrun.run.routing import (
 from batchrun.run.wiring import check_input, make_sender
 from batchrun.send.notify import Notifier
 from batchrun.send.sender import Sender
+from batchrun.send.unknown_model import served_hint
 from batchrun.show.console import Display
 from batchrun.show.progress import LimitFigures, ProgressFigures
 from batchrun.show.routing import canary_line
-from batchrun.store.opening import JobFiles, open_job
+from batchrun.store.opening import JobFiles, forget_unwritten, open_job
 from batchrun.store.state import JobState, save_atomic
 
 
@@ -94,11 +95,14 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
                   chunking.kept(lambda: pipe.stopped is None)):
                 async with _showing(display, state, cfg.simulate, figures):
                     await pipe.run()
+            await _name_the_model(pipe, sender, by_provider)
         state.rate_limit_wait_s += limiters.waited_s
         state.stats.abandon(sender.abandoned.by_model)
         if planner is not None and planner.canary is not None:
             state.canary = planner.canary.to_state()
         await _save_final(state, pipe.stopped, files, clock)
+        if pipe.stopped is StopReason.UNKNOWN_MODEL and state.stats.done == 0:
+            forget_unwritten(files)  # the same command with the model's name fixed starts afresh
         summ = routing_summary(cfg, state, planner, shadow_file, _summarise(cfg, state, pipe.stopped))
     if parser.streams_disabled:
         display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
@@ -106,6 +110,12 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
     _report(cfg, display, state, pipe, summ)
     warn_routing(cfg, planner, shadow, summ, display)
     return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
+
+
+async def _name_the_model(pipe: Pipeline, sender: Sender, by_provider: dict[str | None, Any]) -> None:
+    """A stop on a model the provider does not serve says what its own model list holds."""
+    if pipe.stopped is StopReason.UNKNOWN_MODEL and (on := sender.model_watch.stopped_on) is not None:
+        pipe.stop_message = (pipe.stop_message or "") + await served_hint(by_provider[on[0]], on[1])
 
 
 class _JobClock:
@@ -256,7 +266,7 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
             again = resume_command(cfg.api_key, max_cost=2 * cfg.max_cost)
         display.error(advice.format(message=pipe.stop_message, key_env=cfg.api_key_env, cap=cfg.max_cost or 0.0,
                                     spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("known_cost_usd", 0.0))
-                      + f": {again}")
+                      + ("" if pipe.stopped is StopReason.UNKNOWN_MODEL else f": {again}"))
     else:
         display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run: {again}")
 
@@ -272,6 +282,6 @@ _ADVICE = {
                              "resume with",
     StopReason.BUDGET: "--max-cost ${cap:g} reached: spent ${spent:.6f}; raise --max-cost to go on, for "
                        "example (twice the cap)",
-    StopReason.UNKNOWN_MODEL: "{message}; stopped, no record was marked failed for it: fix the model name, "
-                              "then run with it",
+    StopReason.UNKNOWN_MODEL: "{message}; stopped, nothing was written and no record was marked failed: "
+                              "run the same command with the model's name fixed",
 }

@@ -4,6 +4,9 @@ with no fallback to take them, is the user's mistake, not the records'."""
 
 from __future__ import annotations
 
+import difflib
+from typing import Protocol
+
 from batchrun.errors import ModelNotFound, RequestError, UnknownModel
 from batchrun.route.providers import Target
 
@@ -18,6 +21,7 @@ class ModelWatch:
         self.handful = handful
         self._answered: set[tuple[str | None, str]] = set()
         self._refused: dict[tuple[str | None, str], int] = {}
+        self.stopped_on: tuple[str | None, str] | None = None  # the (provider, model) that stopped the job
 
     def answered(self, provider: str | None, model: str) -> None:
         """The model answered once: from now on a model_not_found is that record's own failure."""
@@ -41,5 +45,24 @@ class ModelWatch:
         key = (provider, model)
         n = self._refused[key] = self._refused.get(key, 0) + 1
         if n >= self.handful:
+            self.stopped_on = key
             raise UnknownModel(f"the provider does not serve the model {name!r} ({n} requests answered "
                                f"model_not_found, none succeeded: {why})")
+
+
+class _Lister(Protocol):
+    async def list_models(self) -> list[dict[str, object]]: ...
+
+
+async def served_hint(client: _Lister, model: str) -> str:
+    """What the provider's own model list says of a model it refused: the names closest to it, or
+    that it lists none (asked only once the job has stopped for it: a job that runs pays nothing)."""
+    try:
+        names = [str(m.get("id")) for m in await client.list_models() if m.get("id")]
+    except RequestError:
+        return "; the provider does not list its models (GET /models), so check the name in its documentation"
+    close = difflib.get_close_matches(model, names, n=3, cutoff=0.6)
+    if close:
+        listed = f"{len(names)} models listed at GET /models"
+        return "; did you mean " + " or ".join(repr(c) for c in close) + f"? ({listed})"
+    return f"; it is not among the {len(names)} models the provider lists at GET /models (`batchrun models`)"

@@ -118,3 +118,13 @@ def _recover(files: JobFiles, state: JobState, retry_failed: bool, notice: Calla
         if n:
             notice(f"resume: {n} result line(s) written after the last checkpoint recovered")
     notice(f"resuming: {state.stats.done} record(s) already done in {state.runs} earlier run(s)")
+
+
+def forget_unwritten(files: JobFiles) -> None:
+    """Drop a job that wrote nothing (it stopped on a model the provider does not serve): its
+    checkpoint holds the wrong name as the job's identity, and nothing would be lost or paid twice
+    by starting afresh. An output that holds anything is kept, and so is the checkpoint."""
+    if files.output.exists() and files.output.stat().st_size > 0:
+        return
+    files.checkpoint.unlink(missing_ok=True)
+    files.output.unlink(missing_ok=True)
