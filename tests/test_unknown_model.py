@@ -3,6 +3,7 @@ model_not_found answers: one sentence naming the model, exit 2, nothing marked f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,14 @@ from .test_process import run
 def test_a_typo_in_the_model_stops_early_with_exit_2(tmp_path: Path, sim_factory) -> None:
     sim = sim_factory(strict_models=True)
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(400))
-    res = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-minii", "--concurrency", "16"])
+    res = run([str(inp), "--base-url", sim.url, "--model", "gpt-4o-minii", "--concurrency", "16",
+               "--summary-json", str(tmp_path / "s.json")])
     assert res.exit_code == 2, res.output
     assert "does not serve the model 'gpt-4o-minii'" in res.output
     print(f"unknown model: exit {res.exit_code}, {sim.stats.requests} requests of 400 records")
     assert sim.stats.requests <= 20
+    summ = json.loads((tmp_path / "s.json").read_text())
+    assert summ["job"]["stopped"] == "unknown_model" and summ["records"]["failed"] == 0
     out = tmp_path / "in.results.jsonl"
     assert not out.exists() or read_results(out) == []  # nothing marked failed
     assert "did you mean 'gpt-4o-mini'" in res.output  # the provider's own list, asked once it stopped

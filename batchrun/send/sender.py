@@ -91,9 +91,9 @@ class Sender:
         self.rng = rng or random.Random()
         self.wall_clock = wall_clock  # epoch seconds: what a request is billed at
         self.breaker = Breaker()
-        self.model_watch = ModelWatch()  # a model never answered, refused a handful of times, stops the job
         self.retries = 0  # attempts beyond each record's first, for the progress line
         self.abandoned = Abandoned()  # requests sent for records a clean stop then let go
+        self.model_watch = ModelWatch(note=self.abandoned.note)  # a model refused a handful of times stops the job
         self.stopping = StopSignal()  # set on a clean stop: records not yet sent are let go
 
     def statistics(self) -> SenderStatistics:
@@ -204,7 +204,7 @@ class Sender:
                 self.model_watch.answered(t.provider, t.model)
                 return outcome, None
             # a 429 is not a failure; nor is a model_not_found while the model name may be wrong
-            if isinstance(outcome, RateLimited) or self.model_watch.held(model, t, outcome, may_fall):
+            if isinstance(outcome, RateLimited) or self.model_watch.held(model, t, outcome, may_fall, tally):
                 continue
             failures += 1
             delay = next_delay(self.policy, failures, outcome, self.rng)

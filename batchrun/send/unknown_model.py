@@ -5,10 +5,12 @@ with no fallback to take them, is the user's mistake, not the records'."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Protocol
 
 from batchrun.errors import ModelNotFound, RequestError, UnknownModel
 from batchrun.route.providers import Target
+from batchrun.send.tally import Tally
 
 # How many model_not_found answers, with no success on that model, make it the user's mistake.
 HANDFUL = 3
@@ -17,8 +19,10 @@ HANDFUL = 3
 class ModelWatch:
     """Which models have answered, and how often the others were refused as unknown."""
 
-    def __init__(self, handful: int = HANDFUL) -> None:
+    def __init__(self, handful: int = HANDFUL,
+                 note: Callable[[str, Tally, UnknownModel], UnknownModel] | None = None) -> None:
         self.handful = handful
+        self.note = note  # counts the stopping record's requests among those no line holds
         self._answered: set[tuple[str | None, str]] = set()
         self._refused: dict[tuple[str | None, str], int] = {}
         self.stopped_on: tuple[str | None, str] | None = None  # the (provider, model) that stopped the job
@@ -31,12 +35,15 @@ class ModelWatch:
         """No answer from this model yet: a model_not_found may mean the name is wrong."""
         return (provider, model) not in self._answered
 
-    def held(self, name: str, t: Target, err: RequestError, may_fall: bool) -> bool:
+    def held(self, name: str, t: Target, err: RequestError, may_fall: bool, tally: Tally | None = None) -> bool:
         """A model_not_found for `t` with no fallback to take the record: True (the record is tried
         again) while the model has never answered; UnknownModel at the handful; else False."""
         if not isinstance(err, ModelNotFound) or may_fall or not self.unproven(t.provider, t.model):
             return False
-        self.refused(name, t.provider, t.model, err.message)
+        try:
+            self.refused(name, t.provider, t.model, err.message)
+        except UnknownModel as stop:
+            raise (self.note(name, tally, stop) if self.note and tally else stop) from None
         return True
 
     def refused(self, name: str, provider: str | None, model: str, why: str) -> None:
