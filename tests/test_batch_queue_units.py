@@ -96,7 +96,7 @@ def test_the_budget_covers_a_shard_only_with_its_worst_case() -> None:
 
 def test_a_limit_is_stated_per_provider_or_for_every_model(tmp_path: Path) -> None:
     from batchrun.config import resolve
-    from batchrun.run.batch_queue import stated_limits
+    from batchrun.job.batch_api.batch_queue import stated_limits
 
     toml = tmp_path / "batchrun.toml"
     toml.write_text('batch_api = true\nbatch_queue_tokens = 2000000\n[providers.azure]\n'

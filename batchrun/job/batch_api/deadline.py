@@ -25,12 +25,12 @@ from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.errors import ConfigError, FatalRequestError
+from batchrun.job.batch_api.batch_job import BatchRun, run_batch_job
+from batchrun.job.batch_api.deadline_figures import alternatives, batch_answered, deadline_summary
+from batchrun.job.outcome import Outcome
 from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
 from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
-from batchrun.run.batch_job import BatchRun, run_batch_job
-from batchrun.run.deadline_figures import alternatives, batch_answered, deadline_summary
-from batchrun.run.outcome import Outcome
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
 from batchrun.show.deadline import deadline_lines
