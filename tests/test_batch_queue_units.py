@@ -1,4 +1,4 @@
-"""batch/queue.py and batch/reserve.py, pure: the scheduler's decisions on a fake clock."""
+"""batch/scheduling/queue.py and reserve.py, pure: the scheduler's decisions on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from batchrun.account.prices import Price, Rate
 from batchrun.batch.plan import SUBMITTED, UPLOADED, ModelQueue, Shard
-from batchrun.batch.queue import WAIT_FIRST_S, Queues, queue_refusal, stated_limit
-from batchrun.batch.reserve import Reserve
+from batchrun.batch.scheduling.queue import WAIT_FIRST_S, Queues, queue_refusal, stated_limit
+from batchrun.batch.scheduling.reserve import Reserve
 
 OPENAI = ("Enqueued token limit reached for gpt-4o-mini in organization org-abc. Limit: 2,000,000 enqueued tokens. "
           "Please try again once some in_progress batches have been completed.")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.batch.plan import Plan
-from batchrun.batch.queue import Queues
+from batchrun.batch.scheduling.queue import Queues
 from batchrun.errors import InputError, JobError, StopReason
 from batchrun.job.batch_api.deadline_figures import batch_answered, deadline_summary
 from batchrun.results.shadow_file import read_shadow

@@ -23,7 +23,7 @@ from batchrun.batch.api import BATCH_POLICY, BatchApi
 from batchrun.batch.output import JobOutput
 from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, ShardFiles, shard_dir
 from batchrun.batch.poll import PollBackoff
-from batchrun.batch.queue import holds
+from batchrun.batch.scheduling.queue import holds
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
 from batchrun.batch.submit import Submitter
