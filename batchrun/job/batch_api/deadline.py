@@ -1,4 +1,4 @@
-"""`process --deadline`: the Batch API flow (run/batch_job) with the deadline planner deciding, at
+"""`process --deadline`: the Batch API flow (job/batch_api/batch_job) with the deadline planner deciding, at
 each look, which shards to submit, which to send live instead, and which running batches to
 cancel so that the live path takes what they would leave unanswered.
 
