@@ -87,7 +87,7 @@ class RunConfig:
     no_wait: bool = False  # --batch-api: submit and collect what is done, exit 75 while batches run
     batch_queue_tokens: int | None = None  # --batch-api: each model's enqueued-token limit (None: learned)
     routing: Routing = field(default_factory=Routing)
-    deadline: When | None = None  # --deadline: plan across the Batch API and live (run/deadline.py)
+    deadline: When | None = None  # --deadline: plan across the Batch API and live (job/batch_api/deadline.py)
     deadline_margin: Margin = DEFAULT_MARGIN
     shared_limits: str | None = None  # a Redis URL: the key's limit shared with other processes
     shared_limits_required: bool = False  # Redis down: stop (exit 75) instead of going on alone

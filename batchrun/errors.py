@@ -16,6 +16,7 @@ carries a one-sentence message; the CLI turns it into that sentence and its Exit
         ├── RetryableError        worth another attempt
         │   ├── RateLimited       429; retry_after from the server if it said; never fails a record
         │   ├── ServerError       408, 409, 5xx
+        │   ├── CircuitOpen       not sent: the provider's circuit is open; down the fallback chain
         │   ├── Timeout           no answer within --timeout
         │   ├── ConnectionLost    reset, refused, closed mid-answer
         │   ├── BadResponse       a malformed HTTP answer

@@ -1,4 +1,4 @@
-"""batch/queue.py and batch/reserve.py, pure: the scheduler's decisions on a fake clock."""
+"""batch/scheduling/queue.py and reserve.py, pure: the scheduler's decisions on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from batchrun.account.prices import Price, Rate
 from batchrun.batch.plan import SUBMITTED, UPLOADED, ModelQueue, Shard
-from batchrun.batch.queue import WAIT_FIRST_S, Queues, queue_refusal, stated_limit
-from batchrun.batch.reserve import Reserve
+from batchrun.batch.scheduling.queue import WAIT_FIRST_S, Queues, queue_refusal, stated_limit
+from batchrun.batch.scheduling.reserve import Reserve
 
 OPENAI = ("Enqueued token limit reached for gpt-4o-mini in organization org-abc. Limit: 2,000,000 enqueued tokens. "
           "Please try again once some in_progress batches have been completed.")
@@ -96,7 +96,7 @@ def test_the_budget_covers_a_shard_only_with_its_worst_case() -> None:
 
 def test_a_limit_is_stated_per_provider_or_for_every_model(tmp_path: Path) -> None:
     from batchrun.config import resolve
-    from batchrun.run.batch_queue import stated_limits
+    from batchrun.job.batch_api.batch_queue import stated_limits
 
     toml = tmp_path / "batchrun.toml"
     toml.write_text('batch_api = true\nbatch_queue_tokens = 2000000\n[providers.azure]\n'

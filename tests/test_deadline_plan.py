@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats, ModelStats
 from batchrun.cli import app
+from batchrun.job.batch_api.deadline import look_s
+from batchrun.job.batch_api.deadline_figures import alternatives
 from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import (
     PRIOR_BATCH_LPS,
@@ -22,8 +24,6 @@ from batchrun.route.deadline import (
     plan,
     replan,
 )
-from batchrun.run.deadline import look_s
-from batchrun.run.deadline_figures import alternatives
 
 from .conftest import plain_records, write_jsonl
 

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batchrun.cli import app
-from batchrun.run.resume import resume_argv, with_option
+from batchrun.job.resume import resume_argv, with_option
 
 from .conftest import plain_records, read_results, write_jsonl
 from .test_cost import ENV

@@ -22,11 +22,13 @@ LAYERS = [
     {"batchrun.show"},
     {"batchrun.sim"},
     {"batchrun.option_values", "batchrun.config"},
-    {"batchrun.run"},
+    {"batchrun.job"},  # the job, live (job/) and through the Batch API (job/batch_api/)
+    {"batchrun.commands"},  # the backends of the commands other than `process`
     {"batchrun.cli", "batchrun.__main__"},
 ]
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
+MAX_FOLDER_MODULES = 12  # __init__.py included: past about 12, a folder is usually two rooms
 
 
 def modules() -> dict[str, Path]:
@@ -102,3 +104,12 @@ def test_modules_and_functions_stay_small() -> None:
                 if n > MAX_FUNCTION_LINES:
                     too_big.append(f"function {name}.{node.name}: {n} lines")
     assert too_big == []
+
+
+def test_no_folder_holds_more_than_twelve_modules() -> None:
+    crowded = []
+    for folder in sorted({p.parent for p in PACKAGE.rglob("*.py")}):
+        count = len(list(folder.glob("*.py")))
+        if count > MAX_FOLDER_MODULES:
+            crowded.append(f"{folder.relative_to(PACKAGE.parent)}: {count} modules")
+    assert crowded == []

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from batchrun.cli import app
 from batchrun.records import Result, Usage
-from batchrun.results.html import render_report
+from batchrun.results.html_report.html import render_report
 from batchrun.results.timeline import RunTimeline, finished_at
 from batchrun.store.wire import result_line
 
@@ -240,7 +240,7 @@ def test_the_report_of_a_rolled_back_canary_with_a_shadow_tells_the_migration(tm
 
 
 def test_answers_shown_in_the_migration_are_escaped_and_cut_short() -> None:
-    from batchrun.results.migration_html import migration_section
+    from batchrun.results.html_report.migration_html import migration_section
 
     long = "<script>alert(1)</script>" + "x" * 1000
     data = {"migration": {"canary": None, "providers": {}, "shadow": {

@@ -10,7 +10,7 @@ from typing import Any
 
 from batchrun.batch.api import BatchApi
 from batchrun.batch.plan import Plan
-from batchrun.batch.queue import Queues, cost
+from batchrun.batch.scheduling.queue import Queues, cost
 from batchrun.batch.submit import CLOCK_SLACK_S
 
 RUNNING = ("validating", "in_progress", "finalizing")

@@ -54,7 +54,7 @@ class Shard:
 
 @dataclass(slots=True)
 class ModelQueue:
-    """What is known of one provider + model's enqueued-token limit (batch/queue.py decides by it)."""
+    """What is known of one provider + model's enqueued-token limit (batch/scheduling/queue.py decides by it)."""
 
     limit: int | None = None  # in the server's tokens; None: not known yet
     source: str | None = None  # "stated" (--batch-queue-tokens), "message" (a refusal said it), "queued"

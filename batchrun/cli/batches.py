@@ -24,8 +24,8 @@ def batches(
     json_: Json = False,
 ) -> None:
     """List a --batch-api job's batches at the provider: state, counts, age, tokens queued."""
+    from batchrun.commands.batch_list import list_batches
     from batchrun.config import resolve
-    from batchrun.run.batch_list import list_batches
     from batchrun.show.batches import format_batches
 
     cfg = resolve({"input": input, "output": output, "base_url": base_url, "api_key_env": api_key_env},

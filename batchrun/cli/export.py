@@ -29,7 +29,7 @@ def export_(
     ] = False,
 ) -> None:
     """One row per input record, in input order: its key and fields, status, model, answer, tokens, cost."""
-    from batchrun.results.export import export
+    from batchrun.commands.export import export
 
     to_file = output is not None and str(output) != "-"
     fmt = _format(format, output if to_file else None)
@@ -55,8 +55,8 @@ def export_(
 def _format(given: str | None, output: Path | None) -> str:
     """--format, else -o's suffix; a suffix that names neither format is refused rather than
     guessed (a.xml written as CSV would surprise), and a name without one is CSV."""
+    from batchrun.commands.export import FORMATS
     from batchrun.errors import ConfigError
-    from batchrun.results.export import FORMATS
     from batchrun.results.target import check_target
 
     if given is not None and given not in FORMATS:

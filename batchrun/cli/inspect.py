@@ -43,8 +43,8 @@ def status(
     json_: Json = False,
 ) -> None:
     """Show a job's progress from its checkpoint: done, failed, remaining, spend, last run."""
+    from batchrun.commands.status import job_status
     from batchrun.config import default_output
-    from batchrun.run.status import job_status
     from batchrun.show.deadline import deadline_lines
     from batchrun.show.routing import canary_status
     from batchrun.show.tables import format_status
@@ -89,10 +89,10 @@ def estimate(
     tpm: Annotated[float | None, Opt(help="--deadline: the live limit in tokens per minute.")] = None,
 ) -> None:
     """Count records, estimate tokens and the cost range per model, without sending anything."""
+    from batchrun.commands.deadline_estimate import deadline_plan
+    from batchrun.commands.estimate import estimate_file, estimate_report
     from batchrun.config import resolve
     from batchrun.route.routes import Router
-    from batchrun.run.deadline_estimate import deadline_plan
-    from batchrun.run.estimate import estimate_file, estimate_report
     from batchrun.show.deadline import format_deadline
     from batchrun.show.tables import format_estimate
 
@@ -122,9 +122,9 @@ def report(
     html: Annotated[Path | None, Opt("--html", help="Also write a self-contained HTML report here.")] = None,
 ) -> None:
     """The per-model summary table of any results file; --html adds a report page with charts."""
+    from batchrun.commands.report import check_html_path, write_html_report
+    from batchrun.commands.report import report as make_report
     from batchrun.config import resolve
-    from batchrun.run.report import check_html_path, write_html_report
-    from batchrun.run.report import report as make_report
     from batchrun.show.tables import format_report
 
     check_html_path(html, *results)
@@ -154,8 +154,8 @@ def models(
     json_: Json = False,
 ) -> None:
     """List the endpoint's models (GET {base_url}/models), each marked with whether its price is known."""
+    from batchrun.commands.models import list_models
     from batchrun.config import resolve
-    from batchrun.run.models import list_models
     from batchrun.show.tables import format_models
 
     cfg = resolve({"base_url": base_url, "api_key_env": api_key_env, "prices": prices,

@@ -14,7 +14,7 @@ from batchrun.cli.app import _early_signal, app
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from batchrun.run.outcome import Outcome
+    from batchrun.job.outcome import Outcome
     from batchrun.secret import ApiKey
     from batchrun.show.console import Display
 from batchrun.cli.options import (
@@ -110,12 +110,12 @@ def process(
 
 
 def _process(flags: dict[str, Any]) -> None:
+    from batchrun.commands.preflight import check_paths, fit_open_files
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
-    from batchrun.run.alerts import run_notified
-    from batchrun.run.deadline import run_deadline_job
-    from batchrun.run.job import run_job
-    from batchrun.run.preflight import check_paths, fit_open_files
+    from batchrun.job.alerts import run_notified
+    from batchrun.job.batch_api.deadline import run_deadline_job
+    from batchrun.job.job import run_job
     from batchrun.show.console import Display, DisplayMode
 
     config_path = flags.pop("config")
@@ -124,7 +124,7 @@ def _process(flags: dict[str, Any]) -> None:
     cfg = resolve(flags, config_path=config_path)
     check_paths(cfg, html_report)
     if html_report is not None:  # the report's modules load only when one is asked for
-        from batchrun.run.report import check_html_path
+        from batchrun.commands.report import check_html_path
 
         check_html_path(html_report, cfg.input, cfg.output)
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
@@ -147,7 +147,7 @@ def _process(flags: dict[str, Any]) -> None:
 def _resumable(run: Callable[[], Outcome], key: ApiKey) -> Outcome:
     """A stop raised as an error (the job busy, a write failing) says the command that goes on."""
     from batchrun.errors import BatchrunError, ExitCode
-    from batchrun.run.resume import resume_command
+    from batchrun.job.resume import resume_command
 
     try:
         return run()
@@ -160,8 +160,8 @@ def _resumable(run: Callable[[], Outcome], key: ApiKey) -> Outcome:
 def _html_report(results: Path, out: Path, display: Display) -> None:
     """The run's HTML report; failing to write it is a warning, the run's outcome stands."""
     from batchrun.account.pricing import PriceBook
+    from batchrun.commands.report import write_html_report
     from batchrun.errors import BatchrunError
-    from batchrun.run.report import write_html_report
 
     try:
         write_html_report(results, PriceBook({}), out)

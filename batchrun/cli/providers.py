@@ -20,8 +20,8 @@ def providers(
 ) -> None:
     """Check each provider in batchrun.toml: reachable, key accepted, latency, models served.
     Exit 0 when all are healthy, 1 otherwise."""
+    from batchrun.commands.health import check_providers
     from batchrun.config import resolve
-    from batchrun.run.health import check_providers
     from batchrun.show.routing import format_providers_health
 
     cfg = resolve({"model": model, "base_url": base_url, "api_key_env": api_key_env, "simulate": simulate},

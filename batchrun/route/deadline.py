@@ -71,7 +71,7 @@ def live_rate(rpm: float | None, tpm: float | None, tokens_per_record: float) ->
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class DeadlinePlan:
     """The split and what it is expected to give."""
 
     records: int
@@ -112,7 +112,7 @@ def fastest_split(n: int, paths: Paths, overhead: bool = True) -> tuple[int, flo
     return to_batch, max(o + to_batch / b, (n - to_batch) / r)
 
 
-def plan(n: int, now: float, deadline: float, margin_s: float, paths: Paths) -> Plan:
+def plan(n: int, now: float, deadline: float, margin_s: float, paths: Paths) -> DeadlinePlan:
     """The split of `n` records left, decided at `now`."""
     avail = deadline - margin_s - now
     fast_batch, full_speed = fastest_split(n, paths)
@@ -127,13 +127,13 @@ def plan(n: int, now: float, deadline: float, margin_s: float, paths: Paths) -> 
 
 
 def _planned(n: int, to_batch: int, now: float, deadline: float, impossible: bool, full_speed: float,
-             paths: Paths, overhead: bool = True) -> Plan:
+             paths: Paths, overhead: bool = True) -> DeadlinePlan:
     to_live = n - to_batch
     pace = paths.batch_pace()
     o = paths.batch_overhead_s if overhead else 0.0
     batch_s = (o + to_batch / pace) if to_batch and pace > 0 else (0.0 if not to_batch else float("inf"))
     live_s = to_live / paths.live_rps if to_live and paths.live_rps > 0 else (0.0 if not to_live else float("inf"))
-    return Plan(
+    return DeadlinePlan(
         records=n, to_batch=to_batch, to_live=to_live, now=now, deadline=deadline,
         finish_at=now + max(batch_s, live_s), impossible=impossible, full_speed_s=full_speed,
         cost_usd=_cost(paths, to_batch, to_live, n), all_live_usd=paths.live_cost, all_batch_usd=paths.batch_cost,

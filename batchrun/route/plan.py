@@ -15,7 +15,7 @@ from batchrun.route.routes import Router
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class RecordPlan:
     """Models to try in order; `canary`: the first is the canary (one attempt, judged); `once`:
     one attempt only, skipped while its circuit is open (the shadow: a comparison is never worth
     slowing the job for)."""
@@ -38,13 +38,13 @@ class Planner:
         self.fallbacks = tuple(fallbacks)
         self.on_change = on_change  # the canary's state changed: save it now
 
-    def plan(self, rec: Record) -> Plan:
+    def plan(self, rec: Record) -> RecordPlan:
         """The plan for one record."""
         base, reason = self.router.route(rec)
         c = self.canary
         if c is not None and c.config.model != base and c.takes(rec.key):
-            return Plan(self._chain(c.config.model, base), "canary", True)
-        return Plan(self._chain(base), reason)
+            return RecordPlan(self._chain(c.config.model, base), "canary", True)
+        return RecordPlan(self._chain(base), reason)
 
     def _chain(self, *first: str) -> tuple[str, ...]:
         return (*first, *(m for m in self.fallbacks if m not in first))

@@ -36,7 +36,7 @@ from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiter, Limiters, StopSignal
 from batchrun.records import Fallback, Record, Result, Usage
-from batchrun.route.plan import Plan, Planner
+from batchrun.route.plan import Planner, RecordPlan
 from batchrun.route.providers import Target, Targets
 from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
@@ -122,14 +122,14 @@ class Sender:
             only, err = await self._attempts(rec, rec.model, Tally())  # the common, fast path
             self._check_down(rec.model, err)
             return only
-        return await self._chain(rec, Plan((rec.model, *(m for m in self.fallback_models if m != rec.model)), ""))
+        return await self._chain(rec, RecordPlan((rec.model, *(m for m in self.fallback_models if m != rec.model)), ""))
 
     async def send_to(self, rec: Record, model: str, route: str) -> Result:
         """The record answered by one given model only (the shadow): one attempt, no fallbacks."""
-        result = await self._chain(rec, Plan((model,), route, once=True))
+        result = await self._chain(rec, RecordPlan((model,), route, once=True))
         return dataclasses.replace(result, route=route, provider=self.targets(model).provider)
 
-    async def _chain(self, rec: Record, plan: Plan) -> Result:
+    async def _chain(self, rec: Record, plan: RecordPlan) -> Result:
         """Down the plan's models until one answers, or a failure no other model would mend."""
         chain = plan.chain
         tally = Tally()

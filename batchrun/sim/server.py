@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from batchrun.sim.answers import Ask, PromptCache, error_body, sim_tokens
-from batchrun.sim.batches import BatchService
+from batchrun.sim.batch_api.batches import BatchService
 from batchrun.sim.config import DEFAULT_MODELS, SimConfig, check_config
 from batchrun.sim.endpoints import SIM_ENDPOINTS, Asked, BadAsk, SimEndpoint
 from batchrun.sim.faults import Outcome, fault_outcome, injected_429_headers, pick_fault, quota_body

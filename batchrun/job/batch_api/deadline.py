@@ -1,4 +1,4 @@
-"""`process --deadline`: the Batch API flow (run/batch_job) with the deadline planner deciding, at
+"""`process --deadline`: the Batch API flow (job/batch_api/batch_job) with the deadline planner deciding, at
 each look, which shards to submit, which to send live instead, and which running batches to
 cancel so that the live path takes what they would leave unanswered.
 
@@ -26,12 +26,12 @@ from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.errors import ConfigError, FatalRequestError
+from batchrun.job.batch_api.batch_job import BatchRun, run_batch_job
+from batchrun.job.batch_api.deadline_figures import alternatives, batch_answered, deadline_summary
+from batchrun.job.outcome import Outcome
 from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
 from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
-from batchrun.run.batch_job import BatchRun, run_batch_job
-from batchrun.run.deadline_figures import alternatives, batch_answered, deadline_summary
-from batchrun.run.outcome import Outcome
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
 from batchrun.show.deadline import deadline_lines

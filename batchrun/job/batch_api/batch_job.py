@@ -23,7 +23,7 @@ from batchrun.batch.api import BATCH_POLICY, BatchApi
 from batchrun.batch.output import JobOutput
 from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, ShardFiles, shard_dir
 from batchrun.batch.poll import PollBackoff
-from batchrun.batch.queue import holds
+from batchrun.batch.scheduling.queue import holds
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
 from batchrun.batch.submit import Submitter
@@ -42,14 +42,14 @@ from batchrun.errors import (
 )
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.input.sniff import sniff_input
+from batchrun.job.batch_api.batch_live import send_live
+from batchrun.job.batch_api.batch_queue import budget_stop, scheduler, warn_prices
+from batchrun.job.batch_api.batch_report import report_batches
+from batchrun.job.connect import endpoint
+from batchrun.job.outcome import Outcome
+from batchrun.job.pipeline import Pipeline
+from batchrun.job.resume import resume_command
 from batchrun.route.providers import Targets
-from batchrun.run.batch_live import send_live
-from batchrun.run.batch_queue import budget_stop, scheduler, warn_prices
-from batchrun.run.batch_report import report_batches
-from batchrun.run.connect import endpoint
-from batchrun.run.outcome import Outcome
-from batchrun.run.pipeline import Pipeline
-from batchrun.run.resume import resume_command
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.client import make_session
 from batchrun.show.batches import format_counts

@@ -12,8 +12,8 @@ from batchrun.route.deadline import (
     PRIOR_BATCH_OVERHEAD_S,
     PRIOR_RPM,
     PRIOR_TPM,
+    DeadlinePlan,
     Paths,
-    Plan,
     live_rate,
     plan,
 )
@@ -54,7 +54,7 @@ def deadline_plan(report: dict[str, Any], cfg: RunConfig, now: float) -> dict[st
     }
 
 
-def _costs(report: dict[str, Any], p: Plan) -> dict[str, Any]:
+def _costs(report: dict[str, Any], p: DeadlinePlan) -> dict[str, Any]:
     """The plan's cost range against the all-live and all-batch ranges; None where a price is unknown."""
     n = max(1, p.records)
     live = None if report["unpriced_models"] else (report["total_cost_min_usd"], report["total_cost_max_usd"])

@@ -7,8 +7,8 @@ import time
 from html import escape
 from typing import Any
 
-from batchrun.results.charts import bar_chart, duration, line_chart, money, number, time_ticks
-from batchrun.results.migration_html import findings_section, migration_section
+from batchrun.results.html_report.charts import bar_chart, duration, line_chart, money, number, time_ticks
+from batchrun.results.html_report.migration_html import findings_section, migration_section
 from batchrun.results.timeline import LATENCY_BINS, RunTimeline
 
 MAX_CHART_MODELS = 8

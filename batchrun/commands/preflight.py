@@ -27,7 +27,7 @@ def check_paths(cfg: RunConfig, html_report: Path | None = None) -> None:
                        ("--html-report", html_report)):
         if path is not None:
             refuse_job_file(flag, path, files)
-            if flag != "--html-report":  # the report checks its own path (run/report.check_html_path)
+            if flag != "--html-report":  # the report checks its own path (commands/report.check_html_path)
                 _writable_file(path, flag, make_parents=False)
 
 

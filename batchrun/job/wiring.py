@@ -13,10 +13,10 @@ from batchrun.errors import reading
 from batchrun.input.parts import Span, span
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.input.sniff import sniff_input
+from batchrun.job.routing import shadow_figures
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.route.providers import Targets
-from batchrun.run.routing import shadow_figures
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.store.state import JobState

@@ -7,11 +7,11 @@ import asyncio
 import time
 from typing import Any
 
+from batchrun.commands.gateway_health import probe_upstreams
 from batchrun.config import RunConfig
 from batchrun.errors import AuthError, RequestError
+from batchrun.job.connect import endpoint
 from batchrun.route.providers import Targets
-from batchrun.run.connect import endpoint
-from batchrun.run.gateway_health import probe_upstreams
 from batchrun.secret import ApiKey, redact_url
 from batchrun.send.client import Client, make_session
 

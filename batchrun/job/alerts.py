@@ -13,10 +13,10 @@ from typing import Any
 
 from batchrun.config import RunConfig
 from batchrun.errors import BatchrunError, ExitCode, run_exit_code
+from batchrun.job.outcome import Outcome
 from batchrun.records import Result
 from batchrun.route.canary import PROMOTED, ROLLED_BACK
 from batchrun.route.plan import Planner
-from batchrun.run.outcome import Outcome
 from batchrun.secret import redact_text
 from batchrun.send.notify import (
     BUDGET,

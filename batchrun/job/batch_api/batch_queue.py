@@ -11,9 +11,9 @@ from pathlib import Path
 from batchrun.account.pricing import PriceBook
 from batchrun.batch.output import JobOutput
 from batchrun.batch.plan import Plan
-from batchrun.batch.queue import Queues, cost
-from batchrun.batch.reserve import Reserve
-from batchrun.batch.schedule import Scheduler
+from batchrun.batch.scheduling.queue import Queues, cost
+from batchrun.batch.scheduling.reserve import Reserve
+from batchrun.batch.scheduling.schedule import Scheduler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.route.providers import Targets

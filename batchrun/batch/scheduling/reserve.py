@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from batchrun.account.prices import Price
 from batchrun.batch.plan import Shard
-from batchrun.batch.queue import holds
+from batchrun.batch.scheduling.queue import holds
 from batchrun.records import Usage
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.batch.plan import Plan
-from batchrun.batch.queue import Queues
+from batchrun.batch.scheduling.queue import Queues
 from batchrun.errors import InputError, JobError, StopReason
+from batchrun.job.batch_api.deadline_figures import batch_answered, deadline_summary
 from batchrun.results.shadow_file import read_shadow
-from batchrun.run.deadline_figures import batch_answered, deadline_summary
 from batchrun.store.files import shadow_path
 from batchrun.store.identity import fingerprint
 from batchrun.store.lock import lock_holder, lock_path

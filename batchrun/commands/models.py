@@ -7,7 +7,7 @@ from typing import Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.config import RunConfig
-from batchrun.run.connect import endpoint
+from batchrun.job.connect import endpoint
 from batchrun.send.client import Client, make_session
 
 

@@ -21,8 +21,8 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from batchrun.sim.answers import error_body
-from batchrun.sim.batch_capacity import BatchCapacity
-from batchrun.sim.batch_work import ORG, Progress, answer_file, enqueued, queue_refusal, validate
+from batchrun.sim.batch_api.batch_capacity import BatchCapacity
+from batchrun.sim.batch_api.batch_work import ORG, Progress, answer_file, enqueued, queue_refusal, validate
 from batchrun.sim.config import SimConfig
 from batchrun.sim.stats import SimStats
 

@@ -1,5 +1,5 @@
-"""Which shards go to the provider, and when: the queue (batch/queue.py) and the budget
-(batch/reserve.py) applied to a plan, each decision saved before the next step. A batch refused
+"""Which shards go to the provider, and when: the queue (batch/scheduling/queue.py) and the budget
+(batch/scheduling/reserve.py) applied to a plan, each decision saved before the next step. A batch refused
 for the enqueued-token limit is not a settled batch: its shard goes back to waiting (its
 uploaded file kept), no line is written for it, and the queue learns from the refusal.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchrun.batch.fit import fail_shard, split_shard
 from batchrun.batch.plan import CREATING, SUBMITTED, UPLOADED, WRITTEN, Plan, Shard
-from batchrun.batch.queue import Queues, cost, holds, key, queue_refusal, waiting
-from batchrun.batch.reserve import Reserve
+from batchrun.batch.scheduling.fit import fail_shard, split_shard
+from batchrun.batch.scheduling.queue import Queues, cost, holds, key, queue_refusal, waiting
+from batchrun.batch.scheduling.reserve import Reserve
 from batchrun.batch.submit import Submitter
 from batchrun.records import Result
 from batchrun.send.notify import BATCH_QUEUE_REFUSED, notify

@@ -13,11 +13,11 @@ from batchrun.batch.plan import Shard, ShardFiles
 from batchrun.batch.shard import index_lines
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
+from batchrun.job.connect import clients
+from batchrun.job.pipeline import Pipeline
 from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.route.providers import Targets
-from batchrun.run.connect import clients
-from batchrun.run.pipeline import Pipeline
 from batchrun.secret import ApiKey
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender

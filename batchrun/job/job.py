@@ -18,18 +18,14 @@ from batchrun.clock import now_iso
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason, WriteFailed
 from batchrun.input.lines import line_batches
-from batchrun.limit.limiter import Limiters
-from batchrun.limit.shared import shared_limits
-from batchrun.route.plan import Planner
-from batchrun.route.providers import Targets
-from batchrun.run.alerts import BudgetWatch, after_each, watch_canary
-from batchrun.run.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
-from batchrun.run.chunking import Chunking, job_parser
-from batchrun.run.connect import clients, endpoint
-from batchrun.run.outcome import Outcome, write_summary_json
-from batchrun.run.pipeline import Pipeline
-from batchrun.run.resume import resume_command
-from batchrun.run.routing import (
+from batchrun.job.alerts import BudgetWatch, after_each, watch_canary
+from batchrun.job.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
+from batchrun.job.chunking import Chunking, job_parser
+from batchrun.job.connect import clients, endpoint
+from batchrun.job.outcome import Outcome, write_summary_json
+from batchrun.job.pipeline import Pipeline
+from batchrun.job.resume import resume_command
+from batchrun.job.routing import (
     Shadowing,
     canary_notice,
     canary_section,
@@ -39,7 +35,11 @@ from batchrun.run.routing import (
     shadow_path,
     warn_routing,
 )
-from batchrun.run.wiring import check_input, make_sender
+from batchrun.job.wiring import check_input, make_sender
+from batchrun.limit.limiter import Limiters
+from batchrun.limit.shared import shared_limits
+from batchrun.route.plan import Planner
+from batchrun.route.providers import Targets
 from batchrun.send.notify import Notifier
 from batchrun.send.sender import Sender
 from batchrun.send.unknown_model import served_hint
@@ -54,7 +54,7 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
     """Run the job to its end or a clean stop."""
     refuse_fresh_while_batches_run(cfg)
     if cfg.batch_api:
-        from batchrun.run.batch_job import run_batch_job  # a live job never loads the Batch API
+        from batchrun.job.batch_api.batch_job import run_batch_job  # a live job never loads the Batch API
 
         return await run_batch_job(cfg, display)
     part = await check_input(cfg)

@@ -7,8 +7,8 @@ from typing import Any
 from batchrun.batch.plan import Plan
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
-from batchrun.run.outcome import write_summary_json
-from batchrun.run.resume import resume_command
+from batchrun.job.outcome import write_summary_json
+from batchrun.job.resume import resume_command
 from batchrun.show.console import Display
 
 

@@ -11,7 +11,7 @@ from batchrun.batch.manage import cancel_running, job_batches
 from batchrun.batch.plan import Plan
 from batchrun.config import RunConfig
 from batchrun.errors import JobError
-from batchrun.run.connect import endpoint
+from batchrun.job.connect import endpoint
 from batchrun.send.client import make_session
 from batchrun.store.state import checkpoint_path, load_state
 

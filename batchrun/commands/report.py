@@ -13,7 +13,7 @@ from batchrun.account.pricing import PriceBook
 from batchrun.account.stats import JobStats, summary
 from batchrun.config import SIMULATED_BASE_URL
 from batchrun.errors import ConfigError, InputError, reading
-from batchrun.results.html import render_report
+from batchrun.results.html_report.html import render_report
 from batchrun.results.migration import MigrationReader
 from batchrun.results.target import check_target, replacing
 from batchrun.results.timeline import RunTimeline, finished_at
