@@ -21,7 +21,7 @@ from typing import Any
 from batchrun.batch.api import BatchApi
 from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
 from batchrun.batch.poll import PollBackoff
-from batchrun.batch.queue import cost
+from batchrun.batch.scheduling.queue import cost
 from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
