@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -33,7 +33,7 @@ def export_(
 
     to_file = output is not None and str(output) != "-"
     fmt = _format(format, output if to_file else None)
-    counts = _interruptible(lambda: asyncio.run(export(results, input, output, fmt, parse_json)),
+    counts = _interruptible(lambda: _run(export(results, input, output, fmt, parse_json)),
                             output if to_file else None)
     s = counts.by_status
     where = str(output) if to_file else "stdout"
@@ -72,6 +72,20 @@ def _format(given: str | None, output: Path | None) -> str:
     if suffix in (".jsonl", ".json"):
         return "jsonl"
     raise ConfigError(f"cannot tell the format from -o {output}: name it .csv or .jsonl, or pass --format")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, quiet about a file read that finishes in its thread after an interrupt has
+    cancelled its waiter (CPython 3.11 reports it as an InvalidStateError in a callback: noise,
+    the export is stopping and its temporary file goes)."""
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not isinstance(context.get("exception"), asyncio.InvalidStateError):
+            loop.default_exception_handler(context)
+
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_exception_handler(handler)
+        return runner.run(work)
 
 
 class _Terminated(KeyboardInterrupt):
