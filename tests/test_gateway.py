@@ -116,7 +116,7 @@ def test_5_error_shapes(tier: Tier, tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(40))
     typo, _ = tier.process(tmp_path, inp, "--model", "gw/old-modell")
     assert typo.exit_code == 2 and "does not serve the model 'gw/old-modell'" in typo.output, typo.output
-    assert read_results(tmp_path / "in.results.jsonl") == []
+    assert not (tmp_path / "in.results.jsonl").exists()  # nothing written: the job is forgotten
     fell, summ = tier.process(tmp_path, inp, "--model", "gw/old-modell", "--fallback-model", "gw/old-model",
                               "--quiet", "--fresh")
     assert fell.exit_code == 0, fell.output
@@ -143,7 +143,7 @@ def test_6_batches_reach_the_upstream_of_their_model(tier: Tier, tmp_path: Path)
     rows = [{"id": f"r{i}", "text": f"ticket {i}", "model": "gw/batch-new" if i % 2 else "gw/batch-old"}
             for i in range(20)]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    res, _ = tier.process(tmp_path, inp, "--model", "gw/batch-old", "--batch-api")
+    res, _ = tier.process(tmp_path, inp, "--model", "gw/batch-old", "--model-field", "model", "--batch-api")
     assert res.exit_code == 0, res.output
     new, old = tier.sims["batch-new"].stats, tier.sims["batch-old"].stats
     assert new.batches_created == 1 and old.batches_created == 1  # one shard per model, each at its own
