@@ -6,6 +6,7 @@ chunk by chunk: its lines are numbered as the uncompressed file's."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -89,7 +90,9 @@ async def line_batches(
             if not line.isspace():
                 yield [(number + 1, line)]
     finally:
-        await f.close()
+        # shielded: a stop cancels the reader (pipeline.run) and may land while this close is on
+        # its thread hop; unshielded, the close is dropped and the file leaks (a ResourceWarning)
+        await asyncio.shield(f.close())
 
 
 class _Chunks:
