@@ -14,6 +14,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 
+# An installed batchrun runs from compiled bytecode; a shell with PYTHONDONTWRITEBYTECODE set
+# would make every child compile ~120 modules again (0.12 s of each start-up) and time that.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def start_sim(*args: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `batchrun mock-server` on a free loopback port; return it and its base URL."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,11 +16,15 @@ from aiohttp import web
 
 from batchrun.sim.server import SimConfig, Simulator
 
+# The suite starts a few hundred `python -m batchrun` children; with PYTHONDONTWRITEBYTECODE set
+# (as some shells do) each would compile ~120 modules from source again (0.12 s CPU apiece), as no
+# installed copy does. __pycache__ is ignored by git.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _price_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Jobs keep snapshot prices in a cache folder of the test session's, not the user's home."""
-    import os
 
     old = os.environ.get("BATCHRUN_CACHE_DIR")
     os.environ["BATCHRUN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -31,7 +31,8 @@ def numbered(path: Path, part: Part | None) -> list[tuple[int, bytes | None]]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(lines=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"x")), max_size=30),
+@given(lines=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"x")), max_size=30).filter(
+           lambda ls: not b"\n".join(ls).startswith(b"\x1f\x8b")),  # a file starting so is read as gzip
        trailing=st.booleans(), n=st.integers(1, 9))
 def test_parts_are_disjoint_cover_every_line_and_keep_its_number(
         tmp_path_factory: Any, lines: list[bytes], trailing: bool, n: int) -> None:
@@ -43,6 +44,13 @@ def test_parts_are_disjoint_cover_every_line_and_keep_its_number(
     spans = [span(path, Part(k, n)) for k in range(1, n + 1)]
     assert spans[0].start == 0 and spans[-1].end == path.stat().st_size
     assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_a_part_starting_with_gzips_magic_bytes_is_read_as_plain_lines(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n\x1f\x8b")  # plain: only the file's own first bytes can say gzip
+    assert numbered(path, None) == [(2, b"\x1f\x8b")]
+    assert [x for k in (1, 2) for x in numbered(path, Part(k, 2))] == [(2, b"\x1f\x8b")]
 
 
 def test_a_part_reads_only_its_own_bytes(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ chunk by chunk: its lines are numbered as the uncompressed file's."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -44,7 +45,7 @@ async def line_batches(
     start, end, number = span if span is not None else (0, -1, 0)
     with reading("input file", path):
         f = await aiofiles.open(path, "rb")
-    chunks = _Chunks(f, path, end - start)
+    chunks = _Chunks(f, path, end - start, sniff=start == 0)
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
@@ -89,19 +90,21 @@ async def line_batches(
             if not line.isspace():
                 yield [(number + 1, line)]
     finally:
-        await f.close()
+        # shielded: a stop cancels the reader (pipeline.run) and may land while this close is on
+        # its thread hop; unshielded, the close is dropped and the file leaks (a ResourceWarning)
+        await asyncio.shield(f.close())
 
 
 class _Chunks:
     """The file's bytes in chunks; a gzip file's decompressed as it streams (`.jsonl.gz` read as it
     is). A plain object, not a generator: the reader's `finally` has only the file to close."""
 
-    def __init__(self, f: Any, path: Path, left: int = -1) -> None:
+    def __init__(self, f: Any, path: Path, left: int = -1, sniff: bool = True) -> None:
         self.f = f
         self.path = path
         self.left = left  # bytes still to read (a part of the file); negative: to the end
         self.gz: Gunzip | None = None
-        self.started = False
+        self.started = not sniff  # a part's bytes start mid-file: only a file's start says gzip
         self.pieces: deque[bytes] = deque()  # decompressed, at most a chunk each
 
     async def next(self) -> bytes:
