@@ -82,6 +82,22 @@ def test_1_canary_judged_on_the_upstreams_errors(tier: Tier, tmp_path: Path) -> 
     assert len(read_results(tmp_path / "in.results.jsonl")) == 800
 
 
+def test_1b_a_gateway_left_to_retry_still_shows_the_canary_its_failures(tier: Tier, tmp_path: Path) -> None:
+    """The user keeps LiteLLM's retries (`num_retries = 2` in the provider's extra_body): each
+    answer's x-litellm-attempted-retries is judged as the canary's failures; it still rolls back."""
+    before = tier.sims["new-model"].stats.requests
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(800))
+    res, summ = tier.process(tmp_path, inp, "--model", "gw/old-model", "--quiet", "--concurrency", "16",
+                             extra='extra_body = { num_retries = 2 }\n[canary]\nmodel = "gw/new-model"\n'
+                                   "share = 0.3\nwindow = 50\nmax_error_rate = 0.05\n")
+    assert res.exit_code == 0, res.output
+    sent = tier.sims["new-model"].stats.requests - before
+    print(f"canary behind a retrying gateway: {summ['canary']['state']}, upstream requests {sent}")
+    assert summ["canary"]["state"] == "rolled_back", summ["canary"]
+    assert sent <= 400
+    assert len(read_results(tmp_path / "in.results.jsonl")) == 800
+
+
 def test_2_an_empty_upstream_account_stops_with_exit_3(tier: Tier, tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(300))
     res, _ = tier.process(tmp_path, inp, "--model", "gw/empty-model", "--concurrency", "16")

@@ -141,3 +141,18 @@ def test_a_provider_key_comes_from_its_variable_only() -> None:
     (p,) = parse_providers({"x": {"base_url": "https://h/v1/", "api_key_env": "X_KEY", "rpm": 60}}, {"X_KEY": "k"}, "t")
     assert p.api_key.reveal() == "k" and p.base_url == "https://h/v1" and p.rpm == 60.0
     assert parse_canary(None, "t") is None
+
+
+def test_a_gateways_hidden_retries_are_judged_as_the_canarys_failures() -> None:
+    """Behind a gateway left to retry, every answer comes back 200: the retries it made
+    (x-litellm-attempted-retries) are the upstream's failures, judged before the answer."""
+    router = Router(None, "base")
+    seen = Planner(router, canary(share=1.0, ramp=(), window=50, max_error_rate=0.05))
+    blind = Planner(router, canary(share=1.0, ramp=(), window=50, max_error_rate=0.05))
+    rng = random.Random(12)
+    for _ in range(200):  # 12 % of upstream attempts fail; the gateway retries each once
+        hidden = int(rng.random() < 0.12)
+        seen.observe(True, 40.0, hidden)
+        blind.observe(True, 40.0)
+    assert seen.canary is not None and seen.canary.state == "rolled_back"
+    assert blind.canary is not None and blind.canary.state == "running"

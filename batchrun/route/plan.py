@@ -49,9 +49,16 @@ class Planner:
     def _chain(self, *first: str) -> tuple[str, ...]:
         return (*first, *(m for m in self.fallbacks if m not in first))
 
-    def observe(self, ok: bool, latency_ms: float) -> None:
-        """One canary answer (or failure) to judge."""
-        if self.canary is not None and self.canary.observe(ok, latency_ms) and self.on_change is not None:
+    def observe(self, ok: bool, latency_ms: float, hidden_failures: int = 0) -> None:
+        """One canary answer (or failure) to judge; `hidden_failures`: upstream attempts a gateway
+        retried before it (each a failure the canary's upstream gave, judged as one)."""
+        if self.canary is None:
+            return
+        changed = False
+        for _ in range(hidden_failures):
+            changed = self.canary.observe(False, latency_ms) or changed
+        changed = self.canary.observe(ok, latency_ms) or changed
+        if changed and self.on_change is not None:
             self.on_change()
 
     def roll_back(self, reason: str) -> None:

@@ -41,7 +41,7 @@ from batchrun.route.providers import Target, Targets
 from batchrun.secret import redact_url
 from batchrun.send.breaker import Breaker
 from batchrun.send.client import Client
-from batchrun.send.gateway import answer_cost
+from batchrun.send.gateway import answer_cost, upstream_retries
 from batchrun.send.retry import RetryPolicy, next_delay, parse_retry_after
 from batchrun.send.tally import Abandoned, Tally, failure
 from batchrun.send.unknown_model import ModelWatch
@@ -162,7 +162,7 @@ class Sender:
             finally:
                 self.gate.settle(reserve, spent)
             if canary and self.planner is not None and not isinstance(err, CircuitOpen):
-                self.planner.observe(err is None, result.latency_ms)
+                self.planner.observe(err is None, result.latency_ms, tally.hidden)
             if last:
                 self._check_down(model, err)
             rescue = canary or isinstance(err, ModelNotFound | ContextTooLong | RetryableError)
@@ -239,8 +239,7 @@ class Sender:
         endpoint = ENDPOINTS[rec.endpoint]
         model, provider = t.name, t.provider
         tally.attempts += 1
-        if tally.attempts > 1:
-            self.retries += 1
+        self.retries += tally.attempts > 1
         sent_at = self.wall_clock()
         if tally.started_at is None:
             tally.started_at = sent_at
@@ -272,6 +271,7 @@ class Sender:
             self.abandoned.note(model, tally, NotSent("cancelled in flight"))
             raise
         self.breaker.answered(t.model, provider)
+        tally.hidden += upstream_retries(ans.headers) if ans.gateway else 0
         reported = endpoint.usage(ans.body)
         usage = reported or Usage()  # no usage: tokens and cost unknown (unmetered), never $0
         # what the provider counts against tokens-per-minute: prompt plus max_tokens when the

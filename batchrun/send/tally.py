@@ -18,6 +18,7 @@ class Tally:
     fallbacks: list[Fallback] = field(default_factory=list)
     started_at: float | None = None
     possibly_billed: int = 0  # 200s with no readable answer: retried, but the server may bill them
+    hidden: int = 0  # upstream attempts a gateway retried on its own (x-litellm-attempted-retries)
 
 
 def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, code: str, message: str) -> Result:
