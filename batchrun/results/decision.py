@@ -50,3 +50,18 @@ def canary_decision(c: dict[str, Any]) -> str:
     why = f" on {c['threshold']}" if c.get("threshold") and c["threshold"] not in ("ramp", "refused") else ""
     return (f"canary {c['model']} {state.replace('_', ' ')}{when(c.get('changed_at', c.get('at')))}{after}{why}: "
             f"{c.get('reason') or 'no reason recorded'}")
+
+
+def fmt_pct(v: float | None) -> str:
+    """A share as a percentage, "-" when unknown."""
+    return "-" if v is None else f"{100.0 * v:.1f}%"
+
+
+def fmt_ms(v: float | None) -> str:
+    """Milliseconds, "-" when unknown."""
+    return "-" if v is None else f"{v:.0f}"
+
+
+def fmt_usd(v: float | None) -> str:
+    """Dollars, "unknown" when unknown (never a made-up $0)."""
+    return "unknown" if v is None else f"${v:.6f}"

@@ -7,18 +7,9 @@ from typing import Any
 from rich.table import Table
 
 from batchrun.results.decision import canary_decision, per_1k, thresholds_words, when
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100.0 * v:.1f}%"
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0f}"
-
-
-def _usd(v: float | None) -> str:
-    return "unknown" if v is None else f"${v:.6f}"
+from batchrun.results.decision import fmt_ms as _ms
+from batchrun.results.decision import fmt_pct as _pct
+from batchrun.results.decision import fmt_usd as _usd
 
 
 def canary_line(c: dict[str, Any]) -> str:
