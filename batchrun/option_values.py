@@ -193,6 +193,9 @@ def check_batch_options(values: dict[str, Any]) -> None:
     unawares: refused."""
     if "deadline_margin" in values and "deadline" not in values:
         raise ConfigError("--deadline-margin needs --deadline (it is how early a deadline's plan aims to finish)")
+    if "deadline" in values and values.get("no_wait"):
+        raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
+                          "often; run without --no-wait")
     if values.get("batch_api"):
         return
     # --deadline plans through the Batch API too: the queue's limit is one of the things it knows

@@ -161,7 +161,8 @@ def test_budget_shares_and_the_budget_stop_are_posted_without_the_key(tmp_path: 
     shares = [b["share"] for _, b, _ in rec.got[:2]]
     assert shares == [0.25, 0.5] and all(b["spent_usd"] >= b["share"] * 2 for _, b, _ in rec.got[:2])
     stop = rec.got[-1][1]
-    assert stop["exit_code"] == 3 and "budget" in stop["reason"] and "run the same command again" in stop["resume"]
+    assert stop["exit_code"] == 3 and "budget" in stop["reason"] and "--max-cost" in stop["resume"]
+    assert stop["resume"].startswith("to go on, run: batchrun ") and "--max-cost 4" in stop["resume"]
     assert all(KEY not in json.dumps(b) for _, b, _ in rec.got)
 
 

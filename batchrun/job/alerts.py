@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from batchrun.config import RunConfig
-from batchrun.errors import BatchrunError, ExitCode, run_exit_code
+from batchrun.errors import BatchrunError, ExitCode, StopReason, run_exit_code
 from batchrun.job.outcome import Outcome
+from batchrun.job.resume import resume_command
 from batchrun.records import Result
 from batchrun.route.canary import PROMOTED, ROLLED_BACK
 from batchrun.route.plan import Planner
@@ -58,7 +59,10 @@ async def run_notified(cfg: RunConfig, display: Display,
         code = int(run_exit_code(outcome.stopped, outcome.all_ok))
         if outcome.stopped is not None:
             why = outcome.summary.get("job", {}).get("stopped") or str(outcome.stopped)
-            _stopped(notifier, job, code, f"stopped: {why}", RESUME)
+            # the command that goes on (a budget stop's with a higher cap: the same one stops again)
+            more = 2 * cfg.max_cost if outcome.stopped is StopReason.BUDGET and cfg.max_cost else None
+            _stopped(notifier, job, code, f"stopped: {why}", "to go on, run: " + resume_command(cfg.api_key,
+                                                                                          max_cost=more))
         else:
             _complete(notifier, job, code, outcome.summary)
     return outcome

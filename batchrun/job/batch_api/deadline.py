@@ -25,7 +25,7 @@ from batchrun.batch.scheduling.queue import cost
 from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
-from batchrun.errors import ConfigError, FatalRequestError
+from batchrun.errors import ConfigError, FatalRequestError, RequestError
 from batchrun.job.batch_api.batch_job import BatchRun, run_batch_job
 from batchrun.job.batch_api.deadline_figures import alternatives, batch_answered, deadline_summary
 from batchrun.job.outcome import Outcome
@@ -208,8 +208,11 @@ class DeadlineRun(BatchRun):
         assert self.state.deadline is not None and shard.batch_id is not None
         self.state.deadline["cancelled"].append(shard.batch_id)
         self.out.save()  # the decision is on disk before the cancel is sent
-        with contextlib.suppress(FatalRequestError):  # a batch that ended meanwhile cannot be cancelled
+        try:
             await apis[shard.provider].cancel(shard.batch_id)
+        except RequestError as e:  # a batch that ended meanwhile cannot be cancelled (OpenAI: 409): collect it
+            if not isinstance(e, FatalRequestError) and e.status != 409:
+                raise
         self.display.notice(f"deadline: batches are expected to leave {shortfall} line(s) unanswered in time; "
                             f"cancelled batch {shard.id} ({shard.batch_id}): its answered lines are kept, the "
                             "rest go live")
