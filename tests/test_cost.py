@@ -199,3 +199,14 @@ def test_a_small_cap_is_spent_not_stopped_at_by_reservations_in_flight(tmp_path,
     assert done.returncode == 3, done.stderr
     spent = _json.loads(summary.read_text())["total_cost_usd"]
     assert 0.8 * 0.003 < spent <= 0.003, spent
+
+
+def test_spend_is_counted_without_a_cap_for_the_progress_line() -> None:
+    """A routed job's progress line reads the budget's spend: with no --max-cost it still counts."""
+    from batchrun.limit.budget import Budget
+
+    b = Budget(None, spent_usd=0.25)
+    assert b.try_reserve(1.0)
+    b.settle(0.0, 0.5)
+    b.settle(0.0, None)  # an answer of unknown cost adds nothing, never a made-up figure
+    assert b.spent_usd == 0.75 and b.reserved_usd == 0.0

@@ -27,11 +27,11 @@ class Budget:
         return True
 
     def settle(self, reserved_usd: float, actual_usd: float | None) -> None:
-        """Replace a reservation by what the request really cost."""
-        if self.cap_usd is None:
-            return
-        self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
+        """Replace a reservation by what the request really cost (counted with no cap too: the
+        progress line of a routed job, shadow answers included, reads it)."""
         self.spent_usd += actual_usd or 0.0
+        if self.cap_usd is not None:
+            self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
 
 
     def fits_alone(self, worst_case_usd: float) -> bool:
