@@ -183,7 +183,7 @@ def test_batches_lists_the_jobs_batches_and_cancel_keeps_what_they_answered(tmp_
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(90))
     assert _run(sim, inp, "--batch-size", "30", "--no-wait", "--batch-queue-tokens", "100000").exit_code == 75
     env = {"BATCHRUN_API_KEY": "k"}
-    res = CliRunner().invoke(app, ["batches", str(inp), "--base-url", sim.url, "--json"], env=env)
+    res = CliRunner().invoke(app, ["batches", str(inp), "--json"], env=env)  # the job's own base URL
     assert res.exit_code == 0, res.output
     listed = json.loads(res.output)
     assert [(b["shard"], b["status"]) for b in listed["batches"]] == [(f"s000{i}", "validating") for i in (1, 2, 3)]

@@ -28,6 +28,18 @@ def batches(
     from batchrun.config import resolve
     from batchrun.show.batches import format_batches
 
-    cfg = resolve({"input": input, "output": output, "base_url": base_url, "api_key_env": api_key_env},
-                  config_path=config)
+    flags = {"input": input, "output": output, "base_url": base_url, "api_key_env": api_key_env}
+    cfg = resolve(flags, config_path=config)
+    if base_url is None and (job_url := _job_base_url(cfg.output)) not in (None, cfg.base_url):
+        cfg = resolve({**flags, "base_url": job_url}, config_path=config)  # where the job sent its batches
     _show(asyncio.run(list_batches(cfg, cancel)), json_, format_batches)
+
+
+def _job_base_url(output: Path) -> str | None:
+    """The base URL the job ran against, from its checkpoint, where it is kept whole (a URL with a
+    password is kept masked: then --base-url must say it)."""
+    from batchrun.store.state import checkpoint_path, load_state
+
+    state = load_state(checkpoint_path(output))
+    url = state.identity.get("base_url") if state is not None else None
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) and "***@" not in url else None
