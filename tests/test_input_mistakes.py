@@ -59,6 +59,24 @@ def test_a_plain_records_model_field_is_data_unless_model_field_names_it(tmp_pat
     assert res.exit_code == 0 and set(json.loads(res.stdout)["models"]) == {"sim-small", "gpt-4.1-mini"}
 
 
+
+def test_a_model_field_value_that_names_no_model_is_a_bad_line(tmp_path: Path, sim_factory) -> None:
+    sim = sim_factory()
+    rows = [{"id": "ok", "llm": "gpt-4o-mini", "text": "a"}, {"id": "empty", "llm": "", "text": "b"},
+            {"id": "number", "llm": 5, "text": "c"}, {"id": "none", "text": "d"}]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = cli(["process", str(inp), "--base-url", sim.url, "--model", "gpt-4.1-mini", "--model-field", "llm",
+               "--quiet"])
+    assert res.exit_code == 1, res.output
+    out = {r["custom_id"]: r for r in read_results(tmp_path / "in.results.jsonl")}
+    assert out["ok"]["error"] is None and out["ok"]["response"]["body"]["model"] == "gpt-4o-mini"
+    assert out["none"]["error"] is None and out["none"]["response"]["body"]["model"] == "gpt-4.1-mini"
+    for n, value in ((2, "''"), (3, "5")):
+        err = out[f"line-{n}"]["error"]
+        assert err["code"] == "invalid_input" and f"line {n}" in err["message"], err
+        assert "'llm' field (--model-field) names no model: " + value in err["message"], err
+    assert sim.stats.requests == 2
+
 CSV = b"id,text,model\n1,the parcel is late,Corolla\n2,refund please,Civic\n"
 
 

@@ -162,8 +162,11 @@ class LineParser:
                     return self._finish(endpoint, body)
             else:
                 body = plain_body(endpoint.name, self._plain_text(obj), s.system)
-                if s.model_field is not None and isinstance(obj.get(s.model_field), str):
-                    body["model"] = obj[s.model_field]
+                if s.model_field is not None and s.model_field in obj:
+                    value = obj[s.model_field]
+                    if not isinstance(value, str) or not value.strip():  # a typo'd value is the line's fault
+                        raise BadBody(f"its {s.model_field!r} field (--model-field) names no model: {value!r}")
+                    body["model"] = value
         endpoint.check_body(body)
         return self._finish(endpoint, body)
 
