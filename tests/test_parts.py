@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from batchrun.cli import app
 from batchrun.errors import ConfigError
 from batchrun.input.lines import line_batches
-from batchrun.input.parts import Part, parse_part, part_from_env, span
+from batchrun.input.parts import Part, parse_part, part_from_env, part_of, span
 
 from .conftest import read_results, write_jsonl
 
@@ -118,3 +118,9 @@ def test_parts_run_on_their_own_and_export_as_one_job(tmp_path: Path) -> None:
     assert json.loads(cli("status", str(inp), "--part", "2/3", "--json").stdout)["input_unchanged"] is True
     res = cli("process", str(inp), "--simulate", "--quiet", "--part", "3/3")  # resumes: nothing left to send
     assert res.exit_code == 0 and "10/10" not in res.output and len(read_results(outs[2])) == len(lines[2])
+
+
+def test_part_and_parts_together_are_one_sentence() -> None:
+    with pytest.raises(ConfigError, match="--part 1/2 and --parts 2 both say which part"):
+        part_of(Part(1, 2), 2, {"JOB_COMPLETION_INDEX": "1"})
+    assert part_of(Part(1, 2), None, {}) == Part(1, 2) and part_of(None, None, {}) is None

@@ -60,6 +60,9 @@ def parse_part(text: object) -> Part:
 
 def part_of(part: Part | None, parts: int | None, env: Mapping[str, str]) -> Part | None:
     """--part K/N as given, else with --parts N the scheduler's index, else None."""
+    if part is not None and parts:
+        raise ConfigError(f"--part {part} and --parts {parts} both say which part this is: give one (--part K/N, "
+                          "or --parts N with the scheduler's index)")
     return part if part is not None or not parts else part_from_env(parts, env)
 
 

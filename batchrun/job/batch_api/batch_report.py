@@ -28,6 +28,6 @@ def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopRe
     elif stopped is not None and running:
         at_provider = sum(1 for s in plan.open if s.batch_id)
         unsent = running - at_provider
-        parts = [f"{at_provider} batch(es) keep running at the provider"] if at_provider else []
+        parts = [f"{at_provider} batch(es) still running at the provider"] if at_provider else []
         parts += [f"{unsent} shard(s) not yet submitted"] if unsent else []
         display.notice(f"stopped with {' and '.join(parts)}: go on with: {resume_command(cfg.api_key)}")
