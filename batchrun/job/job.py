@@ -1,28 +1,25 @@
-"""One run of a `process` job: open it, wire the parts, run the pipeline, save, summarise.
-
-`run_job` reads as the steps it takes; each step is a function of its own below it.
+"""One run of a `process` job: the checks before it is opened, then the lifecycle
+(`job/lifecycle`) around the live pipeline as its middle (`LiveRun`); a `--batch-api` run goes to
+`job/batch_api/batch_job` instead, around the same lifecycle.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
-from batchrun.account.stats import summary
-from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import StopReason, WriteFailed
+from batchrun.errors import StopReason
 from batchrun.input.lines import line_batches
+from batchrun.input.parts import Span
 from batchrun.job.alerts import BudgetWatch, after_each, watch_canary
 from batchrun.job.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
 from batchrun.job.chunking import Chunking, job_parser
 from batchrun.job.connect import clients, endpoint
-from batchrun.job.outcome import Outcome, write_summary_json
+from batchrun.job.lifecycle import JobClock, job_figures, run_lifecycle, running
+from batchrun.job.outcome import Outcome
 from batchrun.job.pipeline import Pipeline
 from batchrun.job.resume import resume_command
 from batchrun.job.routing import (
@@ -46,8 +43,9 @@ from batchrun.send.unknown_model import served_hint
 from batchrun.show.console import Display
 from batchrun.show.progress import LimitFigures, ProgressFigures
 from batchrun.show.routing import canary_line
-from batchrun.store.opening import JobFiles, forget_unwritten, open_job
-from batchrun.store.state import JobState, save_atomic
+from batchrun.store.opening import JobFiles, forget_unwritten
+from batchrun.store.output import ResultsFile
+from batchrun.store.state import JobState
 
 
 async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = None) -> Outcome:
@@ -59,81 +57,123 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
         return await run_batch_job(cfg, display)
     part = await check_input(cfg)
     files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
-    with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
+    return await run_lifecycle(cfg, display, files, lambda state: LiveRun(cfg, display, state, files, part, notifier))
+
+
+class LiveRun:
+    """The live middle: records read, sent and written by the pipeline."""
+
+    saves_on_error = False  # the periodic checkpoints stand; an error is no end to record
+
+    def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles, part: Span | None,
+                 notifier: Notifier | None) -> None:
         refuse_live_while_batches_run(state, resume_command(cfg.api_key, also="--batch-api"))
-        state.last_run["command"] = resume_command(cfg.api_key)  # `status` tells it as the next step
-        clock = _JobClock(state)
+        self.cfg, self.display, self.state, self.files, self.part, self.notifier = (
+            cfg, display, state, files, part, notifier)
+        self.clock = JobClock(state)
+        self.results = ResultsFile(cfg.output, files.checkpoint, state, self.clock.state_bytes)
+        self.shadow_file = shadow_path(cfg.output)
+        self.pipe: Pipeline | None = None
+        self.planner: Planner | None = None
+        self.shadow: Shadowing | None = None
+
+    @property
+    def stopped(self) -> StopReason | None:
+        return self.pipe.stopped if self.pipe is not None else None
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped is None
+
+    async def run(self) -> None:
+        """Wire the parts (endpoint, sessions, limits, planner, sender, shadow) and run the pipeline."""
+        cfg, state, display = self.cfg, self.state, self.display
         targets = Targets(p.name for p in cfg.routing.providers)
         prices = cfg.price_book()
         await _look_prices_up(cfg, prices, targets, display)
-        shadow_file = shadow_path(cfg.output)
         async with endpoint(cfg) as (base_url, key), clients(cfg, base_url, key) as by_provider, \
                 shared_limits(cfg.shared_limits, cfg.shared_limits_required, display.warn,
                               {None: (base_url, key), **{p.name: (p.base_url, p.api_key)
                                                          for p in cfg.routing.providers}}) as shared:
-            limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
-                                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers},
-                                shared=shared)
-            planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
+            self.limiters = limiters = Limiters(
+                cfg.rpm, cfg.tpm, ceiling=cfg.concurrency, shared=shared,
+                provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
+            self.planner = planner = make_planner(cfg, state, time.time, lambda: pipe.request_save())
             if notice := canary_notice(planner):
                 display.notice(notice)
-            watch_canary(planner, notifier, state, cfg.output.name)
-            sender = make_sender(cfg, state, by_provider, limiters, prices, planner, targets, shadow_file)
-            shadow = Shadowing(cfg.routing.shadow, sender, shadow_file) if cfg.routing.shadow else None
-            parser = job_parser(cfg, prices, targets, display)
-            budget = BudgetWatch(notifier, cfg.max_cost, cfg.notify.budget_alerts, lambda: sender.budget.spent_usd,
-                                 cfg.output.name) if notifier and cfg.max_cost else None
+            watch_canary(planner, self.notifier, state, cfg.output.name)
+            self.sender = sender = make_sender(cfg, state, by_provider, limiters, prices, planner, targets,
+                                               self.shadow_file)
+            self.shadow = shadow = Shadowing(cfg.routing.shadow, sender, self.shadow_file) if cfg.routing.shadow \
+                else None
+            self.parser = job_parser(cfg, prices, targets, display)
+            budget = BudgetWatch(self.notifier, cfg.max_cost, cfg.notify.budget_alerts,
+                                 lambda: sender.budget.spent_usd, cfg.output.name) \
+                if self.notifier and cfg.max_cost else None
             chunking = Chunking(cfg, state, sender.budget)
             send = chunking.wrap(sender.send)
-            lines = line_batches(cfg.input, cfg.max_line_bytes, part.bounds() if part else None)
-            pipe = Pipeline(lines, parser, sender, state,
-                            cfg.output, files.checkpoint, clock.state_bytes, cfg.concurrency, cfg.drain_timeout,
-                            send=shadow.wrap(send) if shadow else send,
-                            after_write=after_each(shadow.written if shadow else None, budget))
-            figures = _progress(cfg, state, clock, limiters, sender, pipe, planner)
-            with (_signals(pipe, display, cfg.drain_timeout), shadow_open(shadow, cfg.fresh),
-                  chunking.kept(lambda: pipe.stopped is None)):
-                async with _showing(display, state, cfg.simulate, figures):
+            lines = line_batches(cfg.input, cfg.max_line_bytes, self.part.bounds() if self.part else None)
+            self.pipe = pipe = Pipeline(lines, self.parser, sender, state, self.results, cfg.concurrency,
+                                        cfg.drain_timeout, send=shadow.wrap(send) if shadow else send,
+                                        after_write=after_each(shadow.written if shadow else None, budget))
+            with shadow_open(shadow, cfg.fresh), chunking.kept(lambda: pipe.stopped is None):
+                async with running(self, display, state, cfg.simulate):
                     await pipe.run()
             await _name_the_model(pipe, sender, by_provider)
         state.rate_limit_wait_s += limiters.waited_s
         state.stats.abandon(sender.abandoned.by_model)
         if planner is not None and planner.canary is not None:
             state.canary = planner.canary.to_state()
-        await _save_final(state, pipe.stopped, files, clock)
-        if pipe.stopped is StopReason.UNKNOWN_MODEL and state.stats.done == 0:
-            forget_unwritten(files)  # the same command with the model's name fixed starts afresh
-        summ = routing_summary(cfg, state, planner, shadow_file, _summarise(cfg, state, pipe.stopped))
-    if parser.streams_disabled:
-        display.warn(f"{parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does not stream, "
-                     "so they were sent with \"stream\": false")
-    _report(cfg, display, state, pipe, summ)
-    warn_routing(cfg, planner, shadow, summ, display)
-    return Outcome(pipe.stopped, state.stats.failed + state.stats.invalid == 0, summ)
+
+    def signalled(self, reason: StopReason, again: bool) -> None:
+        """A signal drains the pipeline; a second one stops it at once."""
+        assert self.pipe is not None
+        if again:
+            self.display.notice("second signal: stopping now without waiting for in-flight requests")
+            self.pipe.stop_now()
+            return
+        self.display.notice(f"stopping: sending nothing new, finishing the requests in flight "
+                            f"(up to {self.cfg.drain_timeout:g}s; Ctrl-C again to stop at once)")
+        self.pipe.stop(reason)
+
+    def figures(self) -> ProgressFigures:
+        """The live figures, read from each part's statistics()."""
+        assert self.pipe is not None
+        st, clock, cfg, planner = self.state.stats, self.clock, self.cfg, self.planner
+        el = clock.elapsed_this_run()
+        limits = tuple(LimitFigures(f"{s.provider}/{s.model}" if s.provider else s.model,
+                                    s.rpm, s.tpm, s.limit_rpm, s.source, s.rate_limited)
+                       for s in self.limiters.statistics())
+        routed = {"cost_usd": self.sender.budget.spent_usd} if planner is not None else {}  # the shadow's spend too
+        return job_figures(
+            self.state, clock, cfg.simulate, rps=(st.done - clock.done_before) / el if el > 0 else 0.0,
+            retries=self.sender.statistics().retries, in_flight=self.pipe.statistics().in_flight, limits=limits,
+            wait_s=self.limiters.waited_s,
+            routing=canary_line(c) if (c := canary_section(cfg, self.state, planner)) else None, **routed)
+
+    def ended(self) -> None:
+        if self.stopped is StopReason.UNKNOWN_MODEL and self.state.stats.done == 0:
+            forget_unwritten(self.files)  # the same command with the model's name fixed starts afresh
+
+    def sections(self, summ: dict[str, Any]) -> dict[str, Any]:
+        return routing_summary(self.cfg, self.state, self.planner, self.shadow_file, summ)
+
+    def before_summary(self, summ: dict[str, Any]) -> None:
+        if self.parser.streams_disabled:
+            self.display.warn(f"{self.parser.streams_disabled} record(s) asked for \"stream\": true; batchrun does "
+                              "not stream, so they were sent with \"stream\": false")
+        _warn_unpriced(self.display, summ)
+
+    def after_summary(self, summ: dict[str, Any]) -> None:
+        assert self.pipe is not None
+        _next_step(self.cfg, self.display, self.state, self.pipe, summ)
+        warn_routing(self.cfg, self.planner, self.shadow, summ, self.display)
 
 
 async def _name_the_model(pipe: Pipeline, sender: Sender, by_provider: dict[str | None, Any]) -> None:
     """A stop on a model the provider does not serve says what its own model list holds."""
     if pipe.stopped is StopReason.UNKNOWN_MODEL and (on := sender.model_watch.stopped_on) is not None:
         pipe.stop_message = (pipe.stop_message or "") + await served_hint(by_provider[on[0]], on[1])
-
-
-class _JobClock:
-    """The job's elapsed time across runs, as the checkpoint records it."""
-
-    def __init__(self, state: JobState) -> None:
-        self.state = state
-        self.started = time.monotonic()
-        self.elapsed_before = state.elapsed_s
-        self.done_before = state.stats.done
-
-    def elapsed_this_run(self) -> float:
-        return time.monotonic() - self.started
-
-    def state_bytes(self) -> bytes:
-        """The checkpoint's content, with the elapsed time brought up to now."""
-        self.state.elapsed_s = self.elapsed_before + self.elapsed_this_run()
-        return self.state.to_bytes()
 
 
 async def _look_prices_up(cfg: RunConfig, prices: PriceBook, targets: Targets, display: Display) -> None:
@@ -145,105 +185,7 @@ async def _look_prices_up(cfg: RunConfig, prices: PriceBook, targets: Targets, d
         await asyncio.to_thread(prices.context_window, t.model, t.provider)
 
 
-def _progress(
-    cfg: RunConfig, state: JobState, clock: _JobClock, limiters: Limiters, sender: Sender, pipe: Pipeline,
-    planner: Planner | None,
-) -> Callable[[], ProgressFigures]:
-    """The live figures, read from each part's statistics()."""
-
-    def figures() -> ProgressFigures:
-        st = state.stats
-        el = clock.elapsed_this_run()
-        tin, tout = st.tokens
-        limits = tuple(LimitFigures(f"{s.provider}/{s.model}" if s.provider else s.model,
-                                    s.rpm, s.tpm, s.limit_rpm, s.source, s.rate_limited)
-                       for s in limiters.statistics())
-        return ProgressFigures(
-            done=st.done, total=state.total, elapsed_s=el,
-            rps=(st.done - clock.done_before) / el if el > 0 else 0.0,
-            input_tokens=tin, output_tokens=tout,  # routed: the budget's count holds the shadow's spend too
-            cost_usd=sender.budget.spent_usd if planner is not None else st.cost_usd,
-            cost_unknown=any(m.unpriced for m in st.models.values()),
-            retries=sender.statistics().retries, errors=st.failed + st.invalid,
-            in_flight=pipe.statistics().in_flight, limits=limits, wait_s=limiters.waited_s,
-            simulated=cfg.simulate, routing=canary_line(c) if (c := canary_section(cfg, state, planner)) else None,
-        )
-
-    return figures
-
-
-@contextlib.contextmanager
-def _signals(pipe: Pipeline, display: Display, drain_timeout: float) -> Any:
-    """SIGINT, SIGTERM and SIGHUP (an ssh session closing) drain the pipeline; a second signal
-    stops it at once."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(reason: StopReason) -> None:
-        if pipe.stopped in (StopReason.INTERRUPTED, StopReason.TERMINATED, StopReason.HANGUP):
-            display.notice("second signal: stopping now without waiting for in-flight requests")
-            pipe.stop_now()
-            return
-        display.notice(f"stopping: sending nothing new, finishing the requests in flight "
-                       f"(up to {drain_timeout:g}s; Ctrl-C again to stop at once)")
-        pipe.stop(reason)
-
-    loop.add_signal_handler(signal.SIGINT, on_signal, StopReason.INTERRUPTED)
-    loop.add_signal_handler(signal.SIGTERM, on_signal, StopReason.TERMINATED)
-    loop.add_signal_handler(signal.SIGHUP, on_signal, StopReason.HANGUP)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-
-
-@contextlib.asynccontextmanager
-async def _showing(
-    display: Display, state: JobState, simulated: bool, figures: Callable[[], ProgressFigures]
-) -> AsyncIterator[None]:
-    """Progress on screen while the pipeline runs, refreshed every display interval."""
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(display.interval_s)
-            display.update(figures())
-
-    display.start(state.total, simulated)
-    ticker = asyncio.create_task(tick()) if display.shows_progress else None
-    try:
-        yield
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-            display.update(figures())
-        display.stop()
-
-
-async def _save_final(state: JobState, stopped: StopReason | None, files: JobFiles, clock: _JobClock) -> None:
-    """The last checkpoint of the run; the pipeline has fsynced the output already."""
-    if stopped is None:
-        state.total = state.stats.done
-    state.last_run = {**state.last_run, "status": "complete" if stopped is None else f"stopped: {stopped}",
-                      "ended": now_iso()}
-    try:
-        await asyncio.to_thread(save_atomic, files.checkpoint, clock.state_bytes())
-    except OSError as e:  # the output is whole lines: the next run recovers from it
-        raise WriteFailed(f"cannot write the checkpoint {files.checkpoint}: {e.strerror or e}; "
-                          "nothing was lost: free space first") from None
-
-
-def _summarise(cfg: RunConfig, state: JobState, stopped: StopReason | None) -> dict[str, Any]:
-    return summary(
-        state.stats, input_path=str(cfg.input), output_path=str(cfg.output),
-        total=state.total or state.stats.done, complete=stopped is None, simulated=cfg.simulate,
-        runs=state.runs, elapsed_s=state.elapsed_s, stopped=stopped, rate_limit_wait_s=state.rate_limit_wait_s,
-    )
-
-
-def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, summ: dict[str, Any]) -> None:
-    """The summary, and what to do next when the run stopped early."""
+def _warn_unpriced(display: Display, summ: dict[str, Any]) -> None:
     for model in summ["unpriced_models"]:
         unmetered = summ["models"].get(model, {}).get("unmetered", 0)
         if unmetered:
@@ -252,8 +194,10 @@ def _report(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, s
         else:
             display.warn(f"no price is known for model {model!r}: its cost is shown as unknown "
                          "(add it with --prices)")
-    write_summary_json(cfg.summary_json, summ, display)
-    display.summary(summ)
+
+
+def _next_step(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline, summ: dict[str, Any]) -> None:
+    """What to do next when the run stopped early."""
     if pipe.stopped is None:
         return
     again = resume_command(cfg.api_key)

@@ -1,4 +1,5 @@
-"""How a `process` run ended, whichever way it ran (live requests or the provider's Batch API)."""
+"""How a `process` run ended, whichever way it ran (live requests or the provider's Batch API):
+the stop an error makes, the outcome, and --summary-json."""
 
 from __future__ import annotations
 
@@ -8,8 +9,35 @@ from typing import Any
 
 import orjson
 
-from batchrun.errors import StopReason
+from batchrun.errors import (
+    AuthError,
+    BatchrunError,
+    BudgetReached,
+    ProviderDown,
+    QuotaExhausted,
+    RetryableError,
+    StopReason,
+    UnknownModel,
+    WaitTooLong,
+)
 from batchrun.show.console import Display
+
+# The errors that stop the whole job, cleanly and resumably, rather than fail one record; the
+# live pipeline and the Batch API flow both stop by this table.
+STOPS: tuple[tuple[type[BatchrunError], StopReason], ...] = (
+    (AuthError, StopReason.AUTH), (QuotaExhausted, StopReason.QUOTA), (BudgetReached, StopReason.BUDGET),
+    (WaitTooLong, StopReason.WAIT), (ProviderDown, StopReason.UNAVAILABLE),
+    (UnknownModel, StopReason.UNKNOWN_MODEL),
+    (RetryableError, StopReason.UNAVAILABLE),  # past its retries (the Batch API's calls): the provider is down
+)
+
+
+def stop_reason(e: BatchrunError) -> StopReason | None:
+    """The stop an error makes; None: it is no stop (a record's failure, or an error to raise)."""
+    for kind, reason in STOPS:
+        if isinstance(e, kind):
+            return reason
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,47 +5,29 @@ before it takes the next record, so at most `concurrency` records are ever sent 
 the output: that is the most a crash can make us send twice. A clean stop (signal, budget, bad
 key) closes the feed, lets in-flight requests finish and be written, and saves the checkpoint.
 
-Lines are appended with a plain os.write on an O_APPEND descriptor, in the worker: a line is
-about a kilobyte into the page cache, which costs less than a thread hop would. The fsync that
-makes a checkpoint safe runs off the event loop, every CHECKPOINT_EVERY_S.
+Lines are appended by `store.output.ResultsFile` (one os.write on an O_APPEND descriptor, in the
+worker); the fsync that makes a checkpoint safe runs off the event loop, every CHECKPOINT_EVERY_S.
+The results file is the job's (opened and closed by the lifecycle): a Batch API job's live shards
+write through the same one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from batchrun.errors import (
-    AuthError,
-    BudgetReached,
-    NotSent,
-    ProviderDown,
-    QuotaExhausted,
-    StopReason,
-    UnknownModel,
-    WaitTooLong,
-)
+from batchrun.errors import BatchrunError, NotSent, StopReason
 from batchrun.input.shapes import LineParser
+from batchrun.job.outcome import stop_reason
 from batchrun.records import Record, Result
 from batchrun.send.sender import Sender
-from batchrun.store.state import JobState, save_atomic
-from batchrun.store.wire import result_line
+from batchrun.store.output import ResultsFile
+from batchrun.store.state import JobState
 
 CHECKPOINT_EVERY_S = 2.0
-
-# What stops the whole job rather than failing one record.
-_STOPS: dict[type[Exception], StopReason] = {
-    AuthError: StopReason.AUTH, QuotaExhausted: StopReason.QUOTA,
-    BudgetReached: StopReason.BUDGET, WaitTooLong: StopReason.WAIT, ProviderDown: StopReason.UNAVAILABLE,
-    UnknownModel: StopReason.UNKNOWN_MODEL,
-}
-
 
 
 class Feed:
@@ -107,9 +89,7 @@ class Pipeline:
         parser: LineParser,
         sender: Sender,
         state: JobState,
-        output: Path,
-        checkpoint: Path,
-        snapshot: Callable[[], bytes],
+        results: ResultsFile,
         concurrency: int,
         drain_timeout_s: float = 30.0,
         send: Callable[[Record], Awaitable[Result]] | None = None,
@@ -119,9 +99,7 @@ class Pipeline:
         self.parser = parser
         self.sender = sender
         self.state = state
-        self.output = output
-        self.checkpoint = checkpoint
-        self.snapshot = snapshot
+        self.results = results
         self.concurrency = concurrency
         self.drain_timeout_s = drain_timeout_s
         self.send = send or sender.send  # the shadow wraps it
@@ -131,7 +109,6 @@ class Pipeline:
         self.abandoned = False  # in-flight requests were left unanswered (a second signal)
         self.in_flight = 0
         self._feed = Feed(max(64, 2 * concurrency))
-        self._fd = -1
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
@@ -150,6 +127,8 @@ class Pipeline:
         if self.stopped is None:
             self.stopped = reason
             self.stop_message = message
+        if reason is StopReason.WRITE_FAILED and self.results.failed is None:
+            self.results.failed = message  # nothing more is written this run: the records go again next run
         self._feed.close(discard=True)
         self.sender.stopping.set()
         self._stopping.set()
@@ -162,25 +141,21 @@ class Pipeline:
             w.cancel()
 
     async def run(self) -> None:
-        """Read, send and write until the input ends or stop() is called."""
-        self._fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Read, send and write until the input ends or stop() is called; the output fsynced."""
+        async with asyncio.TaskGroup() as tg:
+            reader = tg.create_task(self._read())
+            self._workers = [tg.create_task(self._work()) for _ in range(self.concurrency)]
+            tg.create_task(self._checkpoints())
+            tg.create_task(self._drain_deadline())
+            await asyncio.wait(self._workers)
+            reader.cancel()
+            self._finished.set()
+            self._wake.set()
+            self._stopping.set()
         try:
-            async with asyncio.TaskGroup() as tg:
-                reader = tg.create_task(self._read())
-                self._workers = [tg.create_task(self._work()) for _ in range(self.concurrency)]
-                tg.create_task(self._checkpoints())
-                tg.create_task(self._drain_deadline())
-                await asyncio.wait(self._workers)
-                reader.cancel()
-                self._finished.set()
-                self._wake.set()
-                self._stopping.set()
-            try:
-                await asyncio.to_thread(os.fsync, self._fd)
-            except OSError as e:
-                self.stop(StopReason.WRITE_FAILED, f"cannot write the output {self.output}: {e.strerror or e}")
-        finally:
-            os.close(self._fd)
+            await self.results.sync_in_thread()
+        except OSError as e:
+            self.stop(StopReason.WRITE_FAILED, f"cannot write the output {self.results.output}: {e.strerror or e}")
 
     async def _drain_deadline(self) -> None:
         await self._stopping.wait()
@@ -200,22 +175,11 @@ class Pipeline:
             if self._finished.is_set():
                 return
             try:
-                await self.save()
+                await self.results.save_in_thread()
             except OSError as e:
-                self.stop(StopReason.WRITE_FAILED, f"cannot write the checkpoint {self.checkpoint}: "
+                self.stop(StopReason.WRITE_FAILED, f"cannot write the checkpoint {self.results.checkpoint}: "
                                                    f"{e.strerror or e}")
                 return
-
-    async def save(self) -> None:
-        """Make the output durable up to the state's offset, then save the state."""
-        data = self.snapshot()
-        fd = self._fd
-
-        def persist() -> None:
-            os.fsync(fd)  # never let a checkpoint claim lines that are not on disk
-            save_atomic(self.checkpoint, data)
-
-        await asyncio.to_thread(persist)
 
     async def _read(self) -> None:
         bits = self.state.done.bits
@@ -246,28 +210,16 @@ class Pipeline:
 
     def _write(self, result: Result) -> bool:
         """Append the result's line; False (and the job stopping) when it cannot be written."""
-        if self.stopped is StopReason.WRITE_FAILED:
-            return False  # the record goes again next run
-        data = result_line(result, time.time())
-        try:
-            written = os.write(self._fd, data)
-            if written != len(data):  # a write may take only part of it
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(self._fd, view):]
-        except OSError as e:
-            # cut what part of the line got in: the output stays whole lines, its record is sent
-            # again next run, and nothing after it is written this run
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self.state.output_offset)
-            self.stop(StopReason.WRITE_FAILED, f"cannot write the output {self.output}: {e.strerror or e}")
-            return False
-        self.state.output_offset += len(data)
-        self.state.record(result)
-        return True
+        if self.results.append(result):
+            return True
+        self._write_failed()
+        return False
+
+    def _write_failed(self) -> None:
+        self.stop(StopReason.WRITE_FAILED, self.results.failed)
 
     async def _work(self) -> None:
-        feed, send, after = self._feed, self.send, self.after_write
+        feed, send, after, append = self._feed, self.send, self.after_write, self.results.append
         while True:
             rec = await feed.get()
             if rec is None:
@@ -275,13 +227,17 @@ class Pipeline:
             self.in_flight += 1
             try:
                 result = await send(rec)
-            except (AuthError, QuotaExhausted, BudgetReached, WaitTooLong, ProviderDown, UnknownModel) as e:
-                self.stop(_STOPS[type(e)], e.message)  # the record is sent again by the next run
-                return
             except NotSent:  # stopped while waiting on the limiter: the next run sends it
+                return
+            except BatchrunError as e:  # a stop of the whole job: the record is sent again by the next run
+                if (reason := stop_reason(e)) is None:
+                    raise
+                self.stop(reason, e.message)
                 return
             finally:
                 self.in_flight -= 1
-            if self._write(result) and after is not None:
+            if not append(result):  # the hot path: one call, one os.write
+                self._write_failed()
+            elif after is not None:
                 after(result)
 

@@ -37,6 +37,7 @@ class ProgressFigures:
     wait_s: float = 0.0
     simulated: bool = False
     routing: str | None = None  # the canary's line, where one runs
+    in_batches: int = 0  # lines answered in running provider batches, not yet collected (not done)
 
 
 def _figures(s: ProgressFigures) -> list[str]:
@@ -45,6 +46,8 @@ def _figures(s: ProgressFigures) -> list[str]:
     parts = [s.routing] if s.routing else []  # first: the line is cut at the terminal's width
     parts += [f"tokens {s.input_tokens} in / {s.output_tokens} out", f"cost {cost}",
              f"retries {s.retries}", f"errors {s.errors}", f"in flight {s.in_flight}"]
+    if s.in_batches:
+        parts.append(f"{s.in_batches} answered in batches, to collect")
     if s.limits:
         parts.append("limits " + "; ".join(_limit(lim) for lim in s.limits))
     if s.wait_s >= 0.05:

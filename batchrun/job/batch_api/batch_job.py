@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
-import signal
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from batchrun.account.pricing import PriceBook
-from batchrun.account.stats import summary
 from batchrun.batch.api import BATCH_POLICY, BatchApi
 from batchrun.batch.output import JobOutput
 from batchrun.batch.plan import LIVE, SUBMITTED, TERMINAL_STATES, WRITTEN, Plan, Shard, ShardFiles, shard_dir
@@ -27,26 +25,16 @@ from batchrun.batch.scheduling.queue import holds
 from batchrun.batch.settle import Settler
 from batchrun.batch.split import split_input
 from batchrun.batch.submit import Submitter
-from batchrun.clock import now_iso
 from batchrun.config import RunConfig
-from batchrun.errors import (
-    AuthError,
-    ConfigError,
-    FatalRequestError,
-    JobError,
-    ModelNotFound,
-    QuotaExhausted,
-    RetryableError,
-    StopReason,
-    WaitTooLong,
-)
+from batchrun.errors import BatchrunError, ConfigError, FatalRequestError, JobError, ModelNotFound, StopReason
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.input.sniff import sniff_input
 from batchrun.job.batch_api.batch_live import send_live
 from batchrun.job.batch_api.batch_queue import budget_stop, scheduler, warn_prices
-from batchrun.job.batch_api.batch_report import report_batches
+from batchrun.job.batch_api.batch_report import next_step, warn_batch_prices
 from batchrun.job.connect import endpoint
-from batchrun.job.outcome import Outcome
+from batchrun.job.lifecycle import JobClock, job_figures, run_lifecycle, running
+from batchrun.job.outcome import Outcome, stop_reason
 from batchrun.job.pipeline import Pipeline
 from batchrun.job.resume import resume_command
 from batchrun.route.providers import Targets
@@ -55,11 +43,8 @@ from batchrun.send.client import make_session
 from batchrun.show.batches import format_counts
 from batchrun.show.console import Display
 from batchrun.show.progress import ProgressFigures
-from batchrun.store.opening import JobFiles, open_job
+from batchrun.store.opening import JobFiles
 from batchrun.store.state import JobState
-
-_SIGNALS = {signal.SIGINT: StopReason.INTERRUPTED, signal.SIGTERM: StopReason.TERMINATED,
-            signal.SIGHUP: StopReason.HANGUP}
 
 
 async def run_batch_job(cfg: RunConfig, display: Display, kind: type[BatchRun] | None = None) -> Outcome:
@@ -76,42 +61,34 @@ async def run_batch_job(cfg: RunConfig, display: Display, kind: type[BatchRun] |
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     await check_model_named(cfg.parser(), cfg.input)
     files = JobFiles(cfg.input, cfg.output, cfg.identity())
-    with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
-        state.last_run["command"] = resume_command(cfg.api_key)  # `status` tells it as the next step
-        run = (kind or BatchRun)(cfg, display, state, files)
-        try:
-            await run.go()
-        finally:
-            run.finish()
-        summ = run.summarise()
-    report_batches(cfg, display, run.plan, run.stopped, summ)
-    return Outcome(run.stopped, state.stats.failed + state.stats.invalid == 0, summ)
+    return await run_lifecycle(cfg, display, files, lambda state: (kind or BatchRun)(cfg, display, state, files))
 
 
 class BatchRun:
-    """The parts of one Batch API run and the steps it takes."""
+    """The Batch API middle of the job's lifecycle: the parts of one run and the steps it takes."""
+
+    saves_on_error = True  # the plan as it stands and the run's end are saved whatever stopped it
 
     def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
         self.cfg, self.display, self.state, self.files = cfg, display, state, files
-        self.started, self.elapsed_before = time.monotonic(), state.elapsed_s
+        self.clock = JobClock(state)
         plan = Plan.from_state(state.batch)
         if plan is None or (cfg.retry_failed and not plan.open):
             plan = Plan.new()  # --retry-failed: the lines it dropped go into new shards
         self.plan = plan
         self.dir = shard_dir(files.checkpoint)
-        self.out = JobOutput(cfg.output, files.checkpoint, state, plan, self.state_bytes)
+        self.out = self.results = JobOutput(cfg.output, files.checkpoint, state, plan, self.clock.state_bytes)
         self.prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
                                 provider_urls={p.name: p.base_url for p in cfg.routing.providers})
         self.stopped: StopReason | None = None
         self._wake = asyncio.Event()
         self._pipe: Pipeline | None = None
 
-    def state_bytes(self) -> bytes:
-        """The checkpoint's content, elapsed time brought up to now."""
-        self.state.elapsed_s = self.elapsed_before + time.monotonic() - self.started
-        return self.state.to_bytes()
+    @property
+    def complete(self) -> bool:
+        return self.stopped is None and not self.plan.open
 
-    async def go(self) -> None:
+    async def run(self) -> None:
         """Shard (once per job), then submit, poll and collect until done or stopped."""
         self.out.save()  # the plan's job id is on disk before anything is uploaded under it
         if not self.plan.sharded:
@@ -124,8 +101,7 @@ class BatchRun:
                                   "stream, so they were submitted with \"stream\": false")
         self._check_shard_files()
         warn_prices(self.plan, self.prices, self.display.warn, self.cfg.max_cost)
-        self.display.start(self.state.total, self.cfg.simulate)
-        try:
+        async with running(self, self.display, self.state, self.cfg.simulate, tick=False):
             async with endpoint(self.cfg) as (url, key), make_session(4) as session:
                 policy = dataclasses.replace(BATCH_POLICY, base_s=self.cfg.retry_base, max_wait_s=self.cfg.max_wait)
                 apis = {None: BatchApi(session, url, key, self.cfg.timeout, policy)} | {
@@ -135,11 +111,7 @@ class BatchRun:
                                        self.dir, self.out, self.display.notice, self.prices, self.state)
                 settler = Settler(apis, self.plan, self.dir, self.out, self.cfg.batch_size,
                                   self.cfg.batch_expired == "live")
-                with self._signals():
-                    await self._calls(self._loop(apis, settler, url, key))
-        finally:
-            self.display.update(self._figures())
-            self.display.stop()
+                await self._calls(self._loop(apis, settler, url, key))
 
     def _check_shard_files(self) -> None:
         """The shard files map each answer back to its input line: without them a batch's answers
@@ -154,14 +126,15 @@ class BatchRun:
         """The provider's refusals as the live path's stops: the same exit codes, all resumable."""
         try:
             await loop
-        except (AuthError, QuotaExhausted, RetryableError, WaitTooLong) as e:
-            self.stopped = (StopReason.AUTH if isinstance(e, AuthError) else StopReason.WAIT if isinstance(
-                e, WaitTooLong) else StopReason.QUOTA if isinstance(e, QuotaExhausted) else StopReason.UNAVAILABLE)
+        except BatchrunError as e:
+            if (reason := stop_reason(e)) is None:
+                if isinstance(e, FatalRequestError):
+                    raise JobError(f"the provider refused a Batch API call ({e.message}); does "
+                                   f"{redact_url(self.cfg.base_url)} serve /files and /batches?") from None
+                raise
+            self.stopped = reason
             self.display.error(f"the provider's Batch API: {e.message}; stopped, nothing is lost; go on "
                                f"with: {resume_command(self.cfg.api_key)}")
-        except FatalRequestError as e:
-            raise JobError(f"the provider refused a Batch API call ({e.message}); does "
-                           f"{redact_url(self.cfg.base_url)} serve /files and /batches?") from None
 
     async def _loop(self, apis: Mapping[str | None, BatchApi], settler: Settler, url: str, key: ApiKey) -> None:
         backoff = PollBackoff()
@@ -230,8 +203,7 @@ class BatchRun:
         self.display.notice(f"--batch-expired live: sending the {shard.requests} unanswered request(s) of "
                             f"shard {shard.id} through the live API")
         self.out.save()
-        stopped = await send_live(self.cfg, self.state, shard, self.dir, self.files.checkpoint, self.state_bytes,
-                                  url, key, self._on_pipeline)
+        stopped = await send_live(self.cfg, self.state, shard, self.dir, self.out, url, key, self._on_pipeline)
         if stopped is not None:
             self.stopped = self.stopped or stopped
             return False
@@ -242,59 +214,38 @@ class BatchRun:
     def _on_pipeline(self, pipe: Pipeline | None) -> None:
         self._pipe = pipe
 
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
+    def signalled(self, reason: StopReason, again: bool) -> None:
         """A signal stops the run where it is: batches keep running at the provider."""
-        loop = asyncio.get_running_loop()
+        if self.stopped is None:
+            self.stopped = reason
+            self.display.notice("stopping: the submitted batches keep running at the provider; collect "
+                                f"them with: {resume_command(self.cfg.api_key)}")
+        self._wake.set()
+        if self._pipe is not None:
+            self._pipe.stop(reason)
 
-        def on_signal(reason: StopReason) -> None:
-            if self.stopped is None:
-                self.stopped = reason
-                self.display.notice("stopping: the submitted batches keep running at the provider; collect "
-                                    f"them with: {resume_command(self.cfg.api_key)}")
-            self._wake.set()
-            if self._pipe is not None:
-                self._pipe.stop(reason)
-
-        for sig, reason in _SIGNALS.items():
-            loop.add_signal_handler(sig, on_signal, reason)
-        try:
-            yield
-        finally:
-            for sig in _SIGNALS:
-                loop.remove_signal_handler(sig)
+    def figures(self) -> ProgressFigures:
+        return self._figures()
 
     def _figures(self) -> ProgressFigures:
-        st = self.state.stats
+        """Lines answered in running batches are not done until collected into the output: they are
+        a figure of their own, so that done is what the summary counts."""
         running = [s for s in self.plan.open if s.phase == SUBMITTED]
-        in_batches = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in running)
-        el = time.monotonic() - self.started
-        tin, tout = st.tokens
-        return ProgressFigures(
-            done=st.done + in_batches, total=self.state.total, elapsed_s=el, rps=0.0, input_tokens=tin,
-            output_tokens=tout, cost_usd=st.cost_usd, cost_unknown=any(m.unpriced for m in st.models.values()),
-            retries=0, errors=st.failed + st.invalid, in_flight=sum(s.requests for s in running) - in_batches,
-            simulated=self.cfg.simulate)
+        answered = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in running)
+        return job_figures(self.state, self.clock, self.cfg.simulate, rps=0.0, retries=0,
+                           in_flight=sum(s.requests for s in running) - answered, in_batches=answered)
 
-    def finish(self) -> None:
-        """The run's last checkpoint."""
-        if self.stopped is None and not self.plan.open:
-            self.state.total = self.state.stats.done
-        status = "complete" if self.stopped is None and not self.plan.open else f"stopped: {self.stopped}"
-        self.state.last_run = {**self.state.last_run, "status": status, "ended": now_iso()}
-        try:
-            self.out.save()
-        finally:
-            self.out.close()
-        if status == "complete":  # every line is in the output: the shards have served
+    def ended(self) -> None:
+        if self.complete:  # every line is in the output: the shards have served
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def summarise(self) -> dict[str, Any]:
-        """The summary JSON, with each batch's state."""
-        st = self.state
-        summ = summary(st.stats, input_path=str(self.cfg.input), output_path=str(self.cfg.output),
-                       total=st.total or st.stats.done, complete=self.stopped is None and not self.plan.open,
-                       simulated=self.cfg.simulate, runs=st.runs, elapsed_s=st.elapsed_s, stopped=self.stopped,
-                       rate_limit_wait_s=st.rate_limit_wait_s)
+    def sections(self, summ: dict[str, Any]) -> dict[str, Any]:
+        """The summary, with each batch's state."""
         summ["batches"] = self.plan.rows()
         return summ
+
+    def before_summary(self, summ: dict[str, Any]) -> None:
+        warn_batch_prices(self.display, summ)
+
+    def after_summary(self, summ: dict[str, Any]) -> None:
+        next_step(self.cfg, self.display, self.plan, self.stopped)

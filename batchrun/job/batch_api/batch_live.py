@@ -15,12 +15,12 @@ from batchrun.config import RunConfig
 from batchrun.errors import StopReason
 from batchrun.job.connect import clients
 from batchrun.job.pipeline import Pipeline
-from batchrun.limit.budget import Budget
+from batchrun.job.routing import shadow_path
+from batchrun.job.wiring import make_sender
 from batchrun.limit.limiter import Limiters
 from batchrun.route.providers import Targets
 from batchrun.secret import ApiKey
-from batchrun.send.retry import RetryPolicy
-from batchrun.send.sender import Sender
+from batchrun.store.output import ResultsFile
 from batchrun.store.state import JobState
 
 CHUNK = 1000
@@ -39,21 +39,19 @@ async def shard_lines(files: ShardFiles) -> AsyncIterator[list[tuple[int, bytes 
         yield chunk
 
 
-async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Path, checkpoint: Path,
-                    snapshot: Callable[[], bytes], base_url: str, key: ApiKey,
-                    on_pipeline: Callable[[Pipeline | None], None]) -> StopReason | None:
-    """Send a live shard's requests; why the pipeline stopped, None when it sent them all."""
-    prices = cfg.price_book()
+async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Path, results: ResultsFile,
+                    base_url: str, key: ApiKey, on_pipeline: Callable[[Pipeline | None], None]) -> StopReason | None:
+    """Send a live shard's requests into the job's results file, by the sender a live job's is built
+    as (no planner: a Batch API job has no routing tables); why the pipeline stopped, None when it
+    sent them all."""
+    targets = Targets(p.name for p in cfg.routing.providers)
     async with clients(cfg, base_url, key) as by_provider:  # a shard's lines name NAME/model: routed by it
         limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
                             provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})
-        sender = Sender(by_provider, limiters, prices, Budget(cfg.max_cost, spent_usd=state.stats.cost_usd),
-                        RetryPolicy(cfg.max_attempts, base_s=cfg.retry_base, max_wait_s=cfg.max_wait),
-                        cfg.fallback_models, targets=Targets(p.name for p in cfg.routing.providers),
-                        key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
-                                                               for p in cfg.routing.providers}})
-        pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id)), cfg.parser(), sender, state,
-                        cfg.output, checkpoint, snapshot, cfg.concurrency, cfg.drain_timeout)
+        sender = make_sender(cfg, state, by_provider, limiters, cfg.price_book(), None, targets,
+                             shadow_path(cfg.output))
+        pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id)), cfg.parser(), sender, state, results,
+                        cfg.concurrency, cfg.drain_timeout)
         on_pipeline(pipe)
         try:
             await pipe.run()

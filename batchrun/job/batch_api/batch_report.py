@@ -1,4 +1,5 @@
-"""The end of a Batch API run on screen: the summary, unknown batch prices, what to do next."""
+"""The end of a Batch API run on screen, around the summary the lifecycle shows: unknown batch
+prices before it, what to do next after it."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ from typing import Any
 from batchrun.batch.plan import Plan
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
-from batchrun.job.outcome import write_summary_json
 from batchrun.job.resume import resume_command
 from batchrun.show.console import Display
 
 
-def report_batches(cfg: RunConfig, display: Display, plan: Plan, stopped: StopReason | None,
-                   summ: dict[str, Any]) -> None:
-    """Show the summary (and write --summary-json), then the next step when batches remain."""
+def warn_batch_prices(display: Display, summ: dict[str, Any]) -> None:
+    """A model whose batch price is unknown: its cost is shown as unknown."""
     for model in summ["unpriced_models"]:
         display.warn(f"no batch price is known for model {model!r}: its cost is shown as unknown")
-    write_summary_json(cfg.summary_json, summ, display)
-    display.summary(summ)
+
+
+def next_step(cfg: RunConfig, display: Display, plan: Plan, stopped: StopReason | None) -> None:
+    """The next step when batches remain."""
     running = len(plan.open)
     if stopped is StopReason.BATCHES_RUNNING:
         waiting = sum(1 for s in plan.open if s.batch_id is None)

@@ -225,9 +225,9 @@ class DeadlineRun(BatchRun):
             self.live_seen = max(self.live_seen or 0.0, sent / took)
         return ok
 
-    def summarise(self) -> dict[str, Any]:
+    def sections(self, summ: dict[str, Any]) -> dict[str, Any]:
         """The summary, with what the deadline decided and what it cost against both alternatives."""
-        summ = super().summarise()
+        summ = super().sections(summ)
         summ["deadline"] = deadline_summary(self.state.deadline or {}, self.state.stats.done, summ["job"]["complete"],
                                             time.time(), alternatives(self.state.stats, self.prices),
                                             batch_answered(self.plan))
