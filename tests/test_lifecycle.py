@@ -166,22 +166,21 @@ class _Middle:
 
 async def test_the_lifecycle_takes_signals_and_saves_how_the_run_ended(tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(3))
-    cfg = RunConfig(input=inp, output=tmp_path / "out.jsonl", api_key=ApiKey(KEY))
-    files = JobFiles(inp, cfg.output, {})
+    cfg = RunConfig(input=inp, output=tmp_path / "out.jsonl", model="m", api_key=ApiKey(KEY))
     display = Display(DisplayMode.QUIET)
     made: list[_Middle] = []
 
-    def make(state: JobState) -> _Middle:
+    def make(state: JobState, files: JobFiles, part: object) -> _Middle:
         made.append(_Middle(state, files, display))
         return made[-1]
 
-    outcome = await run_lifecycle(cfg, display, files, make)
+    outcome = await run_lifecycle(cfg, display, make)
     m = made[0]
     assert m.told == [(StopReason.INTERRUPTED, False), (StopReason.INTERRUPTED, True)]
     assert outcome.stopped is StopReason.INTERRUPTED and outcome.summary["job"]["complete"] is False
-    saved = load_state(files.checkpoint)
+    saved = load_state(tmp_path / "out.jsonl.checkpoint")
     assert saved is not None and saved.last_run["status"] == "stopped: interrupted" and "ended" in saved.last_run
-    assert signal.getsignal(signal.SIGINT) is not None  # the loop's handlers are gone with the run
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers went with the run
 
 
 def _answered(url: str, checkpoint: Path) -> int:

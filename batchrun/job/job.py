@@ -32,7 +32,7 @@ from batchrun.job.routing import (
     shadow_path,
     warn_routing,
 )
-from batchrun.job.wiring import check_input, make_sender
+from batchrun.job.wiring import make_sender
 from batchrun.limit.limiter import Limiters
 from batchrun.limit.shared import shared_limits
 from batchrun.route.plan import Planner
@@ -55,9 +55,8 @@ async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = 
         from batchrun.job.batch_api.batch_job import run_batch_job  # a live job never loads the Batch API
 
         return await run_batch_job(cfg, display)
-    part = await check_input(cfg)
-    files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
-    return await run_lifecycle(cfg, display, files, lambda state: LiveRun(cfg, display, state, files, part, notifier))
+    return await run_lifecycle(cfg, display, lambda state, files, part: LiveRun(cfg, display, state, files, part,
+                                                                                notifier))
 
 
 class LiveRun:

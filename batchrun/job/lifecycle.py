@@ -1,4 +1,4 @@
-"""One job lifecycle for every `process` run: open the job, keep its clock, take its signals,
+"""One job lifecycle for every `process` run: check the input, open the job, keep its clock, take its signals,
 show its progress, save at the end, summarise and report. What runs in the middle is a `Middle`:
 the live pipeline (`job/job.LiveRun`) or the Batch API flow (`job/batch_api/batch_job.BatchRun`,
 and `DeadlineRun`, a kind of it).
@@ -21,8 +21,10 @@ from batchrun.account.stats import summary
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
+from batchrun.input.parts import Span
 from batchrun.job.outcome import Outcome, write_summary_json
 from batchrun.job.resume import resume_command
+from batchrun.job.wiring import check_input
 from batchrun.show.console import Display
 from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles, open_job
@@ -82,11 +84,14 @@ class Middle(Protocol):
     def after_summary(self, summ: dict[str, Any]) -> None: ...  # what to do next
 
 
-async def run_lifecycle(cfg: RunConfig, display: Display, files: JobFiles,
-                        make: Callable[[JobState], Middle]) -> Outcome:
-    """Open the job, run `make(state)` in it, save, summarise and report; how the run ended."""
+async def run_lifecycle(cfg: RunConfig, display: Display,
+                        make: Callable[[JobState, JobFiles, Span | None], Middle]) -> Outcome:
+    """Check the input, open the job, run `make(state, files, part)` in it, save, summarise and
+    report; how the run ended."""
+    part = await check_input(cfg)
+    files = JobFiles(cfg.input, cfg.output, cfg.identity(), (part.start, part.end) if part else None)
     with open_job(files, fresh=cfg.fresh, retry_failed=cfg.retry_failed, notice=display.notice) as state:
-        middle = make(state)
+        middle = make(state, files, part)
         state.last_run["command"] = resume_command(cfg.api_key)  # `status` tells it as the next step
         try:
             try:

@@ -27,8 +27,6 @@ from batchrun.batch.split import split_input
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.errors import BatchrunError, ConfigError, FatalRequestError, JobError, ModelNotFound, StopReason
-from batchrun.input.shapes import check_model_named, check_template_file
-from batchrun.input.sniff import sniff_input
 from batchrun.job.batch_api.batch_live import send_live
 from batchrun.job.batch_api.batch_queue import budget_stop, scheduler, warn_prices
 from batchrun.job.batch_api.batch_report import next_step, warn_batch_prices
@@ -57,11 +55,7 @@ async def run_batch_job(cfg: RunConfig, display: Display, kind: type[BatchRun] |
     if r.route or r.canary or r.shadow:  # each is a per-record decision of the live path
         raise ConfigError("--batch-api does not take [route], [canary] or [shadow] from the config (each is a "
                           "decision per live request); run without them (another --config)")
-    sniff_input(cfg.input)
-    await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
-    await check_model_named(cfg.parser(), cfg.input)
-    files = JobFiles(cfg.input, cfg.output, cfg.identity())
-    return await run_lifecycle(cfg, display, files, lambda state: (kind or BatchRun)(cfg, display, state, files))
+    return await run_lifecycle(cfg, display, lambda state, files, _: (kind or BatchRun)(cfg, display, state, files))
 
 
 class BatchRun:
