@@ -8,9 +8,12 @@ limit "enforced as 1,000 requests per second"; TPM counts the prompt plus `max_t
 2. Nothing known yet: slow start. One request goes, its answer is read, then the window of
    requests in flight grows by one per answer (it doubles every round trip) until the limit is
    known, a 429 comes, or it reaches the concurrency. An answer that states no limit, before
-   any 429, opens it to half the concurrency at once (the rest follows within a round trip): a
-   server without limits costs about one round trip, not six. The whole concurrency never
-   fires blind.
+   any 429, opens it to half the concurrency at once (the rest follows within a round trip), or
+   to all of it when that answer took SLOW_ANSWER_S or more: a server without limits (vLLM, a
+   gateway without limits) costs about one round trip, not six, and the whole concurrency never
+   fires blind. When a burst meets a limit no header stated, the first cut waits for the
+   burst's answers: what a short bucket let through in that second is its rate, where the
+   first 429 alone would read one or two answers.
 3. OpenAI's `x-ratelimit-*` headers on any answer set the limits; `remaining` (less what we
    have in flight) pulls our bucket down when others spend the same key.
 4. A 429 is a congestion signal even when it says how long to wait: every dispatch pauses for
@@ -31,6 +34,11 @@ from batchrun.limit.headers import RateHeaders
 from batchrun.limit.pace import Pace
 from batchrun.limit.share import Share
 
+# An answer this slow says the server generates (an LLM): half a window would cost half the
+# throughput for a whole round trip, so slow start opens the whole concurrency.
+SLOW_ANSWER_S = 0.1
+# The longest the first cut waits for the answers of the burst that met an unknown limit.
+FIRST_CUT_WAIT_S = 1.0
 # A retry-after at least this long means a window that resets, not a bucket that refills.
 WINDOW_WAIT_S = 2.0
 # A 429 that says nothing: pause this long, doubling for bursts in a row, never past the cap.
@@ -96,6 +104,7 @@ class RateController:
         # the server's count does not pull our bucket down and a 429 cuts the shared rate
         self.shared = False
         self._held_at = -math.inf
+        self._first_cut_by: float | None = None  # the first cut, due once its burst has answered
         self._sent = 0
         self._sent_tokens = 0
 
@@ -120,6 +129,8 @@ class RateController:
 
     def delay(self, tokens: int, now: float) -> float:
         """Seconds until a request reserving `tokens` may go; 0 means now, inf until an answer."""
+        if self._first_cut_by is not None and not self._first_cut(now):
+            return self._first_cut_by - now  # or sooner: the burst's last answer
         if self.inflight_requests >= self.window:
             return math.inf
         wait = self.paused_until - now
@@ -166,8 +177,11 @@ class RateController:
             grown = self.window + 1.0
             if info is None and self.rate_limited == 0:
                 # no limit stated and none enforced so far (vLLM, a gateway without limits):
-                # half the concurrency at once, the rest within a round trip
-                grown = max(grown, float(self.ceiling // 2))
+                # half the concurrency at once; all of it when answers take long, where half a
+                # window is half the throughput for a whole round trip (Little's law) while a
+                # burst into a limit would cost only 429s, and the first cut reads that limit
+                slow = now - permit.at >= SLOW_ANSWER_S
+                grown = max(grown, float(self.ceiling if slow else self.ceiling // 2))
             self.window = min(float(self.ceiling), grown)
             self.slow_start = self.window < self.ceiling
         if info is not None:
@@ -199,14 +213,29 @@ class RateController:
         if self.pace.new_event(permit.at) and self.shape is not Shape.WINDOW and self.fixed_rpm is None \
                 and knows_a_rate and not self.shared:  # no answer yet: no rate to cut from, only the pause
             if self.requests is None:
-                self.rpm_source = RateSource.LEARNED
-            self.requests = self.pace.cut(self.requests, now)
+                # the burst that ran into the limit is still answering: its answers are the rate
+                self._first_cut_by = self._first_cut_by or now + FIRST_CUT_WAIT_S
+            else:
+                self.requests = self.pace.cut(self.requests, now)
         if first_of_burst:
             for bucket in (self.requests, self.tokens):
                 if bucket is not None:
                     bucket.hold(self.paused_until)
             self.pace.resume_at(self.paused_until)
             self._held_at = now
+
+    def _first_cut(self, now: float) -> bool:
+        """The first cut with no rate known, made once the burst that met the limit has answered
+        (or after FIRST_CUT_WAIT_S): from the answers of the last second. True once made."""
+        assert self._first_cut_by is not None
+        if self.inflight_requests > 0 and now < self._first_cut_by:
+            return False
+        self._first_cut_by = None
+        self.rpm_source = RateSource.LEARNED
+        self.requests = self.pace.first_cut(self.inflight_requests, now)
+        if now < self.paused_until:
+            self.requests.hold(self.paused_until)
+        return True
 
     def _pause(self, retry_after: float | None, info: RateHeaders | None, first_of_burst: bool) -> float:
         if retry_after is not None:

@@ -88,6 +88,18 @@ class Pace:
         self._answers_since_cut = 0
         return bucket
 
+    def first_cut(self, admitted_unanswered: int, now: float) -> Bucket:
+        """The first cut, with no rate known, once the burst that met the limit has answered (or
+        after a wait): a short bucket let a second of its rate through, which is the answers of
+        the last second and what it admitted that is still unanswered. The 429s came at that
+        rate, so growth past it is additive."""
+        answers = sum(n for slot, n in self._answers if slot >= now - 1.0)
+        rpm = 60.0 * max(1.0, answers + admitted_unanswered)
+        bucket = self.cut(None, now)
+        bucket.set_per_minute(rpm, now)
+        self.cut_rpm = self.bad_rpm = rpm
+        return bucket
+
     def grow(self, bucket: Bucket, limit_rpm: float | None, now: float) -> None:
         """While answers come: back quickly toward the rate the last 429 came at, then slowly past
         it (additive increase); up to a stated limit, none when only 429s told."""
