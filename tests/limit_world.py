@@ -10,8 +10,9 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from batchrun.limit.controller import Permit, RateController
+from batchrun.limit.controller import RateController
 from batchrun.limit.headers import RateHeaders
+from batchrun.limit.permit import Permit
 
 
 @dataclass
@@ -118,9 +119,10 @@ class Run:
 
 def run(
     jobs: list[Job], server: Server, latency: float = 0.05, jitter: float = 0.02, seed: int = 1,
-    by_tokens: bool = False, limit: float = 3600.0,
+    by_tokens: bool = False, limit: float = 3600.0, reject_latency: float = 0.001,
 ) -> Run:
-    """Send every job's records through the server; returns the server's counts."""
+    """Send every job's records through the server; returns the server's counts. A 429 comes
+    back after `reject_latency` (a gateway in between: longer)."""
     rng = random.Random(seed)
     # time, seq, job, kind, permit, retry-after, headers
     events: list[tuple[float, int, int, str, Permit, float | None, RateHeaders | None]] = []
@@ -173,7 +175,7 @@ def run(
                     heapq.heappush(events, (back, seq, i, "ok", permit, None, headers(reset)))
                 else:
                     rejected += 1
-                    heapq.heappush(events, (now + 0.001, seq, i, "429", permit, retry, headers(reset)))
+                    heapq.heappush(events, (now + reject_latency, seq, i, "429", permit, retry, headers(reset)))
         candidates = [events[0][0]] if events else []
         candidates += [j.next_try for j in jobs if j.pending and now < j.next_try < math.inf]
         if not candidates:

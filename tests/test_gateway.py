@@ -6,6 +6,10 @@ is counted at the upstream simulators, behind the gateway."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from batchrun.sim.config import SimConfig
 
 from .conftest import SimThread, plain_records, read_results, write_jsonl
 from .litellm_proxy import GATEWAY_KEY, Gateway, free_port, litellm_binary, litellm_proxy
-from .test_process import run
+from .test_process import KEY, run
 
 pytestmark = pytest.mark.gateway
 
@@ -28,6 +32,7 @@ UPSTREAMS: dict[str, tuple[SimConfig, str]] = {
     "new-model": (SimConfig(error_rate=0.12, error_kinds=("500",), seed=12), "deepseek-chat"),
     "empty-model": (SimConfig(quota=0), "gpt-4o-mini"),
     "lim-model": (SimConfig(rpm=30, window="minute", headers=False, retry_after="seconds"), "gpt-4o-mini"),
+    "bare-model": (SimConfig(rpm=30, window="minute", headers=False, retry_after="none"), "gpt-4o-mini"),
     "house-model": (SimConfig(), "gpt-4o-mini"),  # an alias no price list knows
     "batch-old": (SimConfig(batch_step_s=0.05), "gpt-4o-mini"),
     "batch-new": (SimConfig(batch_step_s=0.05), "deepseek-chat"),
@@ -126,6 +131,36 @@ def test_3_4_a_per_minute_limit_behind_the_gateway(tier: Tier, tmp_path: Path, s
     print(f"upstream 429s through the gateway {up.rate_limited}, direct {direct.stats.rate_limited}")
     assert up.rate_limited <= 2 * max(direct.stats.rate_limited, 1)
     assert max(direct.stats.billed_by_prompt.values()) == 1
+
+
+@pytest.mark.timeout(300)
+def test_3_4_bare_429s_of_a_per_minute_limit_behind_the_gateway(tier: Tier, tmp_path: Path, sim_factory) -> None:
+    """The same calendar-minute limit, its 429s saying nothing at all (no retry-after, no rate
+    headers): batchrun probes after short pauses, and a probe's 429 comes back slower through
+    the gateway. The job goes through the gateway while the same job goes straight to a twin of
+    the upstream, in the same calendar minute (both spend it, both wait for the next): 429s
+    within 1.3x (the floor is 2x), none billed twice. Slow: up to a minute and a quarter."""
+    rows = plain_records(40)
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    direct = sim_factory(rpm=30, window="minute", headers=False, retry_after="none")
+    (tmp_path / "d").mkdir()
+    d_inp = write_jsonl(tmp_path / "d" / "in.jsonl", rows)
+    second = time.time() % 60
+    if second > 40:  # a wall-clock alignment, not a synchronisation: both jobs start in one minute
+        time.sleep(60.5 - second)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHRUN_", "OPENAI_"))}
+    d = subprocess.Popen([sys.executable, "-m", "batchrun", "process", str(d_inp), "--base-url", direct.url,
+                          "--model", "gpt-4o-mini", "--quiet", "--concurrency", "16"],
+                         env={**env, "BATCHRUN_API_KEY": KEY}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    res, _ = tier.process(tmp_path, inp, "--model", "gw/bare-model", "--quiet", "--concurrency", "16")
+    _, err = d.communicate(timeout=240)
+    assert res.exit_code == 0, res.output
+    assert d.returncode == 0, err
+    up, straight = tier.sims["bare-model"].stats, direct.stats
+    print(f"bare 429s: upstream 429s through the gateway {up.rate_limited}, direct {straight.rate_limited}")
+    assert up.billed == 40 and max(up.billed_by_prompt.values()) == 1
+    assert straight.billed == 40 and max(straight.billed_by_prompt.values()) == 1
+    assert up.rate_limited <= 1.3 * max(straight.rate_limited, 1)
 
 
 def test_5_error_shapes(tier: Tier, tmp_path: Path) -> None:

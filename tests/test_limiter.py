@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchrun.limit.bucket import Bucket
-from batchrun.limit.controller import RateController, RateSource, Shape
+from batchrun.limit.controller import RateController
 from batchrun.limit.headers import RateHeaders, parse_duration, parse_rate_headers
 from batchrun.limit.pace import DECREASE
+from batchrun.limit.permit import RateSource, Shape
 
 from .limit_world import Job, Server, run
 
@@ -216,6 +217,32 @@ def test_silent_429s_in_a_row_back_off_from_a_short_pause_and_cut_once() -> None
         now = ctl.paused_until
     assert pauses == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]  # never a 30 s stall
     assert len(set(rates)) == 1  # no answer between them: one cut, not eight
+
+
+def test_the_request_after_a_silent_pause_goes_alone_until_it_is_answered() -> None:
+    ctl = RateController(ceiling=8)
+    p = ctl.take(1, 0.0)
+    ctl.on_answer(p, 1, None, 0.05)
+    ctl.on_rate_limited(ctl.take(1, 1.0), None, None, 1.0)
+    probe = ctl.take(1, ctl.paused_until)
+    assert ctl.delay(1, 5.0) == math.inf  # the bucket would let more go: the probe's answer decides
+    ctl.on_answer(probe, 1, None, 5.0)
+    assert ctl.delay(1, 5.0) < math.inf
+
+
+@pytest.mark.parametrize("offset", [0.0, 25.0, 50.0])
+def test_bare_429s_behind_a_slow_gateway_cost_no_more_than_direct(offset: float) -> None:
+    """Issue 20: a calendar minute of 30 requests, 429s that say nothing, 40 records at concurrency
+    16. Through a gateway a 429 takes longer to come back (0.5 s here, LiteLLM under load); the
+    probes after each pause cost the same 429s as sent straight to the server (0.05 s)."""
+    rejected = []
+    for reject_latency in (0.05, 0.5):
+        server = Server(30, shape="minute", headers=False, retry_after=False, epoch=1_700_000_000.0 + offset)
+        job = Job(RateController(ceiling=16), 40)
+        rejected.append(run([job], server, reject_latency=reject_latency).rejected)
+        assert job.done == 40
+    direct, gateway = rejected
+    assert gateway <= 1.3 * direct, rejected
 
 
 def test_learned_token_scale_follows_what_the_server_counts() -> None:

@@ -20,18 +20,18 @@ limit "enforced as 1,000 requests per second"; TPM counts the prompt plus `max_t
    its `retry-after`, and the send rate is cut (multiplicative decrease), then grows back slowly
    (additive increase) while answers come. A wait of seconds means a window (Azure's 10 s, a
    gateway's calendar minute): the window's budget is spent, then we wait it out, without a cut.
-   A 429 that says nothing pauses briefly, doubling while they come in a row.
+   A 429 that says nothing pauses briefly, doubling while they come in a row, and the request
+   after the pause goes alone, as a probe: the next ones follow once it is answered.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import StrEnum
 
 from batchrun.limit.bucket import Bucket
 from batchrun.limit.headers import RateHeaders
 from batchrun.limit.pace import Pace
+from batchrun.limit.permit import Permit, RateSource, Shape
 from batchrun.limit.share import Share
 
 # An answer this slow says the server generates (an LLM): half a window would cost half the
@@ -46,33 +46,6 @@ SILENT_PAUSE_S = 0.1
 MAX_SILENT_PAUSE_S = 5.0
 # Server token counts ÷ our estimate is learned with this weight per answer.
 SCALE_WEIGHT = 0.1
-
-
-class RateSource(StrEnum):
-    """Where a limit in force came from."""
-
-    FLAG = "flag"
-    HEADERS = "headers"
-    LEARNED = "learned"  # from 429s alone: the rate that got through
-
-
-class Shape(StrEnum):
-    """How the server appears to count, as far as its 429s tell."""
-
-    UNKNOWN = "unknown"
-    BUCKET = "bucket"  # sub-second waits: pace
-    WINDOW = "window"  # waits of seconds: spend the window's budget, then wait
-
-
-@dataclass(frozen=True, slots=True)
-class Permit:
-    """One request let go: what it reserved, and how much had been sent before it, so that the
-    server's `remaining` in its answer can be set against what was sent after."""
-
-    reserved: int
-    sent_before: int
-    tokens_before: int
-    at: float
 
 
 class RateController:
@@ -100,6 +73,10 @@ class RateController:
         self.pace = Pace(now)
         self.share = Share()
         self._silent = 0  # 429 bursts in a row that said nothing
+        # the request sent alone after such a pause, until it comes back: its answer, not the
+        # bucket, says whether the server lets requests through again (behind a gateway a 429
+        # takes longer to come back than the bucket's next request takes to be due)
+        self._probe: Permit | None = None
         # the limit is shared through Redis (limit/shared): others' spend is counted there, so
         # the server's count does not pull our bucket down and a 429 cuts the shared rate
         self.shared = False
@@ -121,7 +98,7 @@ class RateController:
     @property
     def unlimited(self) -> bool:
         """Nothing holds a request back: no rate, no pause, a full window."""
-        return self.requests is None and self.tokens is None and not self.slow_start
+        return self.requests is None and self.tokens is None and not self.slow_start and not self._silent
 
     def reservation(self, est_tokens: int) -> int:
         """What a request of `est_tokens` (our estimate) reserves, scaled by what the server counts."""
@@ -131,7 +108,7 @@ class RateController:
         """Seconds until a request reserving `tokens` may go; 0 means now, inf until an answer."""
         if self._first_cut_by is not None and not self._first_cut(now):
             return self._first_cut_by - now  # or sooner: the burst's last answer
-        if self.inflight_requests >= self.window:
+        if self.inflight_requests >= self.window or self._probe is not None:
             return math.inf
         wait = self.paused_until - now
         if self.requests is not None:
@@ -147,6 +124,8 @@ class RateController:
         if self.tokens is not None:
             self.tokens.level -= tokens
         permit = Permit(tokens, self._sent, self._sent_tokens, now)
+        if self._silent:
+            self._probe = permit
         if self.rpm_source is RateSource.HEADERS:
             self.share.sent(now)
         self.inflight_requests += 1
@@ -163,6 +142,8 @@ class RateController:
         reserved = permit.reserved
         self.inflight_requests -= 1
         self.inflight_tokens -= reserved
+        if charged is not None or permit is self._probe:
+            self._probe = None
         if charged is not None:
             self._silent = 0
             self.pace.answered(permit.at, now)
@@ -195,6 +176,8 @@ class RateController:
         self.inflight_requests -= 1
         self.inflight_tokens -= reserved
         self.rate_limited += 1
+        if permit is self._probe:
+            self._probe = None
         if self.tokens is not None and permit.at > self._held_at:
             # the server did not count its tokens; one sent before the last pause emptied the
             # bucket is not given back, or every 429 of a burst would let another request go

@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from batchrun.limit.controller import Permit, RateController
+from batchrun.limit.controller import RateController
 from batchrun.limit.headers import RateHeaders
+from batchrun.limit.permit import Permit
 
 if TYPE_CHECKING:
     from batchrun.limit.shared import SharedLimit

@@ -32,7 +32,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from batchrun.errors import ConfigError, ProviderDown
-from batchrun.limit.controller import RateController, RateSource
+from batchrun.limit.controller import RateController
+from batchrun.limit.permit import RateSource
 from batchrun.limit.shared_script import SCRIPT
 from batchrun.secret import ApiKey, redact_url
 

@@ -32,9 +32,9 @@ from batchrun.errors import (
 )
 from batchrun.input.endpoints import ENDPOINTS
 from batchrun.limit.budget import Budget, BudgetGate
-from batchrun.limit.controller import Permit
 from batchrun.limit.headers import parse_rate_headers
 from batchrun.limit.limiter import Limiter, Limiters, StopSignal
+from batchrun.limit.permit import Permit
 from batchrun.records import Fallback, Record, Result, Usage
 from batchrun.route.plan import Planner, RecordPlan
 from batchrun.route.providers import Target, Targets
