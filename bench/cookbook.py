@@ -64,6 +64,15 @@ asyncio.run(mod.process_api_requests_from_file(
     max_attempts=5, logging_level=30))
 '''
 
+# The third side, for scale: the least an aiohttp client can do (bench/throughput.py's bare loop:
+# one session, a semaphore, nothing else) as its own process, start-up included.
+BARE = """\
+import asyncio, sys
+from bench.throughput import bare_loop, load_bodies
+from pathlib import Path
+asyncio.run(bare_loop(sys.argv[1], load_bodies(Path(sys.argv[2])), int(sys.argv[3])))
+"""
+
 STAND_IN = '''\
 """A stand-in for tiktoken: about 4 bytes a token, no BPE (faster than the real encoder)."""
 class _Encoding:
@@ -161,7 +170,8 @@ def describe(name: str, runs: list[Run], records: int) -> None:
     best = min(runs, key=lambda r: r.wall)
     print(f"{name:9} walls {', '.join(f'{r.wall:.2f}' for r in runs)} s; best {best.wall:.2f} s = "
           f"start-up {best.startup:.2f} + sending {best.sending:.2f} + exit {best.tail:.2f}; "
-          f"steady {best.steady:.0f} req/s (at that rate alone {records / best.steady:.2f} s)")
+          f"steady {best.steady:.0f} req/s (at that rate alone {records / best.steady:.2f} s: "
+          f"ramp and stragglers {best.sending - records / best.steady:+.2f} s)")
 
 
 def main() -> None:
@@ -169,6 +179,7 @@ def main() -> None:
     ap.add_argument("--script", help="path to the cookbook's api_request_parallel_processor.py")
     ap.add_argument("--records", type=int, default=5_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bare-concurrency", type=int, default=16, help="the bare loop's (batchrun's default)")
     ap.add_argument("--tiktoken", choices=("auto", "real", "stand-in"), default="auto")
     a = ap.parse_args()
     tmp = OUT / "cookbook"
@@ -199,34 +210,40 @@ def main() -> None:
     (tmp / "runner.py").write_text(RUNNER)
 
     sim, url = start_sim()
-    ours: list[Run] = []
-    theirs: list[Run] = []
     print(f"cookbook script {script}; {tk_note}")
     print(f"load average at start {os.getloadavg()[0]:.2f}")
+    cmds = {  # each side's command and env; batchrun gets a fresh output each round
+        "cookbook": lambda i: ([sys.executable, str(tmp / "runner.py"), str(script), str(requests), str(save),
+                                url + "/chat/completions"], tk_env),
+        "batchrun": lambda i: ([sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url,
+                                "--model", "gpt-4o-mini", "--quiet", "--output", str(tmp / f"out{i}.jsonl")],
+                               {"BATCHRUN_API_KEY": "bench-key"}),
+        "bare loop": lambda i: ([sys.executable, "-c", BARE, url, str(inp), str(a.bare_concurrency)], {}),
+    }
+    runs: dict[str, list[Run]] = {side: [] for side in cmds}
     try:
         for i in range(a.rounds):
-            for side in ("cookbook", "batchrun") if i % 2 == 0 else ("batchrun", "cookbook"):
+            order = list(cmds)[i % 3:] + list(cmds)[:i % 3]  # each side goes first in turn
+            for side in order:
+                save.unlink(missing_ok=True)
+                runs[side].append(timed(*cmds[side](i), url, a.records))
                 if side == "cookbook":
-                    save.unlink(missing_ok=True)
-                    theirs.append(timed([sys.executable, str(tmp / "runner.py"), str(script), str(requests),
-                                         str(save), url + "/chat/completions"], tk_env, url, a.records))
                     check_cookbook_output(save, a.records)
-                else:
-                    out = tmp / f"out{i}.jsonl"
-                    ours.append(timed([sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url,
-                                       "--model", "gpt-4o-mini", "--quiet", "--output", str(out)],
-                                      {"BATCHRUN_API_KEY": "bench-key"}, url, a.records))
-            print(f"round {i + 1}: batchrun {ours[-1].wall:.2f} s, cookbook {theirs[-1].wall:.2f} s, "
-                  f"load {os.getloadavg()[0]:.2f}")
+            print(f"round {i + 1} ({', '.join(order)}): "
+                  + ", ".join(f"{side} {runs[side][-1].wall:.2f} s" for side in cmds)
+                  + f"; load {os.getloadavg()[0]:.2f}")
     finally:
         stop(sim)
     print(f"{a.records} records, zero latency, one simulator, {a.rounds} rounds alternating:")
-    describe("batchrun", ours, a.records)
-    describe("cookbook", theirs, a.records)
+    for side, side_runs in runs.items():
+        describe(side, side_runs, a.records)
+    ours, theirs, bare = runs["batchrun"], runs["cookbook"], runs["bare loop"]
     per_round = [o.wall / t.wall for o, t in zip(ours, theirs, strict=True)]
     print(f"per round batchrun/cookbook: {', '.join(f'{r:.3f}' for r in per_round)} "
           f"(median {statistics.median(per_round):.3f})")
     best = min(r.wall for r in ours) / min(r.wall for r in theirs)
+    print(f"for scale, the bare aiohttp loop (concurrency {a.bare_concurrency}) wall/cookbook wall, best of each: "
+          f"{min(r.wall for r in bare) / min(r.wall for r in theirs):.3f}")
     print(f"RATIO cookbook batchrun wall/cookbook wall (best of {a.rounds} each) = {best:.3f}  (floor <= 0.12)")
 
 
