@@ -29,6 +29,7 @@ Two things are supplied at run time, written to a temporary folder, not copied c
 from __future__ import annotations
 
 import argparse
+import asyncio
 import glob
 import json
 import os
@@ -166,6 +167,17 @@ def check_cookbook_output(path: Path, records: int) -> None:
         sys.exit(f"cookbook results: {len(lines)} lines, {answers} answers for {records} records")
 
 
+def pacing_alone(records: int) -> float:
+    """Seconds `records` turns of `asyncio.sleep(0.001)` take here now: the script's pacing loop
+    starts at most one request a turn, so its sending can be no shorter than this."""
+    async def turns() -> None:
+        for _ in range(records):
+            await asyncio.sleep(0.001)
+    start = time.monotonic()
+    asyncio.run(turns())
+    return time.monotonic() - start
+
+
 def describe(name: str, runs: list[Run], records: int) -> None:
     best = min(runs, key=lambda r: r.wall)
     print(f"{name:9} walls {', '.join(f'{r.wall:.2f}' for r in runs)} s; best {best.wall:.2f} s = "
@@ -242,6 +254,9 @@ def main() -> None:
     print(f"per round batchrun/cookbook: {', '.join(f'{r:.3f}' for r in per_round)} "
           f"(median {statistics.median(per_round):.3f})")
     best = min(r.wall for r in ours) / min(r.wall for r in theirs)
+    pacing = pacing_alone(a.records)
+    print(f"the script's pacing alone ({a.records} x asyncio.sleep(0.001), nothing sent): {pacing:.2f} s; "
+          f"0.12 x that is {0.12 * pacing:.2f} s")
     print(f"for scale, the bare aiohttp loop (concurrency {a.bare_concurrency}) wall/cookbook wall, best of each: "
           f"{min(r.wall for r in bare) / min(r.wall for r in theirs):.3f}")
     print(f"RATIO cookbook batchrun wall/cookbook wall (best of {a.rounds} each) = {best:.3f}  (floor <= 0.12)")
