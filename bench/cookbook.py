@@ -46,7 +46,7 @@ from bench.common import OUT, ROOT, make_input, sim_reset, sim_stats, start_sim,
 
 SCRIPT_PATH = "examples/api_request_parallel_processor.py"
 DEFAULT_SCRIPT = OUT / "api_request_parallel_processor.py"
-LITELLM_SITES = "~/.cache/batchrun-litellm-venv/lib/python3*/site-packages"
+LITELLM_VENV = os.environ.get("BATCHRUN_LITELLM_VENV", "~/.cache/batchrun-litellm-venv")  # as .ci/run
 # tiktoken caches a blob under the sha1 of its URL; this is cl100k_base's (tiktoken checks its
 # sha256 on load, so a file found under this name is the real encoding).
 CL100K_CACHE_NAME = "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
@@ -114,7 +114,7 @@ def find_script(arg: str | None, tmp: Path) -> Path | None:
 def real_tiktoken(tmp: Path) -> dict[str, str] | None:
     """Env for the real tiktoken offline (its packages linked into tmp), or None if not here."""
     sites = [os.environ["BATCHRUN_TIKTOKEN_SITE"]] if "BATCHRUN_TIKTOKEN_SITE" in os.environ else \
-        sorted(glob.glob(os.path.expanduser(LITELLM_SITES)))
+        sorted(glob.glob(os.path.expanduser(LITELLM_VENV) + "/lib/python3*/site-packages"))
     for site in map(Path, sites):
         cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR",
                                     site / "litellm" / "litellm_core_utils" / "tokenizers"))
