@@ -145,7 +145,7 @@ def timed(cmd: list[str], env: dict[str, str], url: str, records: int) -> Run:
     sim_reset(url)
     start = time.monotonic()
     proc = subprocess.run(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+                          stderr=subprocess.PIPE, timeout=600)  # bounded in time like every load
     end = time.monotonic()
     stats = sim_stats(url)
     ok = stats["ok_times"]
