@@ -11,6 +11,7 @@ sent but not collected is collected on the next look, as any ended batch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import math
@@ -27,14 +28,29 @@ from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.errors import ConfigError, FatalRequestError, RequestError
 from batchrun.job.batch_api.batch_job import BatchRun, run_batch_job
-from batchrun.job.batch_api.deadline_figures import alternatives, batch_answered, deadline_summary
+from batchrun.job.batch_api.deadline_figures import (
+    LiveShards,
+    alternatives,
+    deadline_summary,
+    figures_now,
+    split_of,
+)
 from batchrun.job.outcome import Outcome
 from batchrun.route.batch_pace import BatchPace
-from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
+from batchrun.route.deadline import (
+    PRIOR_BATCH_LPS,
+    PRIOR_BATCH_OVERHEAD_S,
+    Paths,
+    Running,
+    expected_finish,
+    live_rate,
+    plan,
+    replan,
+)
 from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
-from batchrun.show.deadline import deadline_lines
+from batchrun.show.deadline import deadline_lines, progress_line
 from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
 from batchrun.store.state import JobState
@@ -88,6 +104,7 @@ class DeadlineRun(BatchRun):
         self.margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(self.at - float(d.get("set_at", now)))
         self.pace = BatchPace()
         self.live_seen: float | None = None  # records a second the live path reached
+        self.live_shards = LiveShards(self.dir, state)
 
     def _paths(self) -> Paths:
         lps, over = self.pace.lines_per_s(), self.pace.overhead_s()
@@ -164,24 +181,25 @@ class DeadlineRun(BatchRun):
         cancelled: list[str] = self.state.deadline["cancelled"]
         running = tuple(Running(s.id, s.requests, s.counts.get("completed", 0) + s.counts.get("failed", 0))
                         for s in self.plan.open if s.phase == SUBMITTED and s.batch_id not in cancelled)
-        live_left = sum(s.requests for s in self.plan.open if s.phase == LIVE) + sum(
-            s.requests - s.counts.get("completed", 0) - s.counts.get("failed", 0)
-            for s in self.plan.open if s.phase == SUBMITTED and s.batch_id in cancelled)
+        live_left = split_of(self.plan, set(cancelled), 0, 0, self.live_shards.answered).live
         waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
         now, paths = time.time(), self._paths()
         moves = replan(now, self.at, self.margin, paths, live_left, running, waiting, 3 * look_s(self.at - now))
-        self._tell(now, paths, live_left, sum(b.unanswered for b in running), sum(n for _, n in waiting))
         by_id = {s.id: s for s in self.plan.shards}
         # Never submitted: sent live as it is, no cancel needed; one at a time, as the live path
         # sends them in turn and the next look knows the rate it reached.
         for sid in moves.hold[:1]:
             by_id[sid].phase = LIVE
-            self.display.notice(f"deadline: shard {sid} ({by_id[sid].requests} request(s)) goes live instead of "
-                                "into a batch")
+            self._decided("held", sid, f"shard {sid} ({by_id[sid].requests} request(s)) goes live instead of into a "
+                          "batch: batches are not expected to answer it in time")
         if moves.hold:
             self.out.save()
         for sid in moves.cancel:
-            await self._cancel(apis, by_id[sid], moves.shortfall)
+            await self._cancel(apis, by_id[sid])
+        if moves.cancel:
+            names = ", ".join(f"{by_id[sid].id} ({by_id[sid].batch_id})" for sid in moves.cancel)
+            self._decided(None, None, f"batches are expected to leave {moves.shortfall} line(s) unanswered in time: "
+                          f"cancelled {names}; their answered lines are kept, the rest go live")
         self.sched.split_oversized()
         lets = self._queue_lets(moves.submit)
         for s in [s for s in self.plan.open if s.phase == CREATING or s.id in lets]:
@@ -191,19 +209,29 @@ class DeadlineRun(BatchRun):
             self.pace.submitted(time.time())
             self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
 
-    def _tell(self, now: float, paths: Paths, live: int, in_batches: int, waiting: int) -> None:
-        """The split as it stands and the expected finish, for the display, the summary and status."""
-        assert self.state.deadline is not None
-        live_s = live / paths.live_rps if paths.live_rps > 0 else 0.0
-        batch_s = in_batches / paths.batch_lps + paths.batch_overhead_s / 3 if paths.batch_known else None
-        finish = None if batch_s is None and in_batches else now + max(live_s, batch_s or 0.0)
-        d = self.state.deadline
-        d["split"] = {"live": live, "in_batches": in_batches, "waiting": waiting}
-        d["expected_finish"] = None if finish is None else iso_utc(finish)
-        d["line"] = (f"deadline {iso_utc(self.at)[11:]}, expected {d['expected_finish'][11:] if finish else '?'}; "
-                     f"{in_batches} in batches, {live} live, {waiting} waiting")
+    def _now(self) -> dict[str, Any]:
+        """The figures as they stand (one source for the display, the checkpoint and the summary)."""
+        d = self.state.deadline or {}
+        st, now, paths = self.state.stats, time.time(), self._paths()
+        split = split_of(self.plan, set(d.get("cancelled", [])), st.done, st.invalid, self.live_shards.answered)
+        finish = expected_finish(now, paths, split.live, split.in_batches, split.waiting)
+        return figures_now(split, now, finish, alternatives(st, self.prices))
 
-    async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any, shortfall: int) -> None:
+    def state_bytes(self) -> bytes:
+        """The checkpoint, with the figures as they stand (what `status` shows)."""
+        if self.state.deadline is not None and getattr(self, "sched", None) is not None:  # from the first look on
+            self.state.deadline["now"] = self._now()
+        return super().state_bytes()
+
+    def _decided(self, kind: str | None, sid: str | None, why: str) -> None:
+        """A move, said as it is made and kept (with its reason) for the summary and status."""
+        assert self.state.deadline is not None
+        if kind is not None:
+            self.state.deadline.setdefault(kind, []).append(sid)
+        self.state.deadline["why"] = why
+        self.display.notice("deadline: " + why)
+
+    async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any) -> None:
         """Cancel a slow batch: its answered lines are collected when it ends, the rest go live."""
         assert self.state.deadline is not None and shard.batch_id is not None
         self.state.deadline["cancelled"].append(shard.batch_id)
@@ -213,33 +241,52 @@ class DeadlineRun(BatchRun):
         except RequestError as e:  # a batch that ended meanwhile cannot be cancelled (OpenAI: 409): collect it
             if not isinstance(e, FatalRequestError) and e.status != 409:
                 raise
-        self.display.notice(f"deadline: batches are expected to leave {shortfall} line(s) unanswered in time; "
-                            f"cancelled batch {shard.id} ({shard.batch_id}): its answered lines are kept, the "
-                            "rest go live")
 
     async def _timed_live(self, shard: Any, url: str, key: ApiKey) -> bool:
         started, before = time.monotonic(), self.state.stats.done
-        ok = await self._live(shard, url, key)
+        self.live_shards.sending(shard)
+        ticker = asyncio.create_task(self._tick()) if self.display.shows_progress else None
+        try:
+            ok = await self._live(shard, url, key)
+        finally:
+            self.live_shards.sending(None)
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
         took, sent = time.monotonic() - started, self.state.stats.done - before
         if sent >= 50 and took > 0:
             self.live_seen = max(self.live_seen or 0.0, sent / took)
         return ok
 
+    async def _tick(self) -> None:
+        """While a live shard sends, the display goes on (the batches' looks wait for it)."""
+        while True:
+            await asyncio.sleep(self.display.interval_s)
+            self.display.update(self._figures())
+
     def summarise(self) -> dict[str, Any]:
-        """The summary, with what the deadline decided and what it cost against both alternatives."""
+        """The summary, with what the deadline decided and what it cost against both alternatives
+        (the figures the last progress line and the checkpoint show)."""
         summ = super().summarise()
-        summ["deadline"] = deadline_summary(self.state.deadline or {}, self.state.stats.done, summ["job"]["complete"],
-                                            time.time(), alternatives(self.state.stats, self.prices),
-                                            batch_answered(self.plan))
+        d = self.state.deadline or {}
+        if getattr(self, "sched", None) is not None:
+            d["now"] = self._now()
+        summ["deadline"] = deadline_summary(d, summ["job"]["complete"], time.time())
         return summ
 
     def _figures(self) -> ProgressFigures:
-        """The running figures, the deadline's line with them."""
-        d = self.state.deadline or {}
-        return dataclasses.replace(super()._figures(), routing=d.get("line"))
+        """The running figures, led by the deadline's line."""
+        base = super()._figures()
+        if self.state.deadline is None or not getattr(self, "sched", None) is not None:
+            return base
+        now = self._now()
+        sp = now["split"]
+        done = sp["batch_done"] + sp["live_done"] + sp["invalid"]
+        el = time.monotonic() - self.started
+        return dataclasses.replace(base, done=done, routing=progress_line(self.at, now),
+                                   rps=self.live_shards.sent / el if el > 0 else 0.0)
 
 
 async def _wait(event: Any, seconds: float) -> None:
-    import asyncio
-
     await asyncio.wait_for(event.wait(), seconds)
