@@ -21,6 +21,9 @@ _QueueModel = Annotated[list[str] | None, Opt(help="Batch API: MODEL=N, one mode
                                                    "(repeatable).")]
 _PerHour = Annotated[int | None, Opt(help="Batch API: batches created per hour at most (429 past it).")]
 _Hour = Annotated[float, Opt(help="Batch API: the length of that hour, seconds (shorter for tests).")]
+_FlexMs = Annotated[float | None, Opt(help="Offer flex processing (service_tier \"flex\"), answered after this "
+                                           "latency (default: flex is not offered: 400).")]
+_FlexShare = Annotated[float, Opt(help="Share of flex requests answered 429 Resource Unavailable.")]
 
 
 @app.command("mock-server")
@@ -62,6 +65,8 @@ def mock_server(
     batch_queue_model: _QueueModel = None,
     batches_per_hour: _PerHour = None,
     batch_hour_s: _Hour = 3600.0,
+    flex_latency_ms: _FlexMs = None,
+    flex_unavailable_share: _FlexShare = 0.0,
 ) -> None:
     """Serve the built-in OpenAI-compatible simulator on loopback until Ctrl-C."""
     from batchrun.errors import ConfigError
@@ -79,7 +84,8 @@ def mock_server(
         batch_step_s=batch_step_s, batch_expire_share=batch_expire_share,
         fail_batch_validation=fail_batch_validation, batch_lines_per_s=batch_lines_per_s,
         batch_queue_tokens=batch_queue_tokens, batch_hour_s=batch_hour_s,
-        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour))
+        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour,
+        flex_latency_ms=flex_latency_ms, flex_unavailable_share=flex_unavailable_share))
     try:
         asyncio.run(_serve(sim, host, port))
     except KeyboardInterrupt:

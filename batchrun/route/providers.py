@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from batchrun.errors import ConfigError
 from batchrun.secret import ApiKey, redact_url
 
-_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body", "batch_queue_tokens"}
+_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body", "batch_queue_tokens", "flex"}
 # headers batchrun sets itself: a provider's `headers` table may not replace them
 _OWN_HEADERS = {"authorization", "content-type", "content-length", "host", "user-agent"}
 
@@ -33,6 +33,7 @@ class Provider:
     headers: tuple[tuple[str, str], ...] = ()  # added to every request to this provider
     extra_body: tuple[tuple[str, Any], ...] = ()  # merged into every request body to it
     batch_queue_tokens: float | None = None  # --batch-api: each model's enqueued-token limit here
+    flex: bool = False  # --deadline: offers flex processing (service_tier "flex"), a third path
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
     unknown = sorted(set(t) - _PROVIDER_KEYS)
     if unknown:
         raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm, "
-                          "headers, extra_body, batch_queue_tokens)")
+                          "headers, extra_body, batch_queue_tokens, flex)")
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
@@ -102,7 +103,9 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
             raise ConfigError(f"{here}: {k} must be a number above 0, got {v!r}")
         limits[k] = None if v is None else float(v)
-    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits,
+    if not isinstance(t.get("flex", False), bool):
+        raise ConfigError(f"{here}: flex must be true or false, got {t['flex']!r}")
+    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits, flex=t.get("flex", False),
                     headers=_headers(t.get("headers"), here), extra_body=_extra_body(t.get("extra_body"), here))
 
 
