@@ -42,8 +42,12 @@ def progress_line(at: float, now: dict[str, Any]) -> str:
     """The progress line's lead: the deadline, the expected finish, and where the records are."""
     s = now["split"]
     return (f"deadline {_clock(iso_utc(at))}, expected {_clock(now['expected_finish'])}; answered {s['batch_done']} "
-            f"in batches, {s['live_done']} live; left {s['in_batches']} in batches, {s['live']} live, "
+            f"in batches, {s['live_done']} live{_flex(s)}; left {s['in_batches']} in batches, {s['live']} live, "
             f"{s['waiting']} waiting")
+
+
+def _flex(split: dict[str, Any]) -> str:
+    return f" ({split['flex_done']} at flex)" if split.get("flex_done") else ""
 
 
 def deadline_lines(d: dict[str, Any]) -> list[str]:
@@ -55,10 +59,10 @@ def deadline_lines(d: dict[str, Any]) -> list[str]:
              "batch(es) cancelled, their answered lines kept")
     if d.get("met") is not None:
         out.append(f"{'met' if d['met'] else 'missed'}: {d['batch']} record(s) answered through the Batch API, "
-                   f"{d['live']} live{invalid}; {moves}")
+                   f"{d['live']} live{_flex(s)}{invalid}; {moves}")
     elif s:
         out.append(f"as of {d['as_of']}: answered {s['batch_done']} through the Batch API, {s['live_done']} live"
-                   f"{invalid}; left {s['in_batches']} in batches, {s['live']} live, {s['waiting']} waiting; "
+                   f"{_flex(s)}{invalid}; left {s['in_batches']} in batches, {s['live']} live, {s['waiting']} waiting; "
                    f"expected to finish {d.get('expected_finish') or 'when a path moves'}; {moves}")
     if d.get("why"):
         out.append(f"last decision: {d['why']}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from batchrun.account.pricing import PriceBook
 from batchrun.batch.plan import Shard, ShardFiles
 from batchrun.batch.shard import index_lines
 from batchrun.config import RunConfig
@@ -41,9 +42,11 @@ async def shard_lines(files: ShardFiles) -> AsyncIterator[list[tuple[int, bytes 
 
 async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Path, checkpoint: Path,
                     snapshot: Callable[[], bytes], base_url: str, key: ApiKey,
-                    on_pipeline: Callable[[Pipeline | None], None]) -> StopReason | None:
-    """Send a live shard's requests; why the pipeline stopped, None when it sent them all."""
-    prices = cfg.price_book()
+                    on_pipeline: Callable[[Pipeline | None], None],
+                    prices: PriceBook | None = None) -> StopReason | None:
+    """Send a live shard's requests (at `prices`: the run's by default); why the pipeline stopped,
+    None when it sent them all."""
+    prices = prices or cfg.price_book()
     async with clients(cfg, base_url, key) as by_provider:  # a shard's lines name NAME/model: routed by it
         limiters = Limiters(cfg.rpm, cfg.tpm, ceiling=cfg.concurrency,
                             provider_limits={p.name: (p.rpm, p.tpm) for p in cfg.routing.providers})

@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from batchrun.batch.api import BatchApi
 from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
 from batchrun.batch.poll import PollBackoff
-from batchrun.batch.scheduling.queue import cost
 from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
@@ -35,6 +33,8 @@ from batchrun.job.batch_api.deadline_figures import (
     figures_now,
     split_of,
 )
+from batchrun.job.batch_api.deadline_flex import CUT, FlexPath, send_flex
+from batchrun.job.batch_api.deadline_parts import look_s, queue_lets, queue_records, shard_size
 from batchrun.job.outcome import Outcome
 from batchrun.route.batch_pace import BatchPace
 from batchrun.route.deadline import (
@@ -55,14 +55,6 @@ from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
 from batchrun.store.state import JobState
 
-LOOK_S = (1.0, 60.0)  # between two looks at the batches: a hundredth of the time left, within these
-
-
-def look_s(seconds_left: float) -> float:
-    """How long until the next look: often near the deadline, seldom a day before it."""
-    return min(LOOK_S[1], max(LOOK_S[0], seconds_left / 100))
-SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a tenth at most
-
 
 async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = None) -> Outcome:
     """Run a job against its deadline, through the Batch API flow with the planner deciding (its start
@@ -73,19 +65,11 @@ async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = 
     if cfg.no_wait:
         raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
                           "often; run without --no-wait")
-    size = max(1, math.ceil(_count_lines(cfg) / SHARDS))
+    size = shard_size(cfg.input)
     cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
     outcome = await run_batch_job(cfg, display, DeadlineRun)
     display.lines(deadline_lines(outcome.summary["deadline"]))
     return outcome
-
-
-def _count_lines(cfg: RunConfig) -> int:
-    n = 0
-    with open(cfg.input, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-    return max(1, n)
 
 
 class DeadlineRun(BatchRun):
@@ -104,34 +88,16 @@ class DeadlineRun(BatchRun):
         self.margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(self.at - float(d.get("set_at", now)))
         self.pace = BatchPace()
         self.live_seen: float | None = None  # records a second the live path reached
-        self.live_shards = LiveShards(self.dir, state)
+        self.live_shards = LiveShards(self.dir, state, int(d.get("flex_done", 0)))
+        self.flex = FlexPath(cfg, cfg.price_book())
 
     def _paths(self) -> Paths:
         lps, over = self.pace.lines_per_s(), self.pace.overhead_s()
         rps = live_rate(self.cfg.rpm, self.cfg.tpm, self.cfg.default_max_output + 200)
         return Paths(live_rps=max(rps, self.live_seen or 0.0), batch_lps=lps or PRIOR_BATCH_LPS,
                      batch_overhead_s=PRIOR_BATCH_OVERHEAD_S if over is None else over,
-                     queue_records=self._queue_records(),
+                     queue_records=queue_records(self.sched.queues, self.plan),
                      live_known=self.cfg.rpm is not None or self.cfg.tpm is not None, batch_known=lps is not None)
-
-    def _queue_records(self) -> int | None:
-        """Records the model's enqueued-token limit lets wait in batches at once (None: not known:
-        a refusal teaches it, or --batch-queue-tokens states it)."""
-        shards = [s for s in self.plan.shards if s.tokens > 0]
-        if not shards or (limit := self.sched.queues.of(shards[0]).limit) is None:
-            return None
-        q = self.sched.queues.of(shards[0])
-        per_token = sum(s.requests for s in shards) / max(1, sum(cost(q, s) for s in shards))
-        return max(1, int(limit * per_token))
-
-    def _queue_lets(self, ids: Sequence[str]) -> set[str]:
-        """Of the shards the plan would submit, those their model's batch queue has room for; a
-        queue whose limit is not known yet lets the plan's choice through (a refusal fails no line
-        and teaches the limit)."""
-        queues = self.sched.queues
-        admitted = {s.id for s in queues.admit(self.plan.shards, time.time())}
-        by_id = {s.id: s for s in self.plan.shards}
-        return {sid for sid in ids if sid in admitted or queues.of(by_id[sid]).limit is None}
 
     def _say_plan(self) -> None:
         """The first line of the run: the plan at what is known, or the deadline it cannot keep."""
@@ -201,7 +167,7 @@ class DeadlineRun(BatchRun):
             self._decided(None, None, f"batches are expected to leave {moves.shortfall} line(s) unanswered in time: "
                           f"cancelled {names}; their answered lines are kept, the rest go live")
         self.sched.split_oversized()
-        lets = self._queue_lets(moves.submit)
+        lets = queue_lets(self.sched.queues, self.plan, moves.submit, time.time())
         for s in [s for s in self.plan.open if s.phase == CREATING or s.id in lets]:
             if self.stopped is not None:
                 return
@@ -213,7 +179,9 @@ class DeadlineRun(BatchRun):
         """The figures as they stand (one source for the display, the checkpoint and the summary)."""
         d = self.state.deadline or {}
         st, now, paths = self.state.stats, time.time(), self._paths()
-        split = split_of(self.plan, set(d.get("cancelled", [])), st.done, st.invalid, self.live_shards.answered)
+        split = split_of(self.plan, set(d.get("cancelled", [])), st.done, st.invalid, self.live_shards.answered,
+                         self.live_shards.flex)
+        d["flex_done"] = split.flex_done
         finish = expected_finish(now, paths, split.live, split.in_batches, split.waiting)
         return figures_now(split, now, finish, alternatives(st, self.prices))
 
@@ -244,10 +212,11 @@ class DeadlineRun(BatchRun):
 
     async def _timed_live(self, shard: Any, url: str, key: ApiKey) -> bool:
         started, before = time.monotonic(), self.state.stats.done
-        self.live_shards.sending(shard)
+        flex = self._at_flex(shard)
+        self.live_shards.sending(shard, flex)
         ticker = asyncio.create_task(self._tick()) if self.display.shows_progress else None
         try:
-            ok = await self._live(shard, url, key)
+            ok = await (self._flex(shard, url, key) if flex else self._live(shard, url, key))
         finally:
             self.live_shards.sending(None)
             if ticker is not None:
@@ -255,9 +224,40 @@ class DeadlineRun(BatchRun):
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
         took, sent = time.monotonic() - started, self.state.stats.done - before
-        if sent >= 50 and took > 0:
+        if sent >= 50 and took > 0 and not flex:  # flex is slower: not the live path's rate
             self.live_seen = max(self.live_seen or 0.0, sent / took)
         return ok
+
+    def _flex_look(self) -> tuple[float, float, int, float, float]:
+        """What a flex send's watch weighs: now, the aim, records left to send live, the live rate."""
+        now, d = time.time(), self.state.deadline or {}
+        left = split_of(self.plan, set(d.get("cancelled", [])), 0, 0, self.live_shards.answered).live
+        return now, self.at - self.margin, left, self._paths().live_rps, look_s(self.at - now)
+
+    def _at_flex(self, shard: Any) -> bool:
+        """Whether a live shard goes at flex: cheaper there, and the standard tier could still take
+        every live record over after one more look (a shard flex gave way on goes standard)."""
+        now, aim, left, rps, look = self._flex_look()
+        return (self.flex.cheaper(shard) and shard.id not in (self.state.deadline or {}).get("flex_cut", [])
+                and self.flex.fits(now, aim, left, rps, look))
+
+    async def _flex(self, shard: Any, url: str, key: ApiKey) -> bool:
+        """Send a live shard at flex; True when all is answered, or flex gave way to the standard tier."""
+        self.display.notice(f"deadline: shard {shard.id} ({shard.requests} request(s)) goes live at flex "
+                            "(service_tier \"flex\": cheaper, slower) while the standard tier could take it over")
+        self.out.save()
+        stopped = await send_flex(self.flex, shard, self, url, key, self._flex_look)
+        if stopped == CUT and self.stopped is None:
+            self._decided("flex_cut", shard.id, f"flex gave way on shard {shard.id}: the standard tier takes the "
+                          "rest, or the deadline would not be kept")
+            self.out.save()
+            return True
+        if stopped is not None:
+            self.stopped = self.stopped or stopped
+            return False
+        shard.phase = "collected"
+        self.out.save()
+        return True
 
     async def _tick(self) -> None:
         """While a live shard sends, the display goes on (the batches' looks wait for it)."""
@@ -278,7 +278,7 @@ class DeadlineRun(BatchRun):
     def _figures(self) -> ProgressFigures:
         """The running figures, led by the deadline's line."""
         base = super()._figures()
-        if self.state.deadline is None or not getattr(self, "sched", None) is not None:
+        if self.state.deadline is None or getattr(self, "sched", None) is None:
             return base
         now = self._now()
         sp = now["split"]

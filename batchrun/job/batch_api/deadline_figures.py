@@ -34,6 +34,7 @@ class Split:
     in_batches: int  # unanswered in running batches
     live: int  # to be sent live: live shards' unsent lines, and cancelled batches' unanswered ones
     waiting: int  # in shards not yet submitted (the plan decides at each look where they go)
+    flex_done: int = 0  # of live_done, answered at flex processing
 
     @property
     def left(self) -> int:
@@ -46,7 +47,7 @@ def _answered(s: Shard) -> int:
 
 
 def split_of(plan: Plan, cancelled: Collection[str], done: int, invalid: int,
-             live_answered: Callable[[Shard], int]) -> Split:
+             live_answered: Callable[[Shard], int], flex_done: int = 0) -> Split:
     """The split from the plan and the lines written (`done`, `invalid`: the job's counts);
     `live_answered`: lines of a live shard that are already in the output. A line in the output
     that neither a live shard nor the input's bad lines account for came from a batch."""
@@ -60,29 +61,37 @@ def split_of(plan: Plan, cancelled: Collection[str], done: int, invalid: int,
         in_batches=sum(max(0, s.requests - _answered(s)) for s in submitted if s.batch_id not in cancelled),
         live=sum(s.requests - live_answered(s) for s in live_shards)
         + sum(max(0, s.requests - _answered(s)) for s in submitted if s.batch_id in cancelled),
-        waiting=sum(s.requests for s in plan.shards if s.phase in (WRITTEN, UPLOADED, CREATING)))
+        waiting=sum(s.requests for s in plan.shards if s.phase in (WRITTEN, UPLOADED, CREATING)), flex_done=flex_done)
 
 
 class LiveShards:
     """Lines of each live shard already in the output: counted from the done bitmap once (a rerun
     finds a shard half sent), then by what the pipeline answers while it sends the shard."""
 
-    def __init__(self, directory: Path, state: JobState) -> None:
+    def __init__(self, directory: Path, state: JobState, flex_before: int = 0) -> None:
         self.dir, self.state = directory, state
         self.base: dict[str, int] = {}
         self._sending: tuple[str, int] | None = None  # the shard being sent, and the job's done then
         self._sent = 0  # answered live in this run, before the shard being sent
+        self._at_flex = False  # the shard being sent goes at flex
+        self._flex = flex_before  # answered at flex in this job, before the shard being sent
+
+    @property
+    def flex(self) -> int:
+        """Records answered at flex in this job (the checkpoint keeps it with the lines it counts)."""
+        return self._flex + (self.state.stats.done - self._sending[1] if self._sending and self._at_flex else 0)
 
     @property
     def sent(self) -> int:
         """Records answered live in this run (the progress line's rate)."""
         return self._sent + (self.state.stats.done - self._sending[1] if self._sending else 0)
 
-    def sending(self, shard: Shard | None) -> None:
-        """`shard` starts sending (None: it stopped)."""
+    def sending(self, shard: Shard | None, flex: bool = False) -> None:
+        """`shard` starts sending, at flex or not (None: it stopped)."""
         if shard is not None:
             self.answered(shard)  # its base counted before it sends
-        self._sent = self.sent
+        self._sent, self._flex = self.sent, self.flex
+        self._at_flex = flex
         self._sending = None if shard is None else (shard.id, self.state.stats.done)
 
     def answered(self, shard: Shard) -> int:
@@ -125,6 +134,6 @@ def deadline_summary(d: dict[str, Any], complete: bool, ended_at: float) -> dict
     costs = {k: now[k] for k in ("cost_usd", "all_live_usd", "all_batch_usd") if k in now}
     return {"deadline": iso_utc(float(d["at"])), "given": d.get("given"), "plan": d.get("plan"),
             "as_of": now.get("as_of"), "expected_finish": now.get("expected_finish"), "split": split or None,
-            "live": split.get("live_done", 0), "batch": split.get("batch_done", 0),
+            "live": split.get("live_done", 0), "batch": split.get("batch_done", 0), "flex": split.get("flex_done", 0),
             "held_live": len(d.get("held", [])), "cancelled_batches": len(d.get("cancelled", [])),
             "why": d.get("why"), "met": (ended_at <= float(d["at"])) if complete else None, **costs}
