@@ -237,9 +237,8 @@ class DeadlineRun(BatchRun):
     def _at_flex(self, shard: Any) -> bool:
         """Whether a live shard goes at flex: cheaper there, and the standard tier could still take
         every live record over after one more look (a shard flex gave way on goes standard)."""
-        now, aim, left, rps, look = self._flex_look()
         return (self.flex.cheaper(shard) and shard.id not in (self.state.deadline or {}).get("flex_cut", [])
-                and self.flex.fits(now, aim, left, rps, look))
+                and self.flex.fits(shard, self._flex_look()))
 
     async def _flex(self, shard: Any, url: str, key: ApiKey) -> bool:
         """Send a live shard at flex; True when all is answered, or flex gave way to the standard tier."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,12 @@ from batchrun.job.batch_api.batch_live import send_live
 # The reason a flex send is stopped with: one a live shard's pipeline never stops for otherwise,
 # so the run tells its own cut from a signal's stop.
 CUT = StopReason.BATCHES_RUNNING
+Look = tuple[float, float, int, float, float]  # now, aim, records left to send live, live rate, look's length
+# How long a flex answer may take, where the provider's flex_wait_s does not say: a request sent
+# at flex cannot be sent again while it may still be answered, so a flex send is stopped this
+# long before the standard tier would have to take over. OpenAI asks clients to wait up to 15
+# minutes for flex; a minute is what it takes when it has capacity to spare.
+FLEX_WAIT_S = 60.0
 
 
 def flex_config(cfg: RunConfig) -> RunConfig:
@@ -44,6 +51,7 @@ class FlexPath:
         self.offered = {p.name for p in cfg.routing.providers if p.flex}
         self.flex_cfg = flex_config(cfg) if self.offered else cfg
         self.flex_prices = FlexPrices(prices) if self.offered else prices
+        self.wait = {p.name: p.flex_wait_s or FLEX_WAIT_S for p in cfg.routing.providers if p.flex}
 
     def cheaper(self, shard: Shard) -> bool:
         """Flex is offered for the shard's provider and costs less than its live price (both known)."""
@@ -54,21 +62,25 @@ class FlexPath:
             return False
         return _per_token(flex) < _per_token(live)
 
-    def fits(self, now: float, aim: float, live_left: int, live_rps: float, look: float) -> bool:
-        """Whether the standard live path could still answer the `live_left` records by `aim` (the
-        deadline less its margin) if it took them over after one more look."""
-        return live_rps > 0 and now + look + live_left / live_rps <= aim
+    def fits(self, shard: Shard, seen: Look, waited: float = 0.0) -> bool:
+        """Whether the standard live path could still answer every record left to send live by the
+        aim (the deadline less its margin) if it took them over after one more look and after the
+        flex requests in flight were answered (`waited`: how long a flex send has gone unanswered)."""
+        now, aim, left, rps, look = seen
+        wait = max(self.wait.get(shard.provider or "", FLEX_WAIT_S), waited)
+        return rps > 0 and now + look + wait + left / rps <= aim
 
-    async def watch(self, look: Callable[[], tuple[float, float, int, float, float]],
+    async def watch(self, shard: Shard, look: Callable[[], Look], unanswered_s: Callable[[], float],
                     stop: Callable[[], bool]) -> None:
         """While a flex send runs: at each look, stop it once the standard path must take over
         (`look()` gives now, aim, records left to send live, the live rate, and the look's length;
-        `stop()` is False while the send has not started)."""
+        `unanswered_s()`: how long the send has gone without an answer; `stop()` is False while the
+        send has not started)."""
         while True:
-            now, aim, left, rps, every = look()
-            if not self.fits(now, aim, left, rps, every) and stop():
+            seen = look()
+            if not self.fits(shard, seen, unanswered_s()) and stop():
                 return
-            await asyncio.sleep(every)
+            await asyncio.sleep(seen[4])
 
 
 def _per_token(p: Any) -> float:
@@ -77,9 +89,13 @@ def _per_token(p: Any) -> float:
 
 
 async def send_flex(path: FlexPath, shard: Shard, run: Any, url: str, key: Any,
-                    look: Callable[[], tuple[float, float, int, float, float]]) -> StopReason | None:
+                    look: Callable[[], Look]) -> StopReason | None:
     """Send a live shard at flex, watched: why it stopped (CUT: the standard tier takes over)."""
     pipes: list[Any] = []
+    started, done = time.monotonic(), run.state.stats.done
+
+    def unanswered_s() -> float:
+        return time.monotonic() - started if run.state.stats.done == done else 0.0
 
     def on_pipeline(pipe: Any) -> None:
         pipes[:] = [pipe] if pipe is not None else []
@@ -90,7 +106,7 @@ async def send_flex(path: FlexPath, shard: Shard, run: Any, url: str, key: Any,
             pipe.stop(CUT)
         return bool(pipes)
 
-    watch = asyncio.create_task(path.watch(look, stop))
+    watch = asyncio.create_task(path.watch(shard, look, unanswered_s, stop))
     try:
         return await send_live(path.flex_cfg, run.state, shard, run.dir, run.files.checkpoint, run.state_bytes,
                                url, key, on_pipeline, path.flex_prices)
