@@ -18,11 +18,12 @@ from batchrun.store.recovery import recover_output
 from batchrun.store.state import JobState, checkpoint_path, load_state
 
 
-def job_status(input_path: Path, output: Path) -> dict[str, Any]:
-    """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
+def job_status(input_path: Path, output: Path, part: str | None = None) -> dict[str, Any]:
+    """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run
+    (`part`: the --part K/N asked for, named even before that part has started)."""
     _check_input(input_path, output)
     state = load_state(checkpoint_path(output))
-    base: dict[str, Any] = {"input": str(input_path), "output": str(output)}
+    base: dict[str, Any] = {"input": str(input_path), "output": str(output), **({"part": part} if part else {})}
     if state is None:
         return {**base, "state": "not_started", "resumable": False}
     problem = None
