@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import os
 import resource
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def _first_objects(cfg: RunConfig) -> list[dict[str, Any]]:
                     continue
                 if isinstance(obj, dict):
                     out.append(obj)
-    except OSError:
+    except (OSError, EOFError, zlib.error):
         return []  # the job's own reading says what is wrong with the file
     return out
 
