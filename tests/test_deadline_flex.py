@@ -44,7 +44,7 @@ def test_live_records_go_at_flex_priced_at_the_flex_price(tmp_path: Path, sim_fa
     # batches slow (4 lines a second): the plan sends a share live, and flex is offered and cheaper
     sim = sim_factory(rpm=1200, batch_lines_per_s=4.0, batch_step_s=0.05, flex_latency_ms=30.0,
                       flex_unavailable_share=0.2, seed=3)
-    res, d, out = _flex_job(tmp_path, sim, 80, "10s")
+    res, d, out = _flex_job(tmp_path, sim, 50, "6s")
     flex = _at_flex(out)
     assert d["flex"] == len(flex) == sim.stats.flex_billed > 0 and d["met"]
     assert sim.stats.statuses[429] > 0  # "Resource Unavailable": waited and sent again, no record failed
@@ -76,3 +76,20 @@ def test_flex_is_a_provider_setting_that_is_true_or_false() -> None:
     assert p.flex
     with pytest.raises(ConfigError, match="flex must be true or false"):
         parse_providers({"fx": {"base_url": "http://127.0.0.1:9/v1", "flex": "yes"}}, {}, "t.toml")
+
+
+def test_a_provider_shard_sent_live_instead_of_into_a_batch_goes_to_that_provider(
+        tmp_path: Path, sim_factory: Any) -> None:
+    # a 6 s deadline holds a shard back from the start: its lines, written for the provider's
+    # Batch API, name the bare model; sent live they must still go to the provider (here the
+    # only server: the default endpoint is not set), never to the default endpoint
+    sim = sim_factory(rpm=1200, batch_lines_per_s=4.0, batch_step_s=0.05)
+    conf = tmp_path / "batchrun.toml"
+    conf.write_text(f'[providers.fx]\nbase_url = "{sim.url}"\napi_key_env = "FX_KEY"\n')
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(50))
+    res = run([str(inp), "--config", str(conf), "--model", "fx/gpt-5-mini", "--deadline", "6s", "--rpm", "1200"],
+              env={"FX_KEY": "sk-fx"})
+    assert res.exit_code == 0, res.output
+    assert "goes live instead of into a batch" in res.output
+    assert _once(read_results(tmp_path / "in.results.jsonl"), 50)
+    assert sim.stats.billed + sim.stats.batch_billed == 50

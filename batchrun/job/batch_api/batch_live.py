@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import orjson
+
 from batchrun.account.pricing import PriceBook
 from batchrun.batch.plan import Shard, ShardFiles
 from batchrun.batch.shard import index_lines
@@ -27,11 +29,17 @@ from batchrun.store.state import JobState
 CHUNK = 1000
 
 
-async def shard_lines(files: ShardFiles) -> AsyncIterator[list[tuple[int, bytes | None]]]:
-    """The shard's request lines under their input line numbers, a chunk at a time."""
+async def shard_lines(files: ShardFiles, model: str | None = None) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+    """The shard's request lines under their input line numbers, a chunk at a time; `model`: a
+    provider's shard's NAME/model, which a line written for its Batch API names without NAME
+    (a shard never submitted, sent live instead), and by which the live path routes it."""
     chunk: list[tuple[int, bytes | None]] = []
     with open(files.requests, "rb") as reqs:  # noqa: ASYNC230 (a local file, read a chunk at a time)
         for (line, _key), data in zip(index_lines(files.index), reqs, strict=True):
+            if model is not None:
+                doc = orjson.loads(data)
+                doc["body"]["model"] = model
+                data = orjson.dumps(doc)
             chunk.append((line, data.rstrip(b"\n")))
             if len(chunk) >= CHUNK:
                 yield chunk
@@ -55,7 +63,8 @@ async def send_live(cfg: RunConfig, state: JobState, shard: Shard, directory: Pa
                         cfg.fallback_models, targets=Targets(p.name for p in cfg.routing.providers),
                         key_sources={None: cfg.api_key_env, **{p.name: p.api_key_env or "no variable"
                                                                for p in cfg.routing.providers}})
-        pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id)), cfg.parser(), sender, state,
+        named = shard.model if shard.provider is not None else None
+        pipe = Pipeline(shard_lines(ShardFiles.of(directory, shard.id), named), cfg.parser(), sender, state,
                         cfg.output, checkpoint, snapshot, cfg.concurrency, cfg.drain_timeout)
         on_pipeline(pipe)
         try:
