@@ -111,7 +111,9 @@ class DeadlineRun(BatchRun):
         say = self.display.warn if p.impossible else self.display.notice  # impossible: said even with --quiet
         prior = "" if paths.live_known else " (live at the cautious prior until it is seen; --rpm/--tpm state it)"
         say(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says() + prior
-            + "; batches are tried first where the live path could still take them over")
+            + "; batches are tried first where the live path could still take them over"
+            + (f"; flex offered by {', '.join(sorted(self.flex.offered))}: what goes live goes at flex while the "
+               "standard tier could take it over" if self.flex.offered else ""))
         self.out.save()
 
     async def _loop(self, apis: Mapping[str | None, BatchApi], settler: Settler, url: str, key: ApiKey) -> None:
