@@ -117,14 +117,18 @@ def snapshot_entry(model: str, base_url: str | None) -> Entry:
 BATCH = {"processing": "batch"}  # genai-prices' request context for the provider's Batch API
 
 
-def snapshot_batch_price(model: str, base_url: str | None, when: datetime) -> Price | None:
-    """The snapshot's Batch API price of a model at `when`, None where it states none (never
-    the standard price with a discount guessed onto it)."""
+FLEX = {"service_tier": "flex"}  # and for flex processing (OpenAI's `service_tier: "flex"`)
+
+
+def snapshot_batch_price(model: str, base_url: str | None, when: datetime, context: dict[str, str] = BATCH,
+                         label: str = "batch") -> Price | None:
+    """The snapshot's Batch API price (or flex price, with FLEX) of a model at `when`, None where
+    it states none (never the standard price with a discount guessed onto it)."""
     found = _genai_model(model, base_url)
     if found is None:
         return None
     provider, info = found
-    variants = [v for v in getattr(info, "price_variants", None) or () if v.when == BATCH]
+    variants = [v for v in getattr(info, "price_variants", None) or () if v.when == context]
     if not any(v.constraint is None or v.constraint.active(when) for v in variants):
         return None
-    return _price_of(info.get_prices(when, dict(BATCH)), f"genai-prices ({provider.id}, batch)")
+    return _price_of(info.get_prices(when, dict(context)), f"genai-prices ({provider.id}, {label})")

@@ -50,7 +50,8 @@ def status(
     from batchrun.show.tables import format_status
 
     try:
-        data = job_status(input, output or default_output(input, _part(part)))
+        asked = _part(part)
+        data = job_status(input, output or default_output(input, asked), None if asked is None else str(asked))
     except BatchrunError as e:
         if json_:  # a script reading stdout gets JSON either way; the sentence still goes to stderr
             _show({"error": e.message}, True, list)

@@ -110,7 +110,7 @@ def process(
 
 
 def _process(flags: dict[str, Any]) -> None:
-    from batchrun.commands.preflight import check_paths, fit_open_files
+    from batchrun.commands.preflight import check_paths, fit_open_files, input_hints
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
     from batchrun.job.alerts import run_notified
@@ -130,6 +130,7 @@ def _process(flags: dict[str, Any]) -> None:
     display = Display(DisplayMode.QUIET if cfg.quiet else None, cfg.log_file,
                       plain_interval_s=cfg.progress_interval)
     cfg = fit_open_files(cfg, display.warn)
+    input_hints(cfg, display.warn)
     # Until the pipeline installs its own handlers (a clean drain), SIGTERM or SIGHUP end us
     # quietly: nothing has been sent yet.
     signal.signal(signal.SIGTERM, _early_signal)

@@ -21,6 +21,9 @@ _QueueModel = Annotated[list[str] | None, Opt(help="Batch API: MODEL=N, one mode
                                                    "(repeatable).")]
 _PerHour = Annotated[int | None, Opt(help="Batch API: batches created per hour at most (429 past it).")]
 _Hour = Annotated[float, Opt(help="Batch API: the length of that hour, seconds (shorter for tests).")]
+_FlexMs = Annotated[float | None, Opt(help="Offer flex processing (service_tier \"flex\"), answered after this "
+                                           "latency (default: flex is not offered: 400).")]
+_FlexShare = Annotated[float, Opt(help="Share of flex requests answered 429 Resource Unavailable.")]
 
 
 @app.command("mock-server")
@@ -60,16 +63,15 @@ def mock_server(
                                                         "answered across all batches (default: no limit).")] = None,
     batch_queue_tokens: _QueueTokens = None,
     batch_queue_model: _QueueModel = None,
-    batches_per_hour: _PerHour = None,
-    batch_hour_s: _Hour = 3600.0,
+    batches_per_hour: _PerHour = None, batch_hour_s: _Hour = 3600.0,
+    flex_latency_ms: _FlexMs = None, flex_unavailable_share: _FlexShare = 0.0,
 ) -> None:
     """Serve the built-in OpenAI-compatible simulator on loopback until Ctrl-C."""
     from batchrun.errors import ConfigError
     from batchrun.sim.server import SimConfig, Simulator
 
-    if host not in LOOPBACK:
+    if host not in LOOPBACK:  # (Simulator checks every other value: a ConfigError naming the flag)
         raise ConfigError(f"--host {host!r}: the simulator serves on loopback only")
-    # Simulator checks every value and raises ConfigError naming the flag.
     sim = Simulator(SimConfig(
         latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate, rpm=rpm, tpm=tpm,
         error_kinds=tuple(k.strip() for k in error_kinds.split(",") if k.strip()), differ_share=differ_share,
@@ -78,8 +80,9 @@ def mock_server(
         api_key=api_key, strict_models=strict_models, context_window=context_window, seed=seed,
         batch_step_s=batch_step_s, batch_expire_share=batch_expire_share,
         fail_batch_validation=fail_batch_validation, batch_lines_per_s=batch_lines_per_s,
-        batch_queue_tokens=batch_queue_tokens, batch_hour_s=batch_hour_s,
-        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour))
+        batch_queue_tokens=batch_queue_tokens, batch_hour_s=batch_hour_s, flex_latency_ms=flex_latency_ms,
+        batch_queue_models=_model_limits(batch_queue_model or []), batches_per_hour=batches_per_hour,
+        flex_unavailable_share=flex_unavailable_share))
     try:
         asyncio.run(_serve(sim, host, port))
     except KeyboardInterrupt:

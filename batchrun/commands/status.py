@@ -9,7 +9,7 @@ from typing import Any
 from batchrun.batch.plan import Plan
 from batchrun.batch.scheduling.queue import Queues
 from batchrun.errors import InputError, JobError, StopReason
-from batchrun.job.batch_api.deadline_figures import batch_answered, deadline_summary
+from batchrun.job.batch_api.deadline_figures import deadline_summary
 from batchrun.results.shadow_file import read_shadow
 from batchrun.store.files import shadow_path
 from batchrun.store.identity import fingerprint
@@ -18,11 +18,12 @@ from batchrun.store.recovery import recover_output
 from batchrun.store.state import JobState, checkpoint_path, load_state
 
 
-def job_status(input_path: Path, output: Path) -> dict[str, Any]:
-    """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run."""
+def job_status(input_path: Path, output: Path, part: str | None = None) -> dict[str, Any]:
+    """What the checkpoint says of a job, read-only: done, failed, remaining, spend, last run
+    (`part`: the --part K/N asked for, named even before that part has started)."""
     _check_input(input_path, output)
     state = load_state(checkpoint_path(output))
-    base: dict[str, Any] = {"input": str(input_path), "output": str(output)}
+    base: dict[str, Any] = {"input": str(input_path), "output": str(output), **({"part": part} if part else {})}
     if state is None:
         return {**base, "state": "not_started", "resumable": False}
     problem = None
@@ -134,11 +135,11 @@ def _canary(state: JobState) -> dict[str, Any]:
 
 
 def _deadline(state: JobState) -> dict[str, Any]:
-    """A --deadline job's deadline, plan and split as the checkpoint last saw them."""
+    """A --deadline job's deadline, plan, split and costs as the run last saved them (the same
+    figures its progress line showed then)."""
     if not state.deadline:
         return {}
     complete = state.last_run.get("status") == "complete"
     ended = state.last_run.get("ended")
     at = datetime.fromisoformat(ended.replace("Z", "+00:00")).timestamp() if complete and ended else 0.0
-    return {"deadline": deadline_summary(state.deadline, state.stats.done, complete, at, {},
-                                         batch_answered(Plan.from_state(state.batch)))}
+    return {"deadline": deadline_summary(state.deadline, complete, at)}

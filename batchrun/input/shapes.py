@@ -109,7 +109,7 @@ class LineParser:
         try:
             endpoint, body = self._body(obj)
         except BadBody as e:
-            return invalid_result(n, str(e))
+            return invalid_result(n, _bad_body(str(e), obj, key, n))
         own_model = _own_model(obj, self.shaping.model_field)
         model = body.get("model") or self._routed(obj, endpoint.prompt_tokens(body))
         if not isinstance(model, str) or not model:
@@ -188,6 +188,16 @@ class LineParser:
         if isinstance(obj.get("text"), str):
             return str(obj["text"])
         raise BadBody("no messages and no text field (pass --template to shape plain records)")
+
+
+def _bad_body(reason: str, obj: dict[str, Any], key: str, n: int) -> str:
+    """Why a line makes no request, naming its own key (the output line's is `line-N`), and saying
+    so when the line is a results line: a results file given as the input."""
+    own = "" if key == f"line-{n}" else f"(key {key!r}) "
+    if "response" in obj and "error" in obj and "custom_id" in obj:
+        return (f"{own}this is a line of a results file (custom_id, response, error), not a request: pass the "
+                "job's input file, not its results")
+    return own + reason
 
 
 def _own_model(obj: dict[str, Any], model_field: str | None) -> bool:

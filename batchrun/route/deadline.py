@@ -224,3 +224,23 @@ def _cover(running: tuple[Running, ...], need: int) -> list[str]:
         need -= pick.unanswered
         left.remove(pick)
     return chosen
+
+
+def expected_finish(now: float, paths: Paths, live: int, in_batches: int, waiting: int) -> float:
+    """When what is left is expected to be answered: `live` records at the live rate, the lines
+    `in_batches` at the batches' pace plus their finalizing (a third of the overhead, as `replan`
+    counts it), `waiting` shards through batches after a whole overhead; never later than the live
+    path taking it all over, which re-planning does to batches that would end late. Infinite when
+    no path moves."""
+    if live + in_batches + waiting == 0:
+        return now
+    r, pace, o = paths.live_rps, paths.batch_pace(), paths.batch_overhead_s
+    inf = float("inf")
+    live_s = live / r if r > 0 else (inf if live else 0.0)
+    batch_s = 0.0
+    if in_batches:
+        batch_s = in_batches / pace + o / 3 if pace > 0 else inf
+    if waiting:
+        batch_s = max(batch_s, o + (in_batches + waiting) / pace if pace > 0 else inf)
+    takeover_s = (live + in_batches + waiting) / r if r > 0 else inf
+    return now + min(max(live_s, batch_s), takeover_s)

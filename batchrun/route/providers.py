@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from batchrun.errors import ConfigError
 from batchrun.secret import ApiKey, redact_url
 
-_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body", "batch_queue_tokens"}
+_PROVIDER_KEYS = {"base_url", "api_key_env", "rpm", "tpm", "headers", "extra_body", "batch_queue_tokens", "flex",
+                  "flex_wait_s"}
 # headers batchrun sets itself: a provider's `headers` table may not replace them
 _OWN_HEADERS = {"authorization", "content-type", "content-length", "host", "user-agent"}
 
@@ -33,6 +34,8 @@ class Provider:
     headers: tuple[tuple[str, str], ...] = ()  # added to every request to this provider
     extra_body: tuple[tuple[str, Any], ...] = ()  # merged into every request body to it
     batch_queue_tokens: float | None = None  # --batch-api: each model's enqueued-token limit here
+    flex: bool = False  # --deadline: offers flex processing (service_tier "flex"), a third path
+    flex_wait_s: float | None = None  # the longest a flex answer is expected to take (None: FLEX_WAIT_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,7 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
     unknown = sorted(set(t) - _PROVIDER_KEYS)
     if unknown:
         raise ConfigError(f"{here}: unknown key {unknown[0]!r} (expected base_url, api_key_env, rpm, tpm, "
-                          "headers, extra_body, batch_queue_tokens)")
+                          "headers, extra_body, batch_queue_tokens, flex, flex_wait_s)")
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
@@ -97,12 +100,14 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
         raise ConfigError(f"{here}: api_key_env must name an environment variable (the value is not shown)")
     value = env.get(key_env, "").strip() if key_env else ""
     limits = {}
-    for k in ("rpm", "tpm", "batch_queue_tokens"):
+    for k in ("rpm", "tpm", "batch_queue_tokens", "flex_wait_s"):
         v = t.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
             raise ConfigError(f"{here}: {k} must be a number above 0, got {v!r}")
         limits[k] = None if v is None else float(v)
-    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits,
+    if not isinstance(t.get("flex", False), bool):
+        raise ConfigError(f"{here}: flex must be true or false, got {t['flex']!r}")
+    return Provider(name, url.rstrip("/"), ApiKey(value or None), key_env, **limits, flex=t.get("flex", False),
                     headers=_headers(t.get("headers"), here), extra_body=_extra_body(t.get("extra_body"), here))
 
 

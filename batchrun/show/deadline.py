@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchrun.route.when import iso_utc
+
 
 def _range(r: list[float] | None) -> str:
     return "unknown" if r is None else f"${r[0]:.6f} to ${r[1]:.6f}"
@@ -32,16 +34,38 @@ def _money(v: float | None) -> str:
     return "unknown" if v is None else f"${v:.6f}"
 
 
+def _clock(iso: str | None) -> str:
+    return "?" if iso is None else iso[11:]
+
+
+def progress_line(at: float, now: dict[str, Any]) -> str:
+    """The progress line's lead: the deadline, the expected finish, and where the records are."""
+    s = now["split"]
+    return (f"deadline {_clock(iso_utc(at))}, expected {_clock(now['expected_finish'])}; answered {s['batch_done']} "
+            f"in batches, {s['live_done']} live{_flex(s)}; left {s['in_batches']} in batches, {s['live']} live, "
+            f"{s['waiting']} waiting")
+
+
+def _flex(split: dict[str, Any]) -> str:
+    return f" ({split['flex_done']} at flex)" if split.get("flex_done") else ""
+
+
 def deadline_lines(d: dict[str, Any]) -> list[str]:
     """A --deadline job's end (summary) or state (status): what was decided, why, and what it cost."""
     out = [f"deadline {d['deadline']} (--deadline {d['given']}): {d['plan'] or 'no plan yet'}"]
+    s = d.get("split") or {}
+    invalid = f" ({s['invalid']} bad input line(s) sent nowhere)" if s.get("invalid") else ""
+    moves = (f"{d['held_live']} shard(s) sent live instead of into a batch, {d['cancelled_batches']} slow "
+             "batch(es) cancelled, their answered lines kept")
     if d.get("met") is not None:
         out.append(f"{'met' if d['met'] else 'missed'}: {d['batch']} record(s) answered through the Batch API, "
-                   f"{d['live']} live; {d['cancelled_batches']} slow batch(es) cancelled, their answered lines kept")
-    elif d.get("split"):
-        s = d["split"]
-        out.append(f"as last seen: {s['in_batches']} in batches, {s['live']} live, {s['waiting']} waiting; expected "
-                   f"to finish {d.get('expected_finish') or 'when the batches show their pace'}")
+                   f"{d['live']} live{_flex(s)}{invalid}; {moves}")
+    elif s:
+        out.append(f"as of {d['as_of']}: answered {s['batch_done']} through the Batch API, {s['live_done']} live"
+                   f"{_flex(s)}{invalid}; left {s['in_batches']} in batches, {s['live']} live, {s['waiting']} waiting; "
+                   f"expected to finish {d.get('expected_finish') or 'when a path moves'}; {moves}")
+    if d.get("why"):
+        out.append(f"last decision: {d['why']}")
     if "cost_usd" in d:
         out.append(f"cost {_money(d['cost_usd'])}; the same answers all live {_money(d['all_live_usd'])}, all "
                    f"through the Batch API {_money(d['all_batch_usd'])}")

@@ -146,7 +146,8 @@ def format_status(st: dict[str, Any]) -> list[str]:
     if st.get("part"):
         lines[0] += " (part {} of {})".format(*st["part"].split("/"))
     if st["state"] == "not_started":
-        return [*lines, "state: not started (no checkpoint found)"]
+        what = "part {} of {} ".format(*st["part"].split("/")) if st.get("part") else ""
+        return [*lines, f"state: {what}not started (no checkpoint found beside {st['output']})"]
     r = st["records"]
     total = "?" if r["total"] is None else r["total"]
     remaining = "?" if r["remaining"] is None else r["remaining"]

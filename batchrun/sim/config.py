@@ -58,6 +58,9 @@ class SimConfig:
     # Batches created per batch_hour_s (OpenAI: 2,000 an hour); past it POST /batches is a 429.
     batches_per_hour: int | None = None
     batch_hour_s: float = 3600.0
+    # Flex processing (sim/flex.py): offered when flex_latency_ms is set; that share is refused.
+    flex_latency_ms: float | None = None
+    flex_unavailable_share: float = 0.0
 
 
 def check_config(c: SimConfig) -> None:
@@ -86,6 +89,8 @@ def check_config(c: SimConfig) -> None:
             raise ConfigError(f"{flag} {count}: expected a whole number of at least 1")
     if c.quota is not None and c.quota < 0:
         raise ConfigError(f"--quota {c.quota}: expected a number of answers, 0 or more")
+    if not 0.0 <= c.flex_unavailable_share <= 1.0 or (c.flex_latency_ms or 0.0) < 0:
+        raise ConfigError("--flex-unavailable-share: expected a share from 0 to 1; --flex-latency-ms: 0 or more")
     if not 0.0 <= c.batch_expire_share <= 1.0:
         raise ConfigError(f"--batch-expire-share {c.batch_expire_share}: expected a share from 0 to 1")
     if c.batch_lines_per_s is not None and not c.batch_lines_per_s > 0:

@@ -24,6 +24,7 @@ from batchrun.sim.batch_api.batches import BatchService
 from batchrun.sim.config import DEFAULT_MODELS, SimConfig, check_config
 from batchrun.sim.endpoints import SIM_ENDPOINTS, Asked, BadAsk, SimEndpoint
 from batchrun.sim.faults import Outcome, fault_outcome, injected_429_headers, pick_fault, quota_body
+from batchrun.sim.flex import flex_answer, flex_latency, flex_refusal
 from batchrun.sim.limits import ModelLimits, Shape, retry_after_headers
 from batchrun.sim.stats import SimStats
 from batchrun.sim.variants import differs, vary
@@ -158,7 +159,7 @@ class Simulator:
         except BadAsk as e:
             return self._send(_error(400, "invalid_request_error", str(e)))
         st.by_prompt[ask.prompt] += 1
-        refused = self._refusal(ask)
+        refused = self._refusal(ask) or ((f := flex_refusal(c, body, self.rng)) and _json(*f))
         if refused is not None:
             return self._send(refused)
         headers = {"x-request-id": "req_" + ask.digest.hex() + f"{st.requests:x}"}
@@ -215,7 +216,7 @@ class Simulator:
         self._busy += 1
         self.stats.concurrent_max = max(self.stats.concurrent_max, self._busy)
         try:
-            delay = c.latency_ms + (self.rng.uniform(-c.jitter_ms, c.jitter_ms) if c.jitter_ms else 0.0)
+            delay = flex_latency(c, body, self.rng)
             if kind == "timeout":
                 delay = c.hang_s * 1000
             if delay > 0:
@@ -231,7 +232,7 @@ class Simulator:
         self.stats.bill(ask.prompt, ask.prompt_tokens, ask.completion_tokens, ask.charge, time.monotonic(),
                         ep.name)
         self._billed_total += 1
-        answer = ep.answer(ask, body, cached, int(self._clock()))
+        answer = flex_answer(ep.answer(ask, body, cached, int(self._clock())), body, self.stats)
         if ep.name == "chat" and differs(ask.prompt, c.differ_share):
             answer = vary(answer)
         return Outcome(200, answer, billed=True)

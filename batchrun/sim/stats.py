@@ -38,6 +38,7 @@ class SimStats:
     batches_refused_queue: int = 0  # failed validation for the enqueued-token limit
     batches_rate_limited: int = 0  # POST /batches answered 429 (batches per hour)
     batch_billed: int = 0  # batch lines answered (billed at the batch price)
+    flex_billed: int = 0  # answers served at flex processing (service_tier "flex")
     batch_prompt_tokens: int = 0
     batch_completion_tokens: int = 0
     # per endpoint name: answers billed and their prompt and completion tokens
@@ -101,6 +102,7 @@ class SimStats:
             "batches_refused_queue": self.batches_refused_queue,
             "batches_rate_limited": self.batches_rate_limited,
             "batch_billed": self.batch_billed,
+            "flex_billed": self.flex_billed,
             "batch_prompt_tokens": self.batch_prompt_tokens,
             "batch_completion_tokens": self.batch_completion_tokens,
             "by_endpoint": {name: dict(c) for name, c in self.by_endpoint.items()},

@@ -71,12 +71,16 @@ class BatchRun:
             plan = Plan.new()  # --retry-failed: the lines it dropped go into new shards
         self.plan = plan
         self.dir = shard_dir(files.checkpoint)
-        self.out = self.results = JobOutput(cfg.output, files.checkpoint, state, plan, self.clock.state_bytes)
+        self.out = self.results = JobOutput(cfg.output, files.checkpoint, state, plan, self.state_bytes)
         self.prices = PriceBook(cfg.prices, None if cfg.simulate else cfg.base_url,
                                 provider_urls={p.name: p.base_url for p in cfg.routing.providers})
         self.stopped: StopReason | None = None
         self._wake = asyncio.Event()
         self._pipe: Pipeline | None = None
+
+    def state_bytes(self) -> bytes:
+        """The checkpoint as it stands (a kind of run adds its own figures: `DeadlineRun`)."""
+        return self.clock.state_bytes()
 
     @property
     def complete(self) -> bool:

@@ -11,41 +11,49 @@ sent but not collected is collected on the next look, as any ended batch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from batchrun.batch.api import BatchApi
 from batchrun.batch.plan import CREATING, LIVE, SUBMITTED, UPLOADED, WRITTEN
 from batchrun.batch.poll import PollBackoff
-from batchrun.batch.scheduling.queue import cost
 from batchrun.batch.settle import Settler
 from batchrun.batch.submit import Submitter
 from batchrun.config import RunConfig
 from batchrun.errors import ConfigError, FatalRequestError, RequestError
 from batchrun.job.batch_api.batch_job import BatchRun, run_batch_job
-from batchrun.job.batch_api.deadline_figures import alternatives, batch_answered, deadline_summary
+from batchrun.job.batch_api.deadline_figures import (
+    LiveShards,
+    alternatives,
+    deadline_summary,
+    figures_now,
+    split_of,
+)
+from batchrun.job.batch_api.deadline_flex import CUT, FlexPath, send_flex
+from batchrun.job.batch_api.deadline_parts import look_s, queue_lets, queue_records, shard_size
 from batchrun.job.outcome import Outcome
 from batchrun.route.batch_pace import BatchPace
-from batchrun.route.deadline import PRIOR_BATCH_LPS, PRIOR_BATCH_OVERHEAD_S, Paths, Running, live_rate, plan, replan
+from batchrun.route.deadline import (
+    PRIOR_BATCH_LPS,
+    PRIOR_BATCH_OVERHEAD_S,
+    Paths,
+    Running,
+    expected_finish,
+    live_rate,
+    plan,
+    replan,
+)
 from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
-from batchrun.show.deadline import deadline_lines
+from batchrun.show.deadline import deadline_lines, progress_line
 from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
 from batchrun.store.state import JobState
-
-LOOK_S = (1.0, 60.0)  # between two looks at the batches: a hundredth of the time left, within these
-
-
-def look_s(seconds_left: float) -> float:
-    """How long until the next look: often near the deadline, seldom a day before it."""
-    return min(LOOK_S[1], max(LOOK_S[0], seconds_left / 100))
-SHARDS = 10  # a job is cut into about this many shards, so a cancel moves a tenth at most
 
 
 async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = None) -> Outcome:
@@ -57,19 +65,11 @@ async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = 
     if cfg.no_wait:
         raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
                           "often; run without --no-wait")
-    size = max(1, math.ceil(_count_lines(cfg) / SHARDS))
+    size = shard_size(cfg.input)
     cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
     outcome = await run_batch_job(cfg, display, DeadlineRun)
     display.lines(deadline_lines(outcome.summary["deadline"]))
     return outcome
-
-
-def _count_lines(cfg: RunConfig) -> int:
-    n = 0
-    with open(cfg.input, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-    return max(1, n)
 
 
 class DeadlineRun(BatchRun):
@@ -88,33 +88,16 @@ class DeadlineRun(BatchRun):
         self.margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(self.at - float(d.get("set_at", now)))
         self.pace = BatchPace()
         self.live_seen: float | None = None  # records a second the live path reached
+        self.live_shards = LiveShards(self.dir, state, int(d.get("flex_done", 0)))
+        self.flex = FlexPath(cfg, cfg.price_book())
 
     def _paths(self) -> Paths:
         lps, over = self.pace.lines_per_s(), self.pace.overhead_s()
         rps = live_rate(self.cfg.rpm, self.cfg.tpm, self.cfg.default_max_output + 200)
         return Paths(live_rps=max(rps, self.live_seen or 0.0), batch_lps=lps or PRIOR_BATCH_LPS,
                      batch_overhead_s=PRIOR_BATCH_OVERHEAD_S if over is None else over,
-                     queue_records=self._queue_records(),
+                     queue_records=queue_records(self.sched.queues, self.plan),
                      live_known=self.cfg.rpm is not None or self.cfg.tpm is not None, batch_known=lps is not None)
-
-    def _queue_records(self) -> int | None:
-        """Records the model's enqueued-token limit lets wait in batches at once (None: not known:
-        a refusal teaches it, or --batch-queue-tokens states it)."""
-        shards = [s for s in self.plan.shards if s.tokens > 0]
-        if not shards or (limit := self.sched.queues.of(shards[0]).limit) is None:
-            return None
-        q = self.sched.queues.of(shards[0])
-        per_token = sum(s.requests for s in shards) / max(1, sum(cost(q, s) for s in shards))
-        return max(1, int(limit * per_token))
-
-    def _queue_lets(self, ids: Sequence[str]) -> set[str]:
-        """Of the shards the plan would submit, those their model's batch queue has room for; a
-        queue whose limit is not known yet lets the plan's choice through (a refusal fails no line
-        and teaches the limit)."""
-        queues = self.sched.queues
-        admitted = {s.id for s in queues.admit(self.plan.shards, time.time())}
-        by_id = {s.id: s for s in self.plan.shards}
-        return {sid for sid in ids if sid in admitted or queues.of(by_id[sid]).limit is None}
 
     def _say_plan(self) -> None:
         """The first line of the run: the plan at what is known, or the deadline it cannot keep."""
@@ -128,7 +111,9 @@ class DeadlineRun(BatchRun):
         say = self.display.warn if p.impossible else self.display.notice  # impossible: said even with --quiet
         prior = "" if paths.live_known else " (live at the cautious prior until it is seen; --rpm/--tpm state it)"
         say(f"--deadline {iso_utc(self.at)} (in {describe_in(self.at - now)}): " + p.says() + prior
-            + "; batches are tried first where the live path could still take them over")
+            + "; batches are tried first where the live path could still take them over"
+            + (f"; flex offered by {', '.join(sorted(self.flex.offered))}: what goes live goes at flex while the "
+               "standard tier could take it over" if self.flex.offered else ""))
         self.out.save()
 
     async def _loop(self, apis: Mapping[str | None, BatchApi], settler: Settler, url: str, key: ApiKey) -> None:
@@ -164,26 +149,27 @@ class DeadlineRun(BatchRun):
         cancelled: list[str] = self.state.deadline["cancelled"]
         running = tuple(Running(s.id, s.requests, s.counts.get("completed", 0) + s.counts.get("failed", 0))
                         for s in self.plan.open if s.phase == SUBMITTED and s.batch_id not in cancelled)
-        live_left = sum(s.requests for s in self.plan.open if s.phase == LIVE) + sum(
-            s.requests - s.counts.get("completed", 0) - s.counts.get("failed", 0)
-            for s in self.plan.open if s.phase == SUBMITTED and s.batch_id in cancelled)
+        live_left = split_of(self.plan, set(cancelled), 0, 0, self.live_shards.answered).live
         waiting = tuple((s.id, s.requests) for s in self.plan.open if s.phase in (WRITTEN, UPLOADED))
         now, paths = time.time(), self._paths()
         moves = replan(now, self.at, self.margin, paths, live_left, running, waiting, 3 * look_s(self.at - now))
-        self._tell(now, paths, live_left, sum(b.unanswered for b in running), sum(n for _, n in waiting))
         by_id = {s.id: s for s in self.plan.shards}
         # Never submitted: sent live as it is, no cancel needed; one at a time, as the live path
         # sends them in turn and the next look knows the rate it reached.
         for sid in moves.hold[:1]:
             by_id[sid].phase = LIVE
-            self.display.notice(f"deadline: shard {sid} ({by_id[sid].requests} request(s)) goes live instead of "
-                                "into a batch")
+            self._decided("held", sid, f"shard {sid} ({by_id[sid].requests} request(s)) goes live instead of into a "
+                          "batch: batches are not expected to answer it in time")
         if moves.hold:
             self.out.save()
         for sid in moves.cancel:
-            await self._cancel(apis, by_id[sid], moves.shortfall)
+            await self._cancel(apis, by_id[sid])
+        if moves.cancel:
+            names = ", ".join(f"{by_id[sid].id} ({by_id[sid].batch_id})" for sid in moves.cancel)
+            self._decided(None, None, f"batches are expected to leave {moves.shortfall} line(s) unanswered in time: "
+                          f"cancelled {names}; their answered lines are kept, the rest go live")
         self.sched.split_oversized()
-        lets = self._queue_lets(moves.submit)
+        lets = queue_lets(self.sched.queues, self.plan, moves.submit, time.time())
         for s in [s for s in self.plan.open if s.phase == CREATING or s.id in lets]:
             if self.stopped is not None:
                 return
@@ -191,19 +177,31 @@ class DeadlineRun(BatchRun):
             self.pace.submitted(time.time())
             self.display.notice(f"batch {s.id}: {s.requests} request(s) to {s.model} submitted as {s.batch_id}")
 
-    def _tell(self, now: float, paths: Paths, live: int, in_batches: int, waiting: int) -> None:
-        """The split as it stands and the expected finish, for the display, the summary and status."""
-        assert self.state.deadline is not None
-        live_s = live / paths.live_rps if paths.live_rps > 0 else 0.0
-        batch_s = in_batches / paths.batch_lps + paths.batch_overhead_s / 3 if paths.batch_known else None
-        finish = None if batch_s is None and in_batches else now + max(live_s, batch_s or 0.0)
-        d = self.state.deadline
-        d["split"] = {"live": live, "in_batches": in_batches, "waiting": waiting}
-        d["expected_finish"] = None if finish is None else iso_utc(finish)
-        d["line"] = (f"deadline {iso_utc(self.at)[11:]}, expected {d['expected_finish'][11:] if finish else '?'}; "
-                     f"{in_batches} in batches, {live} live, {waiting} waiting")
+    def _now(self) -> dict[str, Any]:
+        """The figures as they stand (one source for the display, the checkpoint and the summary)."""
+        d = self.state.deadline or {}
+        st, now, paths = self.state.stats, time.time(), self._paths()
+        split = split_of(self.plan, set(d.get("cancelled", [])), st.done, st.invalid, self.live_shards.answered,
+                         self.live_shards.flex)
+        d["flex_done"] = split.flex_done
+        finish = expected_finish(now, paths, split.live, split.in_batches, split.waiting)
+        return figures_now(split, now, finish, alternatives(st, self.prices))
 
-    async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any, shortfall: int) -> None:
+    def state_bytes(self) -> bytes:
+        """The checkpoint, with the figures as they stand (what `status` shows)."""
+        if self.state.deadline is not None and getattr(self, "sched", None) is not None:  # from the first look on
+            self.state.deadline["now"] = self._now()
+        return super().state_bytes()
+
+    def _decided(self, kind: str | None, sid: str | None, why: str) -> None:
+        """A move, said as it is made and kept (with its reason) for the summary and status."""
+        assert self.state.deadline is not None
+        if kind is not None:
+            self.state.deadline.setdefault(kind, []).append(sid)
+        self.state.deadline["why"] = why
+        self.display.notice("deadline: " + why)
+
+    async def _cancel(self, apis: Mapping[str | None, BatchApi], shard: Any) -> None:
         """Cancel a slow batch: its answered lines are collected when it ends, the rest go live."""
         assert self.state.deadline is not None and shard.batch_id is not None
         self.state.deadline["cancelled"].append(shard.batch_id)
@@ -213,33 +211,83 @@ class DeadlineRun(BatchRun):
         except RequestError as e:  # a batch that ended meanwhile cannot be cancelled (OpenAI: 409): collect it
             if not isinstance(e, FatalRequestError) and e.status != 409:
                 raise
-        self.display.notice(f"deadline: batches are expected to leave {shortfall} line(s) unanswered in time; "
-                            f"cancelled batch {shard.id} ({shard.batch_id}): its answered lines are kept, the "
-                            "rest go live")
 
     async def _timed_live(self, shard: Any, url: str, key: ApiKey) -> bool:
         started, before = time.monotonic(), self.state.stats.done
-        ok = await self._live(shard, url, key)
+        flex = self._at_flex(shard)
+        self.live_shards.sending(shard, flex)
+        ticker = asyncio.create_task(self._tick()) if self.display.shows_progress else None
+        try:
+            ok = await (self._flex(shard, url, key) if flex else self._live(shard, url, key))
+        finally:
+            self.live_shards.sending(None)
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
         took, sent = time.monotonic() - started, self.state.stats.done - before
-        if sent >= 50 and took > 0:
+        if sent >= 50 and took > 0 and not flex:  # flex is slower: not the live path's rate
             self.live_seen = max(self.live_seen or 0.0, sent / took)
         return ok
 
+    def _flex_look(self) -> tuple[float, float, int, float, float]:
+        """What a flex send's watch weighs: now, the aim, records left to send live, the live rate."""
+        now, d = time.time(), self.state.deadline or {}
+        left = split_of(self.plan, set(d.get("cancelled", [])), 0, 0, self.live_shards.answered).live
+        return now, self.at - self.margin, left, self._paths().live_rps, look_s(self.at - now)
+
+    def _at_flex(self, shard: Any) -> bool:
+        """Whether a live shard goes at flex: cheaper there, and the standard tier could still take
+        every live record over after one more look (a shard flex gave way on goes standard)."""
+        return (self.flex.cheaper(shard) and shard.id not in (self.state.deadline or {}).get("flex_cut", [])
+                and self.flex.fits(shard, self._flex_look()))
+
+    async def _flex(self, shard: Any, url: str, key: ApiKey) -> bool:
+        """Send a live shard at flex; True when all is answered, or flex gave way to the standard tier."""
+        self.display.notice(f"deadline: shard {shard.id} ({shard.requests} request(s)) goes live at flex "
+                            "(service_tier \"flex\": cheaper, slower) while the standard tier could take it over")
+        self.out.save()
+        stopped = await send_flex(self.flex, shard, self, url, key, self._flex_look)
+        if stopped == CUT and self.stopped is None:
+            self._decided("flex_cut", shard.id, f"flex gave way on shard {shard.id}: the standard tier takes the "
+                          "rest, or the deadline would not be kept")
+            self.out.save()
+            return True
+        if stopped is not None:
+            self.stopped = self.stopped or stopped
+            return False
+        shard.phase = "collected"
+        self.out.save()
+        return True
+
+    async def _tick(self) -> None:
+        """While a live shard sends, the display goes on (the batches' looks wait for it)."""
+        while True:
+            await asyncio.sleep(self.display.interval_s)
+            self.display.update(self._figures())
+
     def sections(self, summ: dict[str, Any]) -> dict[str, Any]:
-        """The summary, with what the deadline decided and what it cost against both alternatives."""
+        """The summary, with what the deadline decided and what it cost against both alternatives
+        (the figures the last progress line and the checkpoint show)."""
         summ = super().sections(summ)
-        summ["deadline"] = deadline_summary(self.state.deadline or {}, self.state.stats.done, summ["job"]["complete"],
-                                            time.time(), alternatives(self.state.stats, self.prices),
-                                            batch_answered(self.plan))
+        d = self.state.deadline or {}
+        if getattr(self, "sched", None) is not None:
+            d["now"] = self._now()
+        summ["deadline"] = deadline_summary(d, summ["job"]["complete"], time.time())
         return summ
 
     def _figures(self) -> ProgressFigures:
-        """The running figures, the deadline's line with them."""
-        d = self.state.deadline or {}
-        return dataclasses.replace(super()._figures(), routing=d.get("line"))
+        """The running figures, led by the deadline's line."""
+        base = super()._figures()
+        if self.state.deadline is None or getattr(self, "sched", None) is None:
+            return base
+        now = self._now()
+        sp = now["split"]
+        done = sp["batch_done"] + sp["live_done"] + sp["invalid"]
+        el = self.clock.elapsed_this_run()
+        return dataclasses.replace(base, done=done, routing=progress_line(self.at, now),
+                                   rps=self.live_shards.sent / el if el > 0 else 0.0)
 
 
 async def _wait(event: Any, seconds: float) -> None:
-    import asyncio
-
     await asyncio.wait_for(event.wait(), seconds)

@@ -14,6 +14,8 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +62,9 @@ class BatchService:
         self._expired_once: set[str] = set()
         lps = sim.config.batch_lines_per_s
         self._capacity = BatchCapacity(lps).take if lps else None  # provider-wide, across all batches
+        # Each batch answers on a thread of its own: in the default pool (6 threads on 2 cores) a
+        # batch queued behind others could not start, so not end, and a cancel waited for it.
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sim-batch")
         self._queued: dict[str, tuple[str, int]] = {}  # batch id -> (model, tokens) it holds of its queue
         self._created: collections.deque[float] = collections.deque()  # monotonic, for batches_per_hour
 
@@ -89,6 +94,7 @@ class BatchService:
         for t in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        self._pool.shutdown(wait=False, cancel_futures=True)
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
@@ -264,8 +270,9 @@ class BatchService:
         p.total = lines
         batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
         out, err = self.dir / self._new_id("file"), self.dir / self._new_id("file")
-        await asyncio.gather(asyncio.sleep(c.batch_step_s), asyncio.to_thread(
-            answer_file, src, out, err, batch["endpoint"], c.batch_expire_share, int(time.time()), p))
+        work = partial(answer_file, src, out, err, batch["endpoint"], c.batch_expire_share, int(time.time()), p)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(asyncio.sleep(c.batch_step_s), loop.run_in_executor(self._pool, work))
         st = self.sim.stats
         st.batch_billed += p.completed
         st.batch_prompt_tokens += p.prompt_tokens
