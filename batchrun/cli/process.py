@@ -114,7 +114,6 @@ def _process(flags: dict[str, Any]) -> None:
     from batchrun.config import resolve
     from batchrun.errors import run_exit_code
     from batchrun.job.alerts import run_notified
-    from batchrun.job.batch_api.deadline import run_deadline_job
     from batchrun.job.job import run_job
     from batchrun.show.console import Display, DisplayMode
 
@@ -136,12 +135,19 @@ def _process(flags: dict[str, Any]) -> None:
     signal.signal(signal.SIGHUP, _early_signal)
     try:
         outcome = _resumable(lambda: asyncio.run(run_notified(
-            cfg, display, run_deadline_job if cfg.deadline is not None else run_job)), cfg.api_key)
+            cfg, display, _deadline_job() if cfg.deadline is not None else run_job)), cfg.api_key)
         if html_report is not None:
             _html_report(cfg.output, html_report, display)
     finally:
         display.close()
     raise typer.Exit(run_exit_code(outcome.stopped, outcome.all_ok))
+
+
+def _deadline_job() -> Any:
+    """--deadline's job; loaded only then, as it brings the Batch API with it."""
+    from batchrun.job.batch_api.deadline import run_deadline_job
+
+    return run_deadline_job
 
 
 def _resumable(run: Callable[[], Outcome], key: ApiKey) -> Outcome:
