@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from batchrun.cli import app
+
+from .conftest import plain_records, write_jsonl
 
 PROG = "python -m batchrun"
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
@@ -32,3 +36,38 @@ def test_help_and_errors_are_the_same_with_one_command_loaded(args: list[str]) -
     code, out = _child(args)
     assert (code, out) == (whole.exit_code, whole.output)
     assert out.strip()
+
+
+# What a plain live job has no use for: each would be imported (and its dataclasses built) at
+# every start of every cron run.
+NOT_FOR_A_PLAIN_JOB = (
+    "batchrun.batch", "batchrun.job.batch_api", "batchrun.route.deadline", "batchrun.route.batch_pace",
+    "batchrun.show.deadline", "batchrun.input.chunks", "batchrun.send.chunked", "batchrun.cli.inspect",
+    "batchrun.cli.batches", "batchrun.cli.export", "batchrun.cli.simulate", "batchrun.cli.providers",
+    "batchrun.commands.report", "zoneinfo", "rich._emoji_codes", "pydantic",
+)
+
+_JOB = """
+import sys
+from batchrun.cli import main
+sys.argv = ["batchrun", *sys.argv[2:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+with open({out!r}, "w") as f:
+    f.write(str(int(code or 0)) + "\\n" + "\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_a_plain_live_job_imports_only_what_it_runs(tmp_path: Path, sim_factory: Any) -> None:
+    sim = sim_factory()
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1))
+    out = tmp_path / "modules.txt"
+    subprocess.run([sys.executable, "-c", _JOB.format(out=str(out)), "-", "process", str(inp), "--base-url", sim.url,
+                    "--model", "gpt-4o-mini", "--quiet"],
+                   env={**ENV, "BATCHRUN_API_KEY": "sk-test"}, cwd=tmp_path, capture_output=True, timeout=60)
+    code, *modules = out.read_text().splitlines()
+    assert code == "0" and "batchrun.job.pipeline" in modules  # the job ran
+    loaded = [m for m in modules if m.startswith(NOT_FOR_A_PLAIN_JOB)]
+    assert loaded == []
