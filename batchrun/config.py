@@ -8,7 +8,6 @@ sentence naming the option and its source, raised as ConfigError before anything
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +144,8 @@ def read_config_file(path: Path | None) -> tuple[dict[str, Any], str]:
         if explicit:
             raise ConfigError(f"config file {path} does not exist")
         return {}, str(path)
+    import tomllib  # only when there is a file to read: most runs have none
+
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
