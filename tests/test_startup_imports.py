@@ -48,15 +48,16 @@ NOT_FOR_A_PLAIN_JOB = (
 )
 
 _JOB = """
-import sys
+import atexit, sys
 from batchrun.cli import main
+
+def dump() -> None:  # atexit: main() ends the process itself once the command is over
+    with open({out!r}, "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+
+atexit.register(dump)
 sys.argv = ["batchrun", *sys.argv[2:]]
-try:
-    main()
-except SystemExit as e:
-    code = e.code
-with open({out!r}, "w") as f:
-    f.write(str(int(code or 0)) + "\\n" + "\\n".join(sorted(sys.modules)))
+main()
 """
 
 
@@ -64,10 +65,13 @@ def test_a_plain_live_job_imports_only_what_it_runs(tmp_path: Path, sim_factory:
     sim = sim_factory()
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1))
     out = tmp_path / "modules.txt"
-    subprocess.run([sys.executable, "-c", _JOB.format(out=str(out)), "-", "process", str(inp), "--base-url", sim.url,
-                    "--model", "gpt-4o-mini", "--quiet"],
-                   env={**ENV, "BATCHRUN_API_KEY": "sk-test"}, cwd=tmp_path, capture_output=True, timeout=60)
-    code, *modules = out.read_text().splitlines()
-    assert code == "0" and "batchrun.job.pipeline" in modules  # the job ran
+    child = subprocess.run([sys.executable, "-c", _JOB.format(out=str(out)), "-", "process", str(inp),
+                            "--base-url", sim.url, "--model", "gpt-4o-mini", "--quiet"],
+                           env={**ENV, "BATCHRUN_API_KEY": "sk-test"}, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+    modules = out.read_text().splitlines()
+    assert child.returncode == 0 and "batchrun.job.pipeline" in modules  # the job ran
+    # ended by main() itself: its atexit handler ran (above) and its last line is out whole
+    assert child.stdout.endswith(f"output {tmp_path / 'in.results.jsonl'}\n"), child.stdout
     loaded = [m for m in modules if m.startswith(NOT_FOR_A_PLAIN_JOB)]
     assert loaded == []

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
+import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
@@ -107,5 +112,29 @@ def _names(text: str | None) -> list[str]:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit as e:
+        _end(e.code)
+        raise
+
+
+def _end(code: object) -> None:
+    """After the command: end the process without the interpreter's teardown, which frees one by
+    one every object the ~500 imported modules built (~35 ms of a one-record job's CPU; its
+    garbage collections alone ~20 ms). The atexit handlers run and stdout and stderr are flushed
+    first; every file a command writes is closed by then. With another thread still running, a
+    message as the exit status or a stream that cannot be flushed, Python ends as usual, with its
+    garbage collector's walk of those objects skipped (frozen)."""
+    gc.freeze()
+    code = 0 if code is None else code
+    if not isinstance(code, int) or not 0 <= code <= 255 or threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
