@@ -44,7 +44,8 @@ NOT_FOR_A_PLAIN_JOB = (
     "batchrun.batch", "batchrun.job.batch_api", "batchrun.route.deadline", "batchrun.route.batch_pace",
     "batchrun.show.deadline", "batchrun.input.chunks", "batchrun.send.chunked", "batchrun.cli.inspect",
     "batchrun.cli.batches", "batchrun.cli.export", "batchrun.cli.simulate", "batchrun.cli.providers",
-    "batchrun.commands.report", "batchrun.input.parts", "zoneinfo", "tomllib", "rich._emoji_codes", "pydantic",
+    "batchrun.commands.report", "batchrun.input.parts", "batchrun.route.canary", "batchrun.route.shadow",
+    "batchrun.results.shadow_file", "zoneinfo", "tomllib", "rich._emoji_codes", "pydantic",
 )
 
 _JOB = """
