@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batchrun.cli import app
+from batchrun.cli.app import COMMANDS
 
 from .conftest import plain_records, write_jsonl
 
@@ -27,9 +28,7 @@ def _child(args: list[str]) -> tuple[int, str]:
     return p.returncode, p.stdout + p.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"], [], ["process", "--help"], ["estimate", "--help"], ["mock-server", "--help"], ["procss"],
-])
+@pytest.mark.parametrize("args", [["--help"], [], ["procss"], *([name, "--help"] for name in COMMANDS)])
 def test_help_and_errors_are_the_same_with_one_command_loaded(args: list[str]) -> None:
     # in this process every command is loaded (listing them loads all)
     whole = CliRunner().invoke(app, args, prog_name=PROG, env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"})
