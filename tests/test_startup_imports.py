@@ -75,3 +75,32 @@ def test_a_plain_live_job_imports_only_what_it_runs(tmp_path: Path, sim_factory:
     assert child.stdout.endswith(f"output {tmp_path / 'in.results.jsonl'}\n"), child.stdout
     loaded = [m for m in modules if m.startswith(NOT_FOR_A_PLAIN_JOB)]
     assert loaded == []
+
+
+_END = """
+import sys, threading
+from batchrun.cli import main
+
+def command() -> None:
+    if sys.argv[1] == "thread":  # a thread still running when the command exits: Python waits for it
+        out = open(sys.argv[2], "w")
+        threading.Thread(target=lambda: (sys.stdin.read(), out.write("done"), out.close())).start()
+    print("ready", flush=True)
+    raise SystemExit({"thread": 3, "code": 4, "message": "bye"}[sys.argv[1]])
+
+sys.modules["batchrun.cli.app"].app = command  # main() runs this as the command
+main()
+"""
+
+
+@pytest.mark.parametrize("how", ["code", "message", "thread"])
+def test_the_process_ends_with_the_commands_exit_status_and_waits_for_its_threads(tmp_path: Path, how: str) -> None:
+    done = tmp_path / "done"
+    with subprocess.Popen([sys.executable, "-c", _END, how, str(done)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        assert p.stdout is not None and p.stdin is not None and p.stderr is not None
+        assert p.stdout.readline() == "ready\n"
+        p.stdin.close()  # the thread, if any, ends now: after main() has looked for threads
+        assert p.wait(60) == {"code": 4, "message": 1, "thread": 3}[how]
+        assert p.stderr.read() == ("bye\n" if how == "message" else "")
+    assert done.exists() == (how == "thread") and (how != "thread" or done.read_text() == "done")
