@@ -8,18 +8,16 @@ sentence naming the option and its source, raised as ConfigError before anything
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batchrun.account.prices import Price, parse_windows, user_prices
 from batchrun.account.pricing import PriceBook
 from batchrun.errors import ConfigError
 from batchrun.input.lines import DEFAULT_MAX_LINE_BYTES
-from batchrun.input.parts import Part, part_of, part_output_name
 from batchrun.input.shapes import LineParser, Shaping
 from batchrun.input.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from batchrun.option_values import NOT_FROM_ENV, OPTIONS, check_text, is_loopback
@@ -29,6 +27,9 @@ from batchrun.route.when import DEFAULT_MARGIN, Margin, When
 from batchrun.secret import ApiKey, redact_text, redact_url
 from batchrun.send.notify import NotifyConfig, parse_notify
 from batchrun.send.retry import DEFAULT_MAX_ATTEMPTS
+
+if TYPE_CHECKING:
+    from batchrun.input.parts import Part
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONFIG = "batchrun.toml"
@@ -145,6 +146,7 @@ def read_config_file(path: Path | None) -> tuple[dict[str, Any], str]:
         if explicit:
             raise ConfigError(f"config file {path} does not exist")
         return {}, str(path)
+    import tomllib  # only when there is a file to read: most runs have none
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
@@ -177,7 +179,10 @@ def resolve(
     check_text(values)
     routing = parse_routing(doc, env, f"config file {doc_name}")
     input_path: Path = flags.get("input") or Path("-")
-    values["part"] = part_of(values.pop("part", None), values.pop("parts", None), env)
+    values["part"] = part = values.pop("part", None)
+    if (parts := values.pop("parts", None)) or part is not None:  # input.parts loads only for a job in parts
+        from batchrun.input.parts import part_of
+        values["part"] = part_of(part, parts, env)
     if values["part"] and values.get("batch_api"):  # a batch job shards the whole file itself
         raise ConfigError("--part and --parts are for live requests: --batch-api splits the whole file into batches")
     output = values.pop("output", None) or default_output(input_path, values.get("part"))
@@ -279,7 +284,10 @@ def default_output(input_path: Path, part: Part | None = None) -> Path:
     """`<input stem>.results.jsonl` beside the input (`<stem>.part-K-of-N.results.jsonl` for a part)."""
     name = input_path.name
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else input_path.stem
-    return input_path.with_name(part_output_name(stem, part) if part else stem + ".results.jsonl")
+    if part is None:
+        return input_path.with_name(stem + ".results.jsonl")
+    from batchrun.input.parts import part_output_name
+    return input_path.with_name(part_output_name(stem, part))
 
 
 def _read_key(env: Mapping[str, str], key_env: str | None) -> tuple[ApiKey, str]:

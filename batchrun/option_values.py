@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from batchrun.errors import ConfigError
 from batchrun.input.endpoints import ENDPOINTS
-from batchrun.input.parts import parse_part
 from batchrun.route.when import GOOD, MARGIN_GOOD, parse_margin, parse_when
 
 
@@ -112,6 +111,12 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def _part(v: Any) -> Any:
+    from batchrun.input.parts import parse_part  # only for --part: a plain job never loads input.parts
+
+    return parse_part(v)
+
+
 def _redis_url(v: Any) -> str:
     v = _nonempty(v)
     parts = urlsplit(v)
@@ -167,7 +172,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "quiet": (_bool, "true or false"),
     "shared_limits": (_redis_url, "a Redis URL (redis://HOST:PORT/DB, rediss://...)"),
     "shared_limits_required": (_bool, "true or false"),
-    "part": (parse_part, "K/N, part K of N with 1 <= K <= N"),
+    "part": (_part, "K/N, part K of N with 1 <= K <= N"),
     "parts": (_pos_int, "a whole number of parts, at least 1"),
     "drain_timeout": (_nonneg_float, "a number of seconds, 0 or more"),
     "max_line_bytes": (_pos_int, "a whole number of bytes"),

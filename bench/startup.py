@@ -5,13 +5,16 @@
 A cron run of a small file pays the start-up every time. Both commands run in turn, `--runs`
 times each, against a simulator already serving on loopback; each figure is the child's own
 user + system seconds (less noisy than the wall clock on a shared machine), and the ratio is
-of the medians. The yardstick is `import aiohttp, rich, typer, orjson`; the second line adds
-`typer._adapters` (pydantic), which typer itself loads to parse any command's options.
+of the medians. The yardstick is `import aiohttp, rich, typer, orjson`. batchrun pins typer
+below 0.29 (0.28 here): typer 0.29 imports pydantic and builds an adapter per option at each
+start. Under typer 0.29 the second line adds `typer._adapters` (pydantic) to the yardstick;
+under 0.28 it has no such module and the second line is left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -22,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, fresh_dir, make_input, start_sim, stop  # noqa: E402
 
 IMPORTS = "import aiohttp, rich, typer, orjson"
+# typer 0.29's pydantic adapters (absent from the pinned typer 0.28)
+HAS_ADAPTERS = importlib.util.find_spec("typer._adapters") is not None
 
 
 def cpu_of(cmd: list[str], env: dict[str, str]) -> float:
@@ -42,21 +47,26 @@ def main() -> None:
     sim, url = start_sim()
     job = [sys.executable, "-m", "batchrun", "process", str(inp), "--base-url", url, "--model", "gpt-4o-mini",
            "--quiet", "--fresh"]
-    times: dict[str, list[float]] = {"job": [], "imports": [], "imports+adapters": []}
+    times: dict[str, list[float]] = {"job": [], "imports": [], **({"imports+adapters": []} if HAS_ADAPTERS else {})}
     try:
         cpu_of(job, env)  # the first run fills the price cache, as a cron job's first run does
         for _ in range(a.runs):  # in turn: a drift of the machine's speed touches all three alike
             times["job"].append(cpu_of(job, env))
             times["imports"].append(cpu_of([sys.executable, "-c", IMPORTS], env))
-            times["imports+adapters"].append(cpu_of([sys.executable, "-c", IMPORTS + ", typer._adapters"], env))
+            if HAS_ADAPTERS:
+                times["imports+adapters"].append(cpu_of([sys.executable, "-c", IMPORTS + ", typer._adapters"], env))
     finally:
         stop(sim)
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in times.items():
         print(f"{k:18} cpu s: min {min(v):.3f}  median {med[k]:.3f}  max {max(v):.3f}")
     print(f"RATIO one-record job / imports = {med['job'] / med['imports']:.2f}  (floor 1.4)")
-    print(f"RATIO one-record job / imports with typer's pydantic adapters = "
-          f"{med['job'] / med['imports+adapters']:.2f}")
+    import typer
+
+    print(f"typer {typer.__version__}")
+    if HAS_ADAPTERS:
+        print(f"RATIO one-record job / imports with typer's pydantic adapters = "
+              f"{med['job'] / med['imports+adapters']:.2f}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.measure import Measurement
 
-from batchrun.show.tables import format_report, format_summary_table
+from batchrun.show.tables import (
+    _FIRST_COLS,
+    _SECOND_COLS,
+    _WIDE_COLS,
+    SummaryTable,
+    _model_cells,
+    format_report,
+    format_summary_table,
+)
 
 
 def _model(cost: float | None, requests: int = 300) -> dict[str, Any]:
@@ -18,9 +27,9 @@ def _model(cost: float | None, requests: int = 300) -> dict[str, Any]:
             "latency_ms": {"p50": 210.0, "p95": 640.0}}
 
 
-def _render(renderable: Any, width: int) -> str:
+def _render(renderable: Any, width: int, markup: bool = True) -> str:
     console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
-    console.print(renderable)
+    console.print(renderable, markup=markup)
     return console.export_text()
 
 
@@ -68,3 +77,28 @@ def test_report_table_fits_80_columns() -> None:
     text = "".join(_render(r, 80) for r in format_report(data))
     assert "gpt-4.1-mini-2025-04-14" in text and "$1.500000" in text and "$0.750000" in text
     assert "…" not in text
+
+
+class _MeasuredByRich(SummaryTable):
+    """The layout as chosen before: Rich measuring each candidate table by laying it out."""
+
+    def width(self, console: Any, options: Any, cols: tuple[str, ...], narrow: bool = False) -> int:
+        return Measurement.get(console, options.update_width(1 << 16), self.table(cols, None, narrow)).maximum
+
+
+ODD_NAMES = ("通义千问-max", "[bold]gpt-4o[/bold]", "model:smile:", "openrouter/anthropic/claude-3.7-sonnet:thinking")
+
+
+@pytest.mark.parametrize("names", [*NAMES.values(), ODD_NAMES[:2], ODD_NAMES[2:]])
+@pytest.mark.parametrize("markup", [True, False])
+def test_the_layout_counted_from_cell_lengths_prints_what_rich_measuring_printed(
+        names: tuple[str, ...], markup: bool) -> None:
+    rows = {name: _model_cells(_model(0.0123 * i, 10 ** (i + 2))) for i, name in enumerate(names)}
+    counted, measured = SummaryTable(rows, "batchrun summary"), _MeasuredByRich(rows, "batchrun summary")
+    console = Console(width=500, file=io.StringIO())
+    edges = set()
+    for cols, narrow in ((_WIDE_COLS, False), (_FIRST_COLS, True), (_SECOND_COLS, True)):
+        w = measured.width(console, console.options.update(markup=markup), cols, narrow)
+        edges |= {w - 1, w}  # the widths where a layout starts to fit
+    for width in sorted({80, 120, 200} | edges):
+        assert _render(counted, width, markup) == _render(measured, width, markup), width

@@ -3,7 +3,6 @@ and the user's own prices, from a TOML prices file or `[prices]` tables in batch
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -126,6 +125,8 @@ def parse_price_tables(models: Any, source: str) -> dict[str, Price]:
 
 def load_prices_file(path: Path) -> dict[str, Price]:
     """Read a prices TOML file."""
+    import tomllib  # only with --prices: a plain run reads no TOML
+
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,6 +1,6 @@
-"""The command line: `app` with one module per command group, registered on import."""
+"""The command line: `app` with one module per command group, each registering its commands when
+the app's group first needs them (cli/app.COMMANDS)."""
 
-from batchrun.cli import batches, export, inspect, process, providers, simulate  # noqa: F401  (registers the commands)
 from batchrun.cli.app import app, main
 
 __all__ = ["app", "main"]

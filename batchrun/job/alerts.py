@@ -16,7 +16,6 @@ from batchrun.errors import BatchrunError, ExitCode, StopReason, run_exit_code
 from batchrun.job.outcome import Outcome
 from batchrun.job.resume import resume_command
 from batchrun.records import Result
-from batchrun.route.canary import PROMOTED, ROLLED_BACK
 from batchrun.route.plan import Planner
 from batchrun.secret import redact_text
 from batchrun.send.notify import (
@@ -88,6 +87,8 @@ def watch_canary(planner: Planner | None, notifier: Notifier | None, state: JobS
     c = planner.canary if planner is not None else None
     if planner is None or c is None or notifier is None:
         return
+    from batchrun.route.canary import PROMOTED, ROLLED_BACK  # loaded with the canary itself
+
     inner, seen = planner.on_change, [c.state, c.share]
 
     def changed() -> None:

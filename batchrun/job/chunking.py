@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from batchrun.account.pricing import PriceBook
 from batchrun.config import RunConfig
-from batchrun.input.chunks import ChunkingParser
 from batchrun.input.shapes import LineParser
 from batchrun.limit.budget import Budget
 from batchrun.route.providers import Targets
-from batchrun.send.chunked import Send, chunked
 from batchrun.show.console import Display
 from batchrun.store.pieces import PieceLog, pieces_path
 from batchrun.store.state import JobState
+
+# Splitting and piecewise sending load only with --chunk-long: a plain job never imports them.
+if TYPE_CHECKING:
+    from batchrun.send.chunked import Send
 
 
 def job_parser(cfg: RunConfig, prices: PriceBook, targets: Targets, display: Display) -> LineParser:
@@ -33,6 +36,8 @@ def job_parser(cfg: RunConfig, prices: PriceBook, targets: Targets, display: Dis
         display.warn(f"--chunk-long cannot split records for model {model!r}: its context window is unknown; "
                      f"state it in batchrun.toml as [context_windows] \"{model}\" = TOKENS")
 
+    from batchrun.input.chunks import ChunkingParser
+
     return ChunkingParser(plain.shaping, plain.max_line_bytes, cfg.chunk_share, window, unknown)
 
 
@@ -45,7 +50,11 @@ class Chunking:
         self.log = PieceLog(pieces_path(cfg.output))
 
     def wrap(self, send: Send) -> Send:
-        return chunked(send, self.log.answered, self.log.keep) if self.on else send
+        if not self.on:
+            return send
+        from batchrun.send.chunked import chunked
+
+        return chunked(send, self.log.answered, self.log.keep)
 
     @contextlib.contextmanager
     def kept(self, complete: Callable[[], bool]) -> Iterator[None]:

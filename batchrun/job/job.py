@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
 from batchrun.input.lines import line_batches
-from batchrun.input.parts import Span
 from batchrun.job.alerts import BudgetWatch, after_each, watch_canary
 from batchrun.job.batch_guard import refuse_fresh_while_batches_run, refuse_live_while_batches_run
 from batchrun.job.chunking import Chunking, job_parser
@@ -46,6 +45,9 @@ from batchrun.show.routing import canary_line
 from batchrun.store.opening import JobFiles, forget_unwritten
 from batchrun.store.output import ResultsFile
 from batchrun.store.state import JobState
+
+if TYPE_CHECKING:
+    from batchrun.input.parts import Span
 
 
 async def run_job(cfg: RunConfig, display: Display, notifier: Notifier | None = None) -> Outcome:

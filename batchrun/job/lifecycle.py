@@ -15,13 +15,12 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from batchrun.account.stats import summary
 from batchrun.clock import now_iso
 from batchrun.config import RunConfig
 from batchrun.errors import StopReason
-from batchrun.input.parts import Span
 from batchrun.job.outcome import Outcome, write_summary_json
 from batchrun.job.resume import resume_command
 from batchrun.job.wiring import check_input
@@ -30,6 +29,9 @@ from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles, open_job
 from batchrun.store.output import ResultsFile
 from batchrun.store.state import JobState
+
+if TYPE_CHECKING:
+    from batchrun.input.parts import Span
 
 # SIGHUP: an ssh session closing
 SIGNALS = {signal.SIGINT: StopReason.INTERRUPTED, signal.SIGTERM: StopReason.TERMINATED,

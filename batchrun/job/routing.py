@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,18 +22,18 @@ from batchrun.account.providers import Traffic, job_traffic, provider_rows
 from batchrun.config import RunConfig
 from batchrun.errors import BatchrunError, CircuitOpen
 from batchrun.records import Record, Result
-from batchrun.results.answer import answer_text
-from batchrun.results.shadow_file import ShadowFile, read_shadow
-from batchrun.route.canary import Canary
 from batchrun.route.plan import Planner
 from batchrun.route.providers import Targets
 from batchrun.route.routes import Router
-from batchrun.route.shadow import ShadowConfig, agree
 from batchrun.send.sender import Sender
 from batchrun.show.console import Display
 from batchrun.store.files import shadow_path
 from batchrun.store.state import JobState
 from batchrun.store.wire import read_result_lines, result_line
+
+# The canary's and the shadow's modules load only for a job that has them.
+if TYPE_CHECKING:
+    from batchrun.route.shadow import ShadowConfig
 
 
 def make_planner(cfg: RunConfig, state: JobState, clock: Callable[[], float],
@@ -42,7 +42,11 @@ def make_planner(cfg: RunConfig, state: JobState, clock: Callable[[], float],
     r = cfg.routing
     if not r.configured:
         return None
-    canary = Canary.from_state(r.canary, clock, state.canary) if r.canary else None
+    canary = None
+    if r.canary:
+        from batchrun.route.canary import Canary
+
+        canary = Canary.from_state(r.canary, clock, state.canary)
     planner = Planner(Router(r.route, cfg.model), canary, cfg.fallback_models)
 
     def changed() -> None:
@@ -123,6 +127,8 @@ class Shadowing:
         shadow = self._pending.pop(main.key, None)
         if shadow is None or self._fd < 0:
             return
+        from batchrun.route.shadow import agree
+
         a, b = _text(main), _text(shadow)
         line = result_line(shadow, time.time(), {"agrees": None if a is None or b is None else agree(a, b)})
         with contextlib.suppress(OSError):  # the shadow file is a comparison, never the job's output
@@ -132,6 +138,8 @@ class Shadowing:
 def _text(r: Result) -> str | None:
     if not r.ok or r.raw_body is None:
         return None
+    from batchrun.results.answer import answer_text
+
     try:
         return answer_text(orjson.loads(r.raw_body))
     except orjson.JSONDecodeError:
@@ -142,6 +150,8 @@ def shadow_figures(path: Path, model: str) -> dict[str, Any]:
     """The summary's `shadow`: compared, agreement and cost, read back from the shadow file.
     `cost_usd` is unknown (None) while any answer has no price, never counted as $0;
     `known_cost_usd` is what is known to be spent, for --max-cost."""
+    from batchrun.results.shadow_file import ShadowFile, read_shadow
+
     return (read_shadow(path) or ShadowFile()).figures(model)
 
 
@@ -153,6 +163,8 @@ def routing_summary(cfg: RunConfig, state: JobState, planner: Planner | None, sh
     out = dict(summ)
     traffic = job_traffic(state.stats)
     if r.shadow is not None:
+        from batchrun.results.shadow_file import ShadowFile, read_shadow
+
         reading = read_shadow(shadow_path_) or ShadowFile()  # one reading
         reading.model = r.shadow.model
         out["shadow"] = reading.figures()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.account.pricing import PriceBook
 from batchrun.config import RunConfig
 from batchrun.errors import reading
-from batchrun.input.parts import Span, span
 from batchrun.input.shapes import check_model_named, check_template_file
 from batchrun.input.sniff import sniff_input
 from batchrun.job.routing import shadow_figures
@@ -21,6 +20,9 @@ from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 from batchrun.store.state import JobState
 
+if TYPE_CHECKING:
+    from batchrun.input.parts import Span
+
 
 async def check_input(cfg: RunConfig) -> Span | None:
     """The input checked before the job is opened (a bad template must not become the identity of
@@ -29,7 +31,11 @@ async def check_input(cfg: RunConfig) -> Span | None:
     await check_template_file(cfg.template, cfg.input, cfg.max_line_bytes)
     await check_model_named(cfg.parser(), cfg.input)
     with reading("input file", cfg.input):
-        return await asyncio.to_thread(span, cfg.input, cfg.part) if cfg.part else None
+        if cfg.part is None:
+            return None
+        from batchrun.input.parts import span  # only for a job in parts
+
+        return await asyncio.to_thread(span, cfg.input, cfg.part)
 
 
 def make_sender(cfg: RunConfig, state: JobState, by_provider: Any, limiters: Limiters, prices: PriceBook,

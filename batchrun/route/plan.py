@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from batchrun.records import Record
-from batchrun.route.canary import Canary
 from batchrun.route.routes import Router
+
+if TYPE_CHECKING:  # a canary's module loads only when [canary] is configured
+    from batchrun.route.canary import Canary
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.errors import ConfigError
-from batchrun.route.canary import CanaryConfig, parse_canary
 from batchrun.route.providers import Provider, describe, parse_providers
 from batchrun.route.routes import RouteConfig, parse_route
-from batchrun.route.shadow import ShadowConfig, parse_shadow
+
+if TYPE_CHECKING:  # [canary] and [shadow] load only for a config that has them
+    from batchrun.route.canary import CanaryConfig
+    from batchrun.route.shadow import ShadowConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,27 @@ def parse_routing(doc: Mapping[str, Any], env: Mapping[str, str], where: str) ->
     routing = Routing(
         parse_providers(doc.get("providers"), env, where),
         parse_route(doc.get("route"), where),
-        parse_canary(doc.get("canary"), where),
-        parse_shadow(doc.get("shadow"), where),
+        _canary(doc.get("canary"), where),
+        _shadow(doc.get("shadow"), where),
     )
     _check_provider_names(routing, where)
     return routing
+
+
+def _canary(t: Any, where: str) -> CanaryConfig | None:
+    if t is None:
+        return None
+    from batchrun.route.canary import parse_canary
+
+    return parse_canary(t, where)
+
+
+def _shadow(t: Any, where: str) -> ShadowConfig | None:
+    if t is None:
+        return None
+    from batchrun.route.shadow import parse_shadow
+
+    return parse_shadow(t, where)
 
 
 def _check_provider_names(r: Routing, where: str) -> None:

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batchrun.errors import ConfigError
 
@@ -71,6 +70,8 @@ def _zone(offset: str | None, name: str | None) -> tzinfo:
     if offset and name:
         raise ValueError(name)
     if name:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only a zone's name needs it (and sysconfig)
+
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):

@@ -38,10 +38,12 @@ class Display:
         plain_interval_s: float | None = None,
     ) -> None:
         out = out or sys.stdout
-        self.console = Console(file=out, highlight=False, soft_wrap=True)
+        # emoji=False: text is printed as it is (a model or a path with `:name:` in it stays so),
+        # and Rich's table of emoji codes (~15 ms to load and apply) is never loaded
+        self.console = Console(file=out, highlight=False, soft_wrap=True, emoji=False)
         if not self.console.is_terminal:  # cron mail and log files: don't squeeze the table to 80
-            self.console = Console(file=out, highlight=False, soft_wrap=True, width=160)
-        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
+            self.console = Console(file=out, highlight=False, soft_wrap=True, width=160, emoji=False)
+        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True, emoji=False)
         self.mode = mode or (DisplayMode.LIVE if self.console.is_terminal else DisplayMode.PLAIN)
         self.interval_s = 0.25 if self.mode == DisplayMode.LIVE else (plain_interval_s or 10.0)
         self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
