@@ -5,6 +5,7 @@ fit), the batches-per-hour 429, and --max-cost reserved per shard; against the s
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,13 @@ def test_no_wait_exits_75_while_shards_wait_and_status_shows_the_queue(tmp_path:
     sim = sim_factory(batch_step_s=0.3, batch_queue_tokens=limit)
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     codes = []
-    for _ in range(80):  # cron: run again until done (bounded)
+    for _ in range(400):  # cron: run again until done (bounded), every 0.05 s: a rerun alone takes
+        # milliseconds, far less than a batch's steps
         codes.append(_run(sim, inp, "--batch-size", "100", "--no-wait", "--batch-queue-tokens",
                           str(limit)).exit_code)  # stated: one shard at a time
         if codes[-1] != 75:
             break
+        time.sleep(0.05)
         if len(codes) == 1:
             st = json.loads(CliRunner().invoke(app, ["status", str(inp), "--json"]).output)
             (q,) = st["batch_queues"]
