@@ -25,7 +25,7 @@ class KeySet:
     __slots__ = ("table", "mask", "n")
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.table = array("q", bytes(8 * capacity))
+        self.table = array("q", [0]) * capacity
         self.mask = capacity - 1
         self.n = 0
 
@@ -62,7 +62,8 @@ class KeySet:
     def _grow(self) -> None:
         old = self.table
         size = len(old) * 2
-        self.table = table = array("q", bytes(8 * size))
+        # repeated in place: array("q", bytes(n)) would hold the table twice while it copies
+        self.table = table = array("q", [0]) * size
         self.mask = mask = size - 1
         for h in old:
             if h:
