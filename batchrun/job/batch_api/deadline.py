@@ -75,6 +75,8 @@ async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = 
 class DeadlineRun(BatchRun):
     """A Batch API run whose loop asks the planner what to submit, hold back or cancel."""
 
+    live_says = "deadline: sending the {n} request(s) of shard {id} through the live API"  # not --batch-expired's
+
     def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
         super().__init__(cfg, display, state, files)
         now = time.time()
@@ -285,8 +287,11 @@ class DeadlineRun(BatchRun):
         sp = now["split"]
         done = sp["batch_done"] + sp["live_done"] + sp["invalid"]
         el = self.clock.elapsed_this_run()
-        return dataclasses.replace(base, done=done, routing=progress_line(self.at, now),
-                                   rps=self.live_shards.sent / el if el > 0 else 0.0)
+        # done counts what batches answered and the deadline's line says what they hold: in flight
+        # is the live requests, and "answered in batches, to collect" would count them twice
+        in_flight = self._pipe.statistics().in_flight if self._pipe is not None else 0
+        return dataclasses.replace(base, done=done, routing=progress_line(self.at, now), in_flight=in_flight,
+                                   in_batches=0, rps=self.live_shards.sent / el if el > 0 else 0.0)
 
 
 async def _wait(event: Any, seconds: float) -> None:
