@@ -113,6 +113,16 @@ def test_running_batches_keep_their_lines_while_live_could_still_take_the_shortf
     assert late.shortfall <= cancelled < late.shortfall + 230
 
 
+def test_past_the_deadline_live_takes_its_share_of_slow_batches() -> None:
+    # seen on the simulator: the deadline gone, live (10/s) idle for 34 s while batches answered
+    # their last 172 lines at 5 a second; the fastest finish moves two thirds of them live
+    paths = Paths(live_rps=10.0, batch_lps=5.0, batch_overhead_s=1.0, batch_known=True, live_known=True)
+    running = tuple(Running(f"b{i}", 40, 40 - n) for i, n in enumerate((40, 40, 40, 32, 20)))  # 172 unanswered
+    m = replan(T0 + 5, T0, 1.0, paths, 0, running, ())
+    moved = sum(b.unanswered for b in running if b.id in m.cancel)
+    assert 172 * 10 / 15 - 1 <= moved < 172  # live's share; the rest stays in batches, both paths busy
+
+
 def test_shards_not_yet_submitted_go_live_before_any_cancel() -> None:
     running = (Running("b0", 300, 200),)
     m = replan(T0 + 40, T0 + 75, 7.5, tight(), 0, running, (("s1", 300), ("s2", 300), ("s3", 300)))
