@@ -211,6 +211,8 @@ def test_estimate_with_an_unknown_price_plans_on_time_only(tmp_path: Path) -> No
 def test_estimate_refuses_a_bad_deadline_in_one_sentence(tmp_path: Path) -> None:
     code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "next week")
     assert code == 2 and out.count("\n") == 1 and "invalid deadline from --deadline" in out
+    code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "2020-01-01T00:00Z")  # as process says
+    assert code == 2 and out.count("\n") == 1 and "2020-01-01T00:00:00Z is already past" in out
 
 
 def test_looks_are_often_near_the_deadline_and_seldom_a_day_before() -> None:
