@@ -215,6 +215,13 @@ def test_estimate_refuses_a_bad_deadline_in_one_sentence(tmp_path: Path) -> None
     assert code == 2 and out.count("\n") == 1 and "2020-01-01T00:00:00Z is already past" in out
 
 
+def test_process_refuses_a_deadline_gone_by_before_any_file_is_made(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    res = CliRunner().invoke(app, ["process", str(inp), "--simulate", "--deadline", "2020-01-01T00:00Z"])
+    assert res.exit_code == 2 and "is already past" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no output, checkpoint or shards
+
+
 def test_looks_are_often_near_the_deadline_and_seldom_a_day_before() -> None:
     assert look_s(75) == 1.0 and look_s(1000) == 10.0 and look_s(25 * H) == 60.0 and look_s(-5) == 1.0
 

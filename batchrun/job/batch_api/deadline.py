@@ -47,13 +47,13 @@ from batchrun.route.deadline import (
     plan,
     replan,
 )
-from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
+from batchrun.route.when import DEFAULT_MARGIN, deadline_at, describe_in, fix_deadline, iso_utc
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
 from batchrun.show.deadline import deadline_lines, progress_line
 from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
-from batchrun.store.state import JobState
+from batchrun.store.state import JobState, checkpoint_path
 
 
 async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = None) -> Outcome:
@@ -65,6 +65,8 @@ async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = 
     if cfg.no_wait:
         raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
                           "often; run without --no-wait")
+    if cfg.deadline is not None and (cfg.fresh or not checkpoint_path(cfg.output).exists()):
+        deadline_at(cfg.deadline, time.time())  # a new job's deadline gone by: refused before any file is made
     size = shard_size(cfg.input)
     cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
     outcome = await run_batch_job(cfg, display, DeadlineRun)
