@@ -65,6 +65,8 @@ def _check_moment(at: float, s: ProgressFigures, st: Any, total: int) -> tuple[i
     ab, al, ib, lv, w = split
     invalid = s.done - ab - al
     assert invalid >= 0 and ab + al + invalid + ib + lv + w == total, s.routing
+    # the rest of the line agrees: done already holds the batches' answers, in flight is live requests
+    assert s.in_batches == 0 and s.in_flight <= lv, (s.routing, s.in_batches, s.in_flight)
     if ib + lv + w:
         assert m[2] != "?" and _clock(m[2], at) >= int(at) - 1, (s.routing, at)  # never a time gone by
     if st is not None and st["split"]:  # the checkpoint as saved (from the first look on)

@@ -113,6 +113,16 @@ def test_running_batches_keep_their_lines_while_live_could_still_take_the_shortf
     assert late.shortfall <= cancelled < late.shortfall + 230
 
 
+def test_past_the_deadline_live_takes_its_share_of_slow_batches() -> None:
+    # seen on the simulator: the deadline gone, live (10/s) idle for 34 s while batches answered
+    # their last 172 lines at 5 a second; the fastest finish moves two thirds of them live
+    paths = Paths(live_rps=10.0, batch_lps=5.0, batch_overhead_s=1.0, batch_known=True, live_known=True)
+    running = tuple(Running(f"b{i}", 40, 40 - n) for i, n in enumerate((40, 40, 40, 32, 20)))  # 172 unanswered
+    m = replan(T0 + 5, T0, 1.0, paths, 0, running, ())
+    moved = sum(b.unanswered for b in running if b.id in m.cancel)
+    assert 172 * 10 / 15 - 1 <= moved < 172  # live's share; the rest stays in batches, both paths busy
+
+
 def test_shards_not_yet_submitted_go_live_before_any_cancel() -> None:
     running = (Running("b0", 300, 200),)
     m = replan(T0 + 40, T0 + 75, 7.5, tight(), 0, running, (("s1", 300), ("s2", 300), ("s3", 300)))
@@ -201,6 +211,15 @@ def test_estimate_with_an_unknown_price_plans_on_time_only(tmp_path: Path) -> No
 def test_estimate_refuses_a_bad_deadline_in_one_sentence(tmp_path: Path) -> None:
     code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "next week")
     assert code == 2 and out.count("\n") == 1 and "invalid deadline from --deadline" in out
+    code, out = _estimate(tmp_path, "--model", "gpt-4o-mini", "--deadline", "2020-01-01T00:00Z")  # as process says
+    assert code == 2 and out.count("\n") == 1 and "2020-01-01T00:00:00Z is already past" in out
+
+
+def test_process_refuses_a_deadline_gone_by_before_any_file_is_made(tmp_path: Path) -> None:
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(5))
+    res = CliRunner().invoke(app, ["process", str(inp), "--simulate", "--deadline", "2020-01-01T00:00Z"])
+    assert res.exit_code == 2 and "is already past" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no output, checkpoint or shards
 
 
 def test_looks_are_often_near_the_deadline_and_seldom_a_day_before() -> None:

@@ -63,6 +63,8 @@ def test_a_tight_deadline_uses_both_paths_and_answers_each_record_once(tmp_path:
     assert sim.stats.billed + sim.stats.batch_billed == 100  # no record answered twice, live or batch
     d = json.loads((tmp_path / "s.json").read_text())["deadline"]
     assert d["batch"] == sim.stats.batch_billed > 0 and d["live"] == sim.stats.billed > 0
+    # a shard the deadline sends live says so (not --batch-expired live's words: the user set no such thing)
+    assert "deadline: sending the" in res.output and "--batch-expired" not in res.output
 
 
 def test_an_impossible_deadline_is_said_before_the_first_request_and_the_run_completes(

@@ -17,7 +17,7 @@ from batchrun.route.deadline import (
     live_rate,
     plan,
 )
-from batchrun.route.when import DEFAULT_MARGIN, iso_utc
+from batchrun.route.when import DEFAULT_MARGIN, deadline_at, iso_utc
 
 
 def estimate_paths(report: dict[str, Any], cfg: RunConfig) -> Paths:
@@ -35,7 +35,7 @@ def estimate_paths(report: dict[str, Any], cfg: RunConfig) -> Paths:
 def deadline_plan(report: dict[str, Any], cfg: RunConfig, now: float) -> dict[str, Any]:
     """The plan as JSON-ready data (the estimate's `deadline` section)."""
     assert cfg.deadline is not None
-    at = cfg.deadline.at(now)
+    at = deadline_at(cfg.deadline, now)  # a deadline gone by is refused, as `process` refuses it
     margin = (cfg.deadline_margin or DEFAULT_MARGIN).of(at - now)
     paths = estimate_paths(report, cfg)
     p = plan(report["lines"]["valid"], now, at, margin, paths)

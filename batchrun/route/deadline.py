@@ -208,7 +208,12 @@ def replan(now: float, deadline: float, margin_s: float, paths: Paths, live_left
     impossible = live_left + held + shortfall > live_cap
     cancel: list[str] = []
     if shortfall and live_left + held + shortfall >= live_room:  # no time to wait for another look
-        cancel = _cover(running, min(shortfall, max(0, int(live_cap) - live_left - held)))
+        take = live_cap
+        if paths.batch_known:  # past what the deadline allows (missed, or never possible): live's share of
+            # the fastest finish, both paths at full speed; else live idles while slow batches trickle
+            both = paths.live_rps + paths.batch_pace()
+            take = max(take, paths.live_rps * (live_left + held + running_left) / both if both > 0 else 0.0)
+        cancel = _cover(running, min(shortfall, max(0, int(take) - live_left - held)))
     order = [sid for sid, _ in waiting]
     return Moves(tuple(sorted(submit, key=order.index)), tuple(hold), tuple(cancel), shortfall, impossible)
 

@@ -125,10 +125,15 @@ def fix_deadline(saved: dict[str, Any] | None, when: When | None, now: float) ->
         return saved, ""
     if when is None:
         return None, ""
+    return {"at": deadline_at(when, now), "given": when.text, "set_at": now}, ""
+
+
+def deadline_at(when: When, now: float) -> float:
+    """The deadline as epoch seconds; one already past is the user's mistake."""
     at = when.at(now)
     if at <= now:
         raise ConfigError(f"--deadline {when.text}: {iso_utc(at)} is already past")
-    return {"at": at, "given": when.text, "set_at": now}, ""
+    return at
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ log file. `show/` is the only package that imports Rich; the formatters in `tabl
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +38,7 @@ class Display:
         out: TextIO | None = None,
         err: TextIO | None = None,
         plain_interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         out = out or sys.stdout
         # emoji=False: text is printed as it is (a model or a path with `:name:` in it stays so),
@@ -49,6 +52,12 @@ class Display:
         self._log: TextIO | None = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
         self._progress: Any = None  # Rich's Progress, loaded only when a bar is shown
         self._task: Any = None
+        # plain lines and the log file get a line per interval, whoever calls update (a batch
+        # job's polls, a deadline's looks) and however often; the last figures come at stop
+        self._every_s, self._clock = plain_interval_s or 10.0, clock
+        self._line_at: float | None = None
+        self._pending: str | None = None
+        self._written: str | None = None
 
     @property
     def shows_progress(self) -> bool:
@@ -111,12 +120,24 @@ class Display:
         if self.mode == DisplayMode.LIVE and self._progress is not None:
             self._progress.status = status_parts(s)
             self._progress.update(self._task, completed=s.done, total=s.total, rate=f"{s.rps:.1f} req/s")
-        elif self.mode == DisplayMode.PLAIN:
+        now = self._clock()
+        if self._line_at is None or now - self._line_at >= 0.95 * self._every_s:  # a tick may wake a hair early
+            self._write_line(line, now)
+        else:
+            self._pending = line
+
+    def _write_line(self, line: str, now: float) -> None:
+        """A timestamped progress line: printed in plain mode, and into the log file."""
+        if self.mode == DisplayMode.PLAIN:
             self.console.print(f"{now_iso()} {line}", markup=False)
         self._to_log(line)
+        self._line_at, self._written, self._pending = now, line, None
 
     def stop(self) -> None:
-        """Stop the live display, leaving its last state on screen."""
+        """Stop the live display, leaving its last state on screen; the last figures, if not yet written."""
+        if self._pending is not None and self._pending != self._written:
+            self._write_line(self._pending, self._clock())
+        self._pending = None
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -62,6 +62,7 @@ class BatchRun:
     """The Batch API middle of the job's lifecycle: the parts of one run and the steps it takes."""
 
     saves_on_error = True  # the plan as it stands and the run's end are saved whatever stopped it
+    live_says = "--batch-expired live: sending the {n} unanswered request(s) of shard {id} through the live API"
 
     def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
         self.cfg, self.display, self.state, self.files = cfg, display, state, files
@@ -198,8 +199,7 @@ class BatchRun:
 
     async def _live(self, shard: Shard, url: str, key: ApiKey) -> bool:
         """Send a live shard; True when all its requests are answered."""
-        self.display.notice(f"--batch-expired live: sending the {shard.requests} unanswered request(s) of "
-                            f"shard {shard.id} through the live API")
+        self.display.notice(self.live_says.format(n=shard.requests, id=shard.id))
         self.out.save()
         stopped = await send_live(self.cfg, self.state, shard, self.dir, self.out, url, key, self._on_pipeline)
         if stopped is not None:

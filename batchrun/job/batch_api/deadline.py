@@ -47,13 +47,13 @@ from batchrun.route.deadline import (
     plan,
     replan,
 )
-from batchrun.route.when import DEFAULT_MARGIN, describe_in, fix_deadline, iso_utc
+from batchrun.route.when import DEFAULT_MARGIN, deadline_at, describe_in, fix_deadline, iso_utc
 from batchrun.secret import ApiKey
 from batchrun.show.console import Display
 from batchrun.show.deadline import deadline_lines, progress_line
 from batchrun.show.progress import ProgressFigures
 from batchrun.store.opening import JobFiles
-from batchrun.store.state import JobState
+from batchrun.store.state import JobState, checkpoint_path
 
 
 async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = None) -> Outcome:
@@ -65,6 +65,8 @@ async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = 
     if cfg.no_wait:
         raise ConfigError("--deadline with --no-wait: a deadline's plan is kept by looking at the batches "
                           "often; run without --no-wait")
+    if cfg.deadline is not None and (cfg.fresh or not checkpoint_path(cfg.output).exists()):
+        deadline_at(cfg.deadline, time.time())  # a new job's deadline gone by: refused before any file is made
     size = shard_size(cfg.input)
     cfg = dataclasses.replace(cfg, batch_api=True, batch_expired="live", batch_size=min(cfg.batch_size, size))
     outcome = await run_batch_job(cfg, display, DeadlineRun)
@@ -74,6 +76,8 @@ async def run_deadline_job(cfg: RunConfig, display: Display, notifier: object = 
 
 class DeadlineRun(BatchRun):
     """A Batch API run whose loop asks the planner what to submit, hold back or cancel."""
+
+    live_says = "deadline: sending the {n} request(s) of shard {id} through the live API"  # not --batch-expired's
 
     def __init__(self, cfg: RunConfig, display: Display, state: JobState, files: JobFiles) -> None:
         super().__init__(cfg, display, state, files)
@@ -285,8 +289,11 @@ class DeadlineRun(BatchRun):
         sp = now["split"]
         done = sp["batch_done"] + sp["live_done"] + sp["invalid"]
         el = self.clock.elapsed_this_run()
-        return dataclasses.replace(base, done=done, routing=progress_line(self.at, now),
-                                   rps=self.live_shards.sent / el if el > 0 else 0.0)
+        # done counts what batches answered and the deadline's line says what they hold: in flight
+        # is the live requests, and "answered in batches, to collect" would count them twice
+        in_flight = self._pipe.statistics().in_flight if self._pipe is not None else 0
+        return dataclasses.replace(base, done=done, routing=progress_line(self.at, now), in_flight=in_flight,
+                                   in_batches=0, rps=self.live_shards.sent / el if el > 0 else 0.0)
 
 
 async def _wait(event: Any, seconds: float) -> None:
