@@ -126,3 +126,18 @@ def test_a_live_run_on_pending_batches_hints_the_collecting_command(
     assert "--batch-api" in hint
     res = _cli([*hint, "--no-wait"], monkeypatch)  # followed: it collects; submits nothing again
     assert res.exit_code == 75 and sim.stats.batches_created == 1, res.output
+
+
+def test_a_quiet_run_stopped_by_a_signal_still_says_how_to_resume(tmp_path: Path, sim_factory) -> None:
+    # cron runs with --quiet and is stopped by SIGTERM: its log must keep the command that goes on
+    sim = sim_factory(latency_ms=150)
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(60))
+    out = tmp_path / "in.results.jsonl"
+    args = ["process", str(inp), "--base-url", sim.url, "--model", "m", "--concurrency", "4", "--quiet"]
+    proc = start(args)
+    wait_for_lines(out, 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    again = _hint(err, "to resume, run:")
+    assert "--quiet" in again and str(inp) in again

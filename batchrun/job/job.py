@@ -213,7 +213,7 @@ def _next_step(cfg: RunConfig, display: Display, state: JobState, pipe: Pipeline
                                     spent=state.stats.cost_usd + (summ.get("shadow") or {}).get("known_cost_usd", 0.0))
                       + ("" if pipe.stopped is StopReason.UNKNOWN_MODEL else f": {again}"))
     else:
-        display.notice(f"stopped cleanly after {state.stats.done} record(s); to resume, run: {again}")
+        display.hint(f"stopped cleanly after {state.stats.done} record(s); to resume, run: {again}")
 
 
 # What to do after a stop that is not a signal; none of them marked a record failed.

@@ -75,6 +75,11 @@ class Display:
         if self.mode != DisplayMode.QUIET:
             self._print_err(text)
 
+    def hint(self, text: str) -> None:
+        """The next step after a stop, shown even with --quiet: a cron job's log keeps how to go on."""
+        self._to_log(text)
+        self._print_err(text)
+
     def warn(self, text: str) -> None:
         """A warning, shown even with --quiet."""
         self._to_log("warning: " + text)

@@ -132,8 +132,8 @@ class BatchRun:
                                    f"{redact_url(self.cfg.base_url)} serve /files and /batches?") from None
                 raise
             self.stopped = reason
-            self.display.error(f"the provider's Batch API: {e.message}; stopped, nothing is lost; go on "
-                               f"with: {resume_command(self.cfg.api_key)}")
+            # the command that goes on follows with the batches left (batch_report.next_step)
+            self.display.error(f"the provider's Batch API: {e.message}; stopped, nothing is lost")
 
     async def _loop(self, apis: Mapping[str | None, BatchApi], settler: Settler, url: str, key: ApiKey) -> None:
         backoff = PollBackoff()

@@ -24,11 +24,11 @@ def next_step(cfg: RunConfig, display: Display, plan: Plan, stopped: StopReason 
     if stopped is StopReason.BATCHES_RUNNING:
         waiting = sum(1 for s in plan.open if s.batch_id is None)
         also = f" and {waiting} shard(s) waiting for the provider's batch queue" if waiting else ""
-        display.notice(f"--no-wait: {running - waiting} batch(es) still running at the provider{also}; collect them "
+        display.hint(f"--no-wait: {running - waiting} batch(es) still running at the provider{also}; collect them "
                        f"later with: {resume_command(cfg.api_key)} (exit 75 until all are collected)")
     elif stopped is not None and running:
         at_provider = sum(1 for s in plan.open if s.batch_id)
         unsent = running - at_provider
         parts = [f"{at_provider} batch(es) still running at the provider"] if at_provider else []
         parts += [f"{unsent} shard(s) not yet submitted"] if unsent else []
-        display.notice(f"stopped with {' and '.join(parts)}: go on with: {resume_command(cfg.api_key)}")
+        display.hint(f"stopped with {' and '.join(parts)}: go on with: {resume_command(cfg.api_key)}")
