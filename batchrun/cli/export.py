@@ -83,9 +83,36 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         if not isinstance(context.get("exception"), asyncio.InvalidStateError):
             loop.default_exception_handler(context)
 
+    terminated = False
+
+    async def main() -> T:
+        # SIGTERM cancels the export's task from inside the loop, as asyncio.Runner does for
+        # Ctrl-C: raised from a signal handler at any bytecode, it could land inside the loop's
+        # or a thread pool's machinery and leave the process hanging on its way out
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        outside = signal.getsignal(signal.SIGTERM)
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            assert task is not None
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            return await work
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, outside)  # the handler the cleanup outside the loop runs under
+
     with asyncio.Runner() as runner:
         runner.get_loop().set_exception_handler(handler)
-        return runner.run(work)
+        try:
+            return runner.run(main())
+        except asyncio.CancelledError:
+            if terminated:
+                raise _Terminated from None
+            raise
 
 
 class _Terminated(KeyboardInterrupt):
