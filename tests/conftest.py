@@ -68,12 +68,10 @@ class SimThread:
 
 
 @contextlib.contextmanager
-def serving(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Iterator[str]:
-    """A one-route chat-completions server on 127.0.0.1 in its own thread; yields its base URL."""
+def serving_app(app: web.Application, shutdown_timeout: float = 60.0) -> Iterator[int]:
+    """An aiohttp app served on 127.0.0.1 from its own thread's loop; yields its port."""
     loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
 
     async def start() -> int:
         await runner.setup()
@@ -84,12 +82,21 @@ def serving(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}/v1"
+        yield port
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextlib.contextmanager
+def serving(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Iterator[str]:
+    """A one-route chat-completions server on 127.0.0.1 in its own thread; yields its base URL."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    with serving_app(app) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture

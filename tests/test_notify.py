@@ -18,7 +18,8 @@ from aiohttp import web
 
 from batchrun.send.notify import Notifier, notify
 
-from .conftest import plain_records, read_results, write_jsonl
+from .conftest import plain_records, read_results, serving_app, write_jsonl
+from .test_migration import toml
 from .test_process import KEY, run
 
 OLD, NEW = "old-secret-key-1234", "new-secret-key-5678"
@@ -47,26 +48,10 @@ class Receiver:
 @contextlib.contextmanager
 def receiving(hang: bool = False) -> Iterator[tuple[Receiver, str]]:
     rec = Receiver(hang)
-    loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-
-    async def start() -> int:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return int(runner.addresses[0][1])
-
-    port = loop.run_until_complete(start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_app(app, shutdown_timeout=0.1) as port:  # a hanging receiver is not waited for
         yield rec, f"http://127.0.0.1:{port}/hook"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def closed_port() -> int:
@@ -76,20 +61,7 @@ def closed_port() -> int:
 
 
 def canary_config(tmp: Path, old: str, new: str) -> Path:
-    path = tmp / "batchrun.toml"
-    path.write_text(f"""
-[providers.old]
-base_url = "{old}"
-api_key_env = "OLD_KEY"
-[providers.new]
-base_url = "{new}"
-api_key_env = "NEW_KEY"
-[canary]
-model = "new/deepseek-chat"
-share = 0.5
-window = 20
-""")
-    return path
+    return toml(tmp, old, new, '[canary]\nmodel = "new/deepseek-chat"\nshare = 0.5\nwindow = 20')
 
 
 def test_a_rollback_is_posted_within_5s_of_it_and_the_end_after(tmp_path: Path, sim_factory) -> None:

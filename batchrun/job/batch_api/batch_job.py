@@ -201,7 +201,11 @@ class BatchRun:
         """Send a live shard; True when all its requests are answered."""
         self.display.notice(self.live_says.format(n=shard.requests, id=shard.id))
         self.out.save()
-        stopped = await send_live(self.cfg, self.state, shard, self.dir, self.out, url, key, self._on_pipeline)
+        return self._sent_live(shard, await send_live(self.cfg, self.state, shard, self.dir, self.out, url, key,
+                                                      self._on_pipeline))
+
+    def _sent_live(self, shard: Shard, stopped: StopReason | None) -> bool:
+        """After a live shard's send: the run's stop kept (False), or the shard collected (True)."""
         if stopped is not None:
             self.stopped = self.stopped or stopped
             return False

@@ -257,12 +257,7 @@ class DeadlineRun(BatchRun):
                           "rest, or the deadline would not be kept")
             self.out.save()
             return True
-        if stopped is not None:
-            self.stopped = self.stopped or stopped
-            return False
-        shard.phase = "collected"
-        self.out.save()
-        return True
+        return self._sent_live(shard, stopped)
 
     async def _tick(self) -> None:
         """While a live shard sends, the display goes on (the batches' looks wait for it)."""
