@@ -14,7 +14,9 @@ from aiohttp.test_utils import TestServer
 
 from batchrun import errors
 from batchrun.secret import ApiKey
-from batchrun.send.client import Client, classify, make_session, map_aiohttp_errors
+from batchrun.send.client import Client, classify, make_pool
+from batchrun.send.http1.pool import Http1Pool
+from batchrun.send.session import map_aiohttp_errors
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -22,7 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Client]]]:
     servers: list[TestServer] = []
-    sessions: list[aiohttp.ClientSession] = []
+    pools: list[Http1Pool] = []
 
     async def start(handler: Handler, timeout_s: float = 2.0) -> Client:
         app = web.Application()
@@ -31,13 +33,14 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Client]]]:
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
-        session = make_session(4)
-        sessions.append(session)
-        return Client(session, str(server.make_url("/v1")), ApiKey("sk-test-123"), timeout_s)
+        url = str(server.make_url("/v1"))
+        pool = Http1Pool(url, 4, "batchrun-test")
+        pools.append(pool)
+        return Client(pool, url, ApiKey("sk-test-123"), timeout_s)
 
     yield start
-    for s in sessions:
-        await s.close()
+    for p in pools:
+        await p.close()
     for srv in servers:
         await srv.close()
 
@@ -131,8 +134,8 @@ async def test_slow_answer_is_timeout(serve) -> None:
 
 
 async def test_refused_connection_is_connection_lost() -> None:
-    async with make_session(1) as session:
-        client = Client(session, "http://127.0.0.1:9/v1", ApiKey(None), 2.0)
+    async with make_pool("http://127.0.0.1:9/v1", 1) as pool:
+        client = Client(pool, "http://127.0.0.1:9/v1", ApiKey(None), 2.0)
         with pytest.raises(errors.ConnectionLost):
             await client.send_once({"model": "m"})
 

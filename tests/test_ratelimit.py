@@ -26,7 +26,8 @@ from batchrun.limit.budget import Budget
 from batchrun.limit.limiter import Limiters
 from batchrun.records import Record
 from batchrun.secret import ApiKey
-from batchrun.send.client import Client, make_session
+from batchrun.send.client import Client
+from batchrun.send.http1.pool import Http1Pool
 from batchrun.send.retry import RetryPolicy
 from batchrun.send.sender import Sender
 
@@ -50,9 +51,10 @@ async def sender_for() -> AsyncIterator[Callable[[Handler], Awaitable[Sender]]]:
         app.router.add_post("/v1/chat/completions", handler)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
-        session = make_session(8)
-        cleanup.extend([session, server])
-        client = Client(session, str(server.make_url("/v1")), ApiKey("k"), read_timeout_s)
+        url = str(server.make_url("/v1"))
+        pool = Http1Pool(url, 8, "batchrun-test")
+        cleanup.extend([pool, server])
+        client = Client(pool, url, ApiKey("k"), read_timeout_s)
         return Sender(client, Limiters(ceiling=8), PriceBook(use_snapshot=False), Budget(None),
                       RetryPolicy(max_attempts=4, base_s=0.01), rng=random.Random(0))
 

@@ -20,8 +20,9 @@ import orjson
 
 from batchrun.errors import BadResponse, RateLimited, RetryableError, WaitTooLong, WriteFailed
 from batchrun.secret import ApiKey
-from batchrun.send.client import classify, map_aiohttp_errors
+from batchrun.send.client import classify
 from batchrun.send.retry import RetryPolicy, next_delay
+from batchrun.send.session import map_aiohttp_errors
 
 T = TypeVar("T")
 MODEL_HEADER = "x-litellm-model"  # what routes a file and a batch at LiteLLM's proxy

@@ -12,7 +12,7 @@ from batchrun.batch.plan import Plan
 from batchrun.config import RunConfig
 from batchrun.errors import JobError
 from batchrun.job.connect import endpoint
-from batchrun.send.client import make_session
+from batchrun.send.session import make_session
 from batchrun.store.state import checkpoint_path, load_state
 
 

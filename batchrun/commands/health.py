@@ -9,11 +9,11 @@ from typing import Any
 
 from batchrun.commands.gateway_health import probe_upstreams
 from batchrun.config import RunConfig
-from batchrun.errors import AuthError, RequestError
+from batchrun.errors import AuthError, ConfigError, RequestError
 from batchrun.job.connect import endpoint
 from batchrun.route.providers import Targets
 from batchrun.secret import ApiKey, redact_url
-from batchrun.send.client import Client, make_session
+from batchrun.send.client import Client, make_pool
 
 
 async def check_providers(cfg: RunConfig) -> list[dict[str, Any]]:
@@ -24,15 +24,25 @@ async def check_providers(cfg: RunConfig) -> list[dict[str, Any]]:
     for model in dict.fromkeys(cfg.models_named()):
         t = targets(model)
         wanted.setdefault(t.provider, []).append(t.model)
-    async with endpoint(cfg) as (base_url, key), make_session(8) as session:
+    async with endpoint(cfg) as (base_url, key):
         checks = [(p.name, p.base_url, p.api_key, p.api_key_env, dict(p.headers)) for p in cfg.routing.providers]
         if not checks or None in wanted:
             checks.insert(0, ("default", base_url, key, cfg.api_key_env, {}))
         return list(await asyncio.gather(*(
-            _check(Client(session, url, k, cfg.timeout, headers=h), name, url, k, env,
-                   wanted.get(None if name == "default" else name, []))
+            _check_at(cfg, url, k, h, name, env, wanted.get(None if name == "default" else name, []))
             for name, url, k, env, h in checks
         )))
+
+
+async def _check_at(cfg: RunConfig, url: str, key: ApiKey, headers: dict[str, str], name: str,
+                    key_env: str | None, wanted: list[str]) -> dict[str, Any]:
+    """One provider's row, over a connection of its own."""
+    try:
+        async with make_pool(url, 2) as pool:
+            return await _check(Client(pool, url, key, cfg.timeout, headers=headers), name, url, key, key_env, wanted)
+    except ConfigError as e:  # a base URL that is not one
+        return {"provider": name, "base_url": redact_url(url), "reachable": False, "key_accepted": None,
+                "latency_ms": None, "models": None, "missing_models": [], "problem": e.message, "healthy": False}
 
 
 async def _check(client: Client, name: str, url: str, key: ApiKey, key_env: str | None,

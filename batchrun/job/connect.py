@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from batchrun.config import RunConfig
 from batchrun.secret import ApiKey
-from batchrun.send.client import Client, make_session
+from batchrun.send.client import Client, make_pool
 
 
 @contextlib.asynccontextmanager
@@ -33,10 +33,10 @@ async def clients(cfg: RunConfig, base_url: str, key: ApiKey) -> AsyncIterator[d
     and key, closed together."""
     async with contextlib.AsyncExitStack() as stack:
         out: dict[str | None, Client] = {}
-        out[None] = Client(await stack.enter_async_context(make_session(cfg.concurrency)), base_url, key,
+        out[None] = Client(await stack.enter_async_context(make_pool(base_url, cfg.concurrency)), base_url, key,
                            cfg.timeout, cfg.max_request_time)
         for p in cfg.routing.providers:
-            session = await stack.enter_async_context(make_session(cfg.concurrency))
+            session = await stack.enter_async_context(make_pool(p.base_url, cfg.concurrency))
             out[p.name] = Client(session, p.base_url, p.api_key, cfg.timeout, cfg.max_request_time,
                                  dict(p.headers), dict(p.extra_body))
         yield out

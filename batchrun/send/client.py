@@ -1,4 +1,4 @@
-"""One HTTP exchange with an OpenAI-compatible API. aiohttp's exceptions end here.
+"""One HTTP exchange with an OpenAI-compatible API, over `send/http1` (or a `Transport` in tests).
 
 Status classes follow OpenAI's error-code guide
 (https://platform.openai.com/docs/guides/error-codes): 429 and 5xx are worth retrying, 401/403
@@ -8,14 +8,12 @@ mean the key is wrong, 404 that the model is not served, and a 400 whose error c
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from batchrun import __version__
@@ -23,7 +21,6 @@ from batchrun.errors import (
     AuthError,
     BadRequest,
     BadResponse,
-    ConnectionLost,
     ContextTooLong,
     ModelNotFound,
     QuotaExhausted,
@@ -36,6 +33,7 @@ from batchrun.errors import (
 from batchrun.input.endpoints import CHAT, Endpoint
 from batchrun.secret import ApiKey
 from batchrun.send import gateway
+from batchrun.send.http1.pool import Http1Pool, open_pool
 from batchrun.send.retry import parse_retry_after
 from batchrun.send.transport import Request, Transport, reply_headers
 
@@ -52,62 +50,38 @@ class Answer:
     latency_ms: float
     gateway: bool = False  # it came through an LLM gateway (send/gateway.py reads its headers)
 
-# What a transport failure looks like from aiohttp and asyncio; mapped by transport_error().
-TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
+USER_AGENT = f"batchrun/{__version__}"
 
 
-def transport_error(e: BaseException, timeout_s: float) -> RequestError:
-    """The batchrun RequestError for an aiohttp or asyncio transport failure."""
-    if isinstance(e, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
-        return Timeout(f"no answer: nothing received for {timeout_s:g} s, or the attempt ran past --max-request-time")
-    if isinstance(e, aiohttp.ClientPayloadError):
-        return ConnectionLost(f"the answer was cut off ({e.__class__.__name__})")
-    if isinstance(e, aiohttp.ClientResponseError):
-        return BadResponse(f"malformed HTTP answer: {e.message}", status=e.status)
-    if isinstance(e, aiohttp.ClientError):
-        return ConnectionLost(f"connection failed: {_describe(e)}")
-    return ConnectionLost(f"connection failed: {e.__class__.__name__}")
+def make_pool(base_url: str, concurrency: int) -> contextlib.AbstractAsyncContextManager[Http1Pool]:
+    """The live requests' connections to one base URL's origin (send/http1), closed on the way out."""
+    return open_pool(base_url, concurrency, USER_AGENT)
 
 
-@contextmanager
-def map_aiohttp_errors(timeout_s: float) -> Iterator[None]:
-    """Re-raise aiohttp and asyncio transport errors as batchrun RequestErrors."""
-    try:
-        yield
-    except TRANSPORT_ERRORS as e:
-        raise transport_error(e, timeout_s) from e
-
-
-def make_session(concurrency: int) -> aiohttp.ClientSession:
-    """One session for the job: a connector sized to the concurrency, keep-alive on."""
-    connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
-    return aiohttp.ClientSession(
-        connector=connector,
-        json_serialize=lambda o: orjson.dumps(o).decode(),
-        timeout=aiohttp.ClientTimeout(total=None),
-        headers={"User-Agent": f"batchrun/{__version__}"},
-    )
+def timed_out(timeout_s: float) -> Timeout:
+    """A transport's timeout in words."""
+    return Timeout(f"no answer: nothing received for {timeout_s:g} s, or the attempt ran past --max-request-time")
 
 
 class Client:
     """Sends requests to one base URL's endpoints with one key."""
 
     def __init__(
-        self, session: aiohttp.ClientSession | None, base_url: str, key: ApiKey, timeout_s: float,
+        self, pool: Http1Pool | None, base_url: str, key: ApiKey, timeout_s: float,
         max_request_s: float | None = None, headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None, transport: Transport | None = None,
     ) -> None:
-        self.session = session
-        self.transport = transport  # in place of aiohttp: an in-process MockTransport in tests
+        self.pool = pool
+        self.transport = transport  # in place of the pool: an in-process MockTransport in tests
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         # --timeout bounds the wait for the next byte, as the openai SDK's read timeout does: a
         # server that queues a request and sends keep-alive bytes (DeepSeek's empty lines) is not
         # timed out, so the request is never resent while it may still be answered;
         # --max-request-time bounds the whole attempt.
-        self._timeout = aiohttp.ClientTimeout(total=max_request_s, sock_read=timeout_s,
-                                              sock_connect=timeout_s)
         self._max_request_s = max_request_s
+        self._read_timeout: float | None = timeout_s
+        self._heads: dict[tuple[str, str], bytes] = {}  # (method, path): the request's fixed head
         self._user_extra = dict(extra_body or {})  # the provider's extra_body, merged into each body
         self._extra = self._user_extra
         self.gateway = False  # set once an answer shows an LLM gateway (send/gateway.py)
@@ -124,7 +98,7 @@ class Client:
         if self.transport is not None:
             raw, status, headers = await self._carry("POST", self.base_url + endpoint.path, data)
         else:
-            raw, status, headers = await self._post(self.base_url + endpoint.path, data)
+            raw, status, headers = await self._exchange("POST", endpoint.path, data)
         latency_ms = (time.perf_counter() - start) * 1000.0
         request_id = headers.get("x-request-id")
         if request_id is None or self.gateway:
@@ -158,30 +132,24 @@ class Client:
         and a request resent then would be answered, and billed, twice."""
         self.gateway = True
         self._extra = {**gateway.NO_GATEWAY_RETRIES, **self._user_extra}
-        self._timeout = aiohttp.ClientTimeout(total=self._max_request_s, sock_read=None,
-                                              sock_connect=self.timeout_s)
+        self._read_timeout = None
 
-    async def _post(self, url: str, data: bytes) -> tuple[bytes, int, Any]:
-        """The real transport: one POST over the session's pooled connections."""
-        assert self.session is not None
-        try:  # map_aiohttp_errors, spelled inline: this is the hot path
-            async with self.session.post(url, data=data, headers=self._headers, timeout=self._timeout) as resp:
-                return await resp.read(), resp.status, resp.headers
-        except TRANSPORT_ERRORS as e:
-            raise transport_error(e, self.timeout_s) from e
+    async def _exchange(self, method: str, path: str, data: bytes) -> tuple[bytes, int, Any]:
+        """One exchange over the pool (a failure raises ConnectionLost, BadResponse or Timeout)."""
+        assert self.pool is not None
+        head = self._heads.get((method, path))
+        if head is None:
+            head = self._heads[method, path] = self.pool.head(method, path, self._headers)
+        try:
+            return await self.pool.request(head, data, self.timeout_s, self._read_timeout, self._max_request_s)
+        except TimeoutError:
+            raise timed_out(self.timeout_s) from None
 
     async def _carry(self, method: str, url: str, data: bytes) -> tuple[bytes, int, Any]:
         """One exchange through the given Transport."""
         assert self.transport is not None
         reply = await self.transport.handle(Request(method, url, data, self._headers))
         return reply.body, reply.status, reply_headers(reply)
-
-    async def _get_models(self) -> tuple[bytes, int, Any]:
-        assert self.session is not None
-        with map_aiohttp_errors(self.timeout_s):
-            async with self.session.get(self.base_url + "/models", headers=self._headers,
-                                        timeout=self._timeout) as resp:
-                return await resp.read(), resp.status, resp.headers
 
     def _scrub(self, body: Any) -> Any:
         """Some servers echo the key in an error; it must not reach the output file."""
@@ -197,7 +165,7 @@ class Client:
         if self.transport is not None:
             raw, status, headers = await self._carry("GET", self.base_url + "/models", b"")
         else:
-            raw, status, headers = await self._get_models()
+            raw, status, headers = await self._exchange("GET", "/models", b"")
         try:
             parsed = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
@@ -208,25 +176,6 @@ class Client:
         if not isinstance(data, list):
             raise BadResponse("the models list is not in the expected shape", status=status)
         return [m for m in data if isinstance(m, dict)]
-
-
-def _describe(e: BaseException) -> str:
-    """What went wrong, in words a user reads: where it could not connect and why, rather than
-    the library's own exception text."""
-    try:
-        if isinstance(e, aiohttp.ClientConnectorDNSError):
-            return f"cannot resolve the host {e.host}"
-        if isinstance(e, aiohttp.ClientConnectorError) and not isinstance(e, aiohttp.ClientSSLError):
-            code = getattr(e.os_error, "errno", None)
-            why = os.strerror(code) if isinstance(code, int) else "no connection"
-            return f"cannot connect to {e.host}:{e.port} ({why.lower()})"
-    except (AttributeError, TypeError):  # an error built without its connection's fields
-        pass
-    try:
-        text = str(e)
-    except Exception:  # some aiohttp errors format from fields that may be unset
-        text = ""
-    return f"{e.__class__.__name__}: {text}" if text else e.__class__.__name__
 
 
 def _short(raw: bytes, n: int = 500) -> str:

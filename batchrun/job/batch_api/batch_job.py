@@ -37,7 +37,7 @@ from batchrun.job.pipeline import Pipeline
 from batchrun.job.resume import resume_command
 from batchrun.route.providers import Targets
 from batchrun.secret import ApiKey, redact_url
-from batchrun.send.client import make_session
+from batchrun.send.session import make_session
 from batchrun.show.batches import format_counts
 from batchrun.show.console import Display
 from batchrun.show.progress import ProgressFigures

@@ -1,0 +1,186 @@
+"""One connection's exchanges: a request written whole, its answer parsed as it arrives.
+
+Timeouts are aiohttp's `sock_read` and `total`, kept by one timer per request: `read_timeout`
+bounds the wait for the next byte (a server that queues a request and sends keep-alive bytes is
+not timed out), `deadline` the whole attempt. A connection is reusable only after a complete
+answer that allows it; any other end (a timeout, a cancel, a cut) closes it, so no answer is ever
+read as another request's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from multidict import CIMultiDict
+
+from batchrun.errors import BadResponse, ConnectionLost
+
+Raw = tuple[bytes, int, CIMultiDict[str]]  # the body as received, the status, the headers
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; one exchange at a time. Its pool reads `closed`, `reusable`
+    and `waiter` (None between exchanges)."""
+
+    __slots__ = (
+        "on_lost", "loop", "transport", "closed", "waiter", "parser", "status", "fields", "headers",
+        "body", "framed", "reusable", "got", "last", "read_timeout", "deadline", "timer",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[Connection], None]) -> None:
+        self.on_lost = on_lost  # told when the connection closes, by either end
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.waiter: asyncio.Future[Raw] | None = None
+        self.parser: Any = None
+        self.status = 0
+        self.fields: list[tuple[str, str]] = []
+        self.headers: CIMultiDict[str] | None = None
+        self.body: list[bytes] = []
+        self.framed = True
+        self.reusable = False
+        self.got = False  # any byte of this exchange's answer arrived
+        self.last = 0.0
+        self.read_timeout: float | None = None
+        self.deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None:  # bytes nobody asked for: the connection cannot be trusted again
+            self.abort()
+            return
+        self.got = True
+        self.last = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            self._fail(BadResponse(f"malformed HTTP answer: {e}"))
+
+    def eof_received(self) -> bool | None:
+        return None  # close; connection_lost settles an exchange in progress
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            if self.headers is not None and not self.framed:  # an answer that ends with its connection
+                self.reusable = False
+                self.on_message_complete()
+            elif self.got:
+                self._fail(ConnectionLost("the answer was cut off (the connection closed before its end)"))
+            else:
+                self._fail(ConnectionLost("connection failed: the server closed the connection without answering"))
+        self.on_lost(self)
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers = h = CIMultiDict(self.fields)
+        self.framed = "Content-Length" in h or "Transfer-Encoding" in h or self.status in (204, 304)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if 100 <= self.status < 200:  # an interim answer (100 Continue): the real one follows
+            self.fields, self.headers, self.body, self.framed = [], None, [], True
+            return
+        headers = self.headers
+        assert headers is not None
+        self.reusable = self.framed and self.parser.should_keep_alive()
+        raw = b"".join(self.body) if len(self.body) != 1 else self.body[0]
+        enc = headers.get("Content-Encoding")
+        if enc is not None and raw:
+            try:
+                raw = _decode(raw, enc)
+            except (zlib.error, ValueError) as e:
+                self._fail(BadResponse(f"malformed HTTP answer: cannot decode its {enc} body ({e})"))
+                return
+        self._settle()
+        waiter.set_result((raw, self.status, headers))
+
+    # the exchange
+    def send(self, data: bytes, read_timeout: float | None, deadline: float | None) -> asyncio.Future[Raw]:
+        """Write one request; the future is its answer."""
+        assert self.transport is not None
+        self.parser = httptools.HttpResponseParser(self)
+        self.status, self.fields, self.headers, self.body = 0, [], None, []
+        self.framed, self.reusable, self.got = True, False, False
+        self.waiter = fut = self.loop.create_future()
+        self.read_timeout, self.deadline = read_timeout, deadline
+        self.last = now = self.loop.time()
+        if read_timeout is not None or deadline is not None:
+            self.timer = self.loop.call_at(_due(now, read_timeout, deadline), self._check)
+        self.transport.write(data)
+        return fut
+
+    def _check(self) -> None:
+        """The timer: a timeout, or not yet (bytes came since it was set)."""
+        self.timer = None
+        now = self.loop.time()
+        due = _due(self.last, self.read_timeout, self.deadline)
+        if now >= due - 1e-6:
+            self._fail(TimeoutError())
+        else:
+            self.timer = self.loop.call_at(due, self._check)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self.waiter
+        self._settle()
+        self.reusable = False
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self.abort()
+
+    def _settle(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def finish(self) -> None:
+        """The exchange is over (answered, failed or its caller gone)."""
+        self._settle()
+        self.waiter = None
+        self.parser = None
+
+    def abort(self) -> None:
+        self.reusable = False
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+
+def _due(last: float, read_timeout: float | None, deadline: float | None) -> float:
+    if read_timeout is None:
+        assert deadline is not None
+        return deadline
+    due = last + read_timeout
+    return due if deadline is None or due < deadline else deadline
+
+
+def _decode(raw: bytes, encoding: str) -> bytes:
+    enc = encoding.strip().lower()
+    if enc == "gzip" or enc == "x-gzip":
+        return zlib.decompress(raw, 16 + zlib.MAX_WBITS)
+    if enc == "deflate":
+        try:
+            return zlib.decompress(raw)
+        except zlib.error:  # some servers send raw deflate, without the zlib wrapper
+            return zlib.decompress(raw, -zlib.MAX_WBITS)
+    if enc == "identity":
+        return raw
+    raise ValueError(f"unsupported content encoding {encoding!r}")
