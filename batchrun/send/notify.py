@@ -18,14 +18,16 @@ import contextvars
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from batchrun.clock import now_iso
 from batchrun.errors import ConfigError
 from batchrun.secret import redact_url
+
+if TYPE_CHECKING:  # imported when notifications are on: a plain live job does not load aiohttp
+    import aiohttp
 
 # Every event a job may post; `[notify] on` chooses among them.
 CANARY_ROLLED_BACK = "canary_rolled_back"
@@ -105,6 +107,8 @@ class Notifier:
     @contextlib.asynccontextmanager
     async def running(self, flush_s: float = FLUSH_S) -> AsyncIterator[Notifier]:
         """Post while the block runs; at its end wait at most `flush_s` for what is queued."""
+        import aiohttp
+
         token = _CURRENT.set(self)
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -137,6 +141,8 @@ class Notifier:
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes) -> None:
         """One event: a try and one retry; a failure is said once per job."""
+        import aiohttp
+
         why = ""
         for _ in range(2):
             try:
@@ -157,6 +163,8 @@ class Notifier:
 
 
 def _reason(e: aiohttp.ClientError) -> str:
+    import aiohttp
+
     if isinstance(e, aiohttp.ClientConnectorError):
         return f"cannot connect: {e.os_error.strerror or e.os_error}"
     return type(e).__name__

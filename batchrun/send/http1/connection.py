@@ -77,10 +77,14 @@ class Connection(asyncio.Protocol):
             elif self.got:
                 self._fail(ConnectionLost("the answer was cut off (the connection closed before its end)"))
             else:
-                self._fail(ConnectionLost("connection failed: the server closed the connection without answering"))
+                self._fail(_unanswered())
         self.on_lost(self)
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self.waiter is not None and self.waiter.done():  # a second answer to one request: never trusted
+            self.reusable = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.fields.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
@@ -123,6 +127,9 @@ class Connection(asyncio.Protocol):
         self.waiter = fut = self.loop.create_future()
         self.read_timeout, self.deadline = read_timeout, deadline
         self.last = now = self.loop.time()
+        if self.closed:  # closed by the server between its last answer and now
+            fut.set_exception(_unanswered())
+            return fut
         if read_timeout is not None or deadline is not None:
             self.timer = self.loop.call_at(_due(now, read_timeout, deadline), self._check)
         self.transport.write(data)
@@ -162,6 +169,10 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.abort()
+
+
+def _unanswered() -> ConnectionLost:
+    return ConnectionLost("connection failed: the server closed the connection without answering")
 
 
 def _due(last: float, read_timeout: float | None, deadline: float | None) -> float:
