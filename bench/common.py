@@ -78,7 +78,7 @@ def make_input(path: Path, n: int, text_words: int = 12) -> Path:
     return path
 
 
-def batchrun(args: list[str], env: dict[str, str] | None = None) -> tuple[int, float, int]:
+def batchrun(args: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float]:
     """Run `batchrun process ...`; return exit code, wall seconds and peak RSS in MB."""
     e = {**os.environ, "BATCHRUN_API_KEY": "bench-key", **(env or {})}
     start = time.monotonic()
@@ -90,7 +90,7 @@ def batchrun(args: list[str], env: dict[str, str] | None = None) -> tuple[int, f
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode not in (0, 1):
         print(err, file=sys.stderr)
-    return proc.returncode, wall, usage.ru_maxrss // 1024
+    return proc.returncode, wall, round(usage.ru_maxrss / 1024, 1)  # MB to 0.1: a ratio of peaks needs it
 
 
 def fresh_dir(name: str) -> Path:

@@ -254,3 +254,16 @@ async def test_first_plain_record_skips_other_shapes_and_bad_lines(tmp_path: Pat
     only_chat = write_jsonl(tmp_path / "chat.jsonl", [chat])
     assert await first_plain_record(only_chat) is None
     await check_template_file("{topic}", only_chat)  # the template shapes nothing here
+
+
+def test_a_keyset_reserved_for_a_files_lines_never_grows_and_keeps_what_it_had() -> None:
+    from batchrun.input.keys import KeySet
+
+    ks = KeySet(capacity=8)
+    ks.add("before")
+    ks.reserve(10_000)
+    mask = ks.mask
+    assert "before" in ks and mask + 1 >= 10_000 * 5 // 4
+    for i in range(10_000 - 1):
+        assert ks.add(f"k{i}")
+    assert ks.mask == mask and not ks.add("before") and len(ks) == 10_000

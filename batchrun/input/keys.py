@@ -9,8 +9,8 @@ against each other in a KeySet; `line-N` keys are unique by their line number an
 
 from __future__ import annotations
 
+import mmap
 import re
-from array import array
 from typing import Any
 
 
@@ -18,16 +18,27 @@ class KeySet:
     """The record keys seen so far, as 64-bit hashes in one open-addressing array.
 
     8–20 bytes a key (grown at 80 % full) instead of ~100 for a set of str, so memory stays flat on files of
-    millions of records. Two different keys share a hash with odds of about n²/2⁶⁵ (1 in 10⁸ at
-    a million keys); the price of that is one record reported as a duplicate key.
+    millions of records. A job reserves room for its file's lines up front (`reserve`): no growth
+    then, whose rehash holds the old table and the new at once. Each table is an anonymous mapping
+    of its own, given back to the system when outgrown. Two different keys share a hash with odds
+    of about n²/2⁶⁵ (1 in 10⁸ at a million keys); the price of that is one record reported as a
+    duplicate key.
     """
 
-    __slots__ = ("table", "mask", "n")
+    __slots__ = ("table", "mask", "n", "_map")
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.table = array("q", [0]) * capacity
+        self._map, self.table = _zeros(capacity)
         self.mask = capacity - 1
         self.n = 0
+
+    def reserve(self, keys: int) -> None:
+        """Make room for this many keys in all (a file's line count) without growing later."""
+        size = self.mask + 1
+        while keys * 5 > (size - 1) * 4:
+            size *= 2
+        if size > self.mask + 1:
+            self._grow(size)
 
     def add(self, key: str) -> bool:
         """Remember a key; False if it was already there."""
@@ -59,11 +70,11 @@ class KeySet:
     def __len__(self) -> int:
         return self.n
 
-    def _grow(self) -> None:
-        old = self.table
-        size = len(old) * 2
-        # repeated in place: array("q", bytes(n)) would hold the table twice while it copies
-        self.table = table = array("q", [0]) * size
+    def _grow(self, size: int = 0) -> None:
+        old, old_map = self.table, self._map
+        size = size or len(old) * 2
+        self._map, self.table = _zeros(size)
+        table = self.table
         self.mask = mask = size - 1
         for h in old:
             if h:
@@ -71,6 +82,15 @@ class KeySet:
                 while table[i]:
                     i = (i + 1) & mask
                 table[i] = h
+        old.release()
+        old_map.close()
+
+
+def _zeros(slots: int) -> tuple[mmap.mmap, memoryview]:
+    """A table of empty (zero) 64-bit slots, in a mapping of its own: the system's pages come
+    zeroed, and are given back when it closes (a malloc'd table stays in the heap)."""
+    m = mmap.mmap(-1, slots * 8)
+    return m, memoryview(m).cast("q")
 
 
 class BadKey(ValueError):

@@ -19,7 +19,9 @@ import aiofiles
 from batchrun.errors import InputError, reading
 from batchrun.input.gz import GZIP_MAGIC, Gunzip
 
-CHUNK = 1 << 20
+# 256 KB: a chunk's lines are held as one batch while they are parsed and queued (~3.5 k short
+# records, under a MB with their bytes objects); a bigger chunk only raises the job's peak memory.
+CHUNK = 1 << 18
 
 DEFAULT_MAX_LINE_BYTES = 16 << 20
 
@@ -49,15 +51,10 @@ async def line_batches(
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_len = 0
     too_long = False
-    first = start == 0
     try:
         if start:
             await f.seek(start)
         while chunk := await chunks.next():
-            if first:  # files saved by Windows tools often start with a UTF-8 byte-order mark
-                first = False
-                if chunk.startswith(b"\xef\xbb\xbf"):
-                    chunk = chunk[3:]
             pieces = chunk.split(b"\n")
             tail = pieces.pop()
             out: list[tuple[int, bytes | None]] = []
@@ -83,6 +80,7 @@ async def line_batches(
                     pending.append(tail)
             if out:
                 yield out
+            chunk, pieces, out = b"", [], []  # let go before the next read: two chunks' worth is the peak
         if too_long:
             yield [(number + 1, None)]
         elif pending:
@@ -106,9 +104,18 @@ class _Chunks:
         self.gz: Gunzip | None = None
         self.started = not sniff  # a part's bytes start mid-file: only a file's start says gzip
         self.pieces: deque[bytes] = deque()  # decompressed, at most a chunk each
+        self.bom = sniff  # only a file's start may have one
 
     async def next(self) -> bytes:
         """The next chunk; b"" at the end."""
+        chunk = await self._next()
+        if self.bom and chunk:  # files saved by Windows tools often start with a UTF-8 byte-order mark
+            self.bom = False
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:] or await self._next()  # b"" would read as the end
+        return chunk
+
+    async def _next(self) -> bytes:
         while not self.pieces:
             if self.left == 0:
                 return b""

@@ -108,6 +108,7 @@ class LiveRun:
             self.shadow = shadow = Shadowing(cfg.routing.shadow, sender, self.shadow_file) if cfg.routing.shadow \
                 else None
             self.parser = job_parser(cfg, prices, targets, display)
+            self.parser.seen.reserve(state.total or 0)  # the file's lines: its keys' table never grows
             budget = BudgetWatch(self.notifier, cfg.max_cost, cfg.notify.budget_alerts,
                                  lambda: sender.budget.spent_usd, cfg.output.name) \
                 if self.notifier and cfg.max_cost else None

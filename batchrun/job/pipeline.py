@@ -200,6 +200,7 @@ class Pipeline:
                         await feed.put(item)
                     elif not self._write(item):  # type: ignore[arg-type]
                         return
+                del batch  # not held while the next batch is read
         finally:
             feed.close()
             # a stop leaves the reader mid-file: close it now, not whenever the generator is

@@ -22,18 +22,22 @@ from batchrun.errors import BadResponse, ConnectionLost
 Raw = tuple[bytes, int, CIMultiDict[str]]  # the body as received, the status, the headers
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """One keep-alive connection; one exchange at a time. Its pool reads `closed`, `reusable`
     and `waiter` (None between exchanges)."""
 
     __slots__ = (
-        "on_lost", "loop", "transport", "closed", "waiter", "parser", "status", "fields", "headers",
+        "on_lost", "loop", "buffer", "transport", "closed", "waiter", "parser", "status", "fields", "headers",
         "body", "framed", "reusable", "got", "last", "read_timeout", "deadline", "timer",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[Connection], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[Connection], None],
+                 buffer: memoryview) -> None:
         self.on_lost = on_lost  # told when the connection closes, by either end
         self.loop = loop
+        # read into, and parsed from before the next read: one buffer serves every connection of a
+        # pool (asyncio's plain Protocol allocates 256 KB for each read and shrinks it)
+        self.buffer = buffer
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.waiter: asyncio.Future[Raw] | None = None
@@ -54,7 +58,13 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self.waiter is None:  # bytes nobody asked for: the connection cannot be trusted again
             self.abort()
             return

@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit
 from batchrun.errors import ConfigError, ConnectionLost
 from batchrun.send.http1.connection import Connection, Raw
 
+READ_SIZE = 64 * 1024  # one read's most; an answer larger than that arrives in several
+
 
 class Http1Pool:
     """Keep-alive connections to one origin (scheme, host, port), at most `limit` open."""
@@ -39,6 +41,7 @@ class Http1Pool:
         self.user_agent = user_agent
         self.limit = max(1, limit)
         self._ssl: ssl.SSLContext | None = (ssl_context or ssl.create_default_context()) if self.tls else None
+        self._buffer = memoryview(bytearray(READ_SIZE))
         self._idle: list[Connection] = []
         self._all: set[Connection] = set()
         self._connecting = 0
@@ -104,7 +107,7 @@ class Http1Pool:
         try:
             async with asyncio.timeout(timeout):
                 _, proto = await self.loop.create_connection(
-                    lambda: Connection(self.loop, self._lost), self.host, self.port, ssl=self._ssl,
+                    lambda: Connection(self.loop, self._lost, self._buffer), self.host, self.port, ssl=self._ssl,
                     server_hostname=self.host if self._ssl is not None else None,
                 )
         except BaseException as e:
