@@ -224,3 +224,13 @@ def test_status_says_what_to_do_next_and_quiet_still_logs_progress(tmp_path: Pat
     assert "--retry-failed" in st["next"] and st["rate_limited"] == 0
     missing = run(["status", str(tmp_path / "nope.jsonl")])
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_a_one_record_job_against_a_dead_port_stops_resumable_and_marks_nothing_failed(tmp_path: Path) -> None:
+    port = free_port()  # a mistyped port: nothing ever answers
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1))
+    done = run(["process", str(inp), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--quiet",
+                "--max-attempts", "2"])
+    assert done.returncode == 75, done.stderr
+    assert f"cannot connect to 127.0.0.1:{port} (connection refused)" in done.stderr
+    assert read_results(tmp_path / "in.results.jsonl") == []  # the record goes again next run

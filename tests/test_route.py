@@ -15,7 +15,7 @@ from batchrun.route.providers import Targets, parse_providers
 from batchrun.route.routes import Router, parse_route
 from batchrun.route.shadow import agree
 from batchrun.route.tables import parse_routing
-from batchrun.send.breaker import COOL_DOWN_S, OPEN_AFTER_FAILURES, Breaker
+from batchrun.send.breaker import COOL_DOWN_S, DOWN_AFTER_FAILURES, DOWN_AFTER_S, OPEN_AFTER_FAILURES, Breaker
 
 
 def canary(**kw: object) -> Canary:
@@ -91,6 +91,22 @@ def test_the_plan_puts_the_canary_first_with_the_baseline_as_its_rescue() -> Non
     assert planner.plan(rec("k", value="chat")).route == "route:task=chat"
     assert planner.plan(rec("k", value="other")).route == "default"
     assert planner.plan(rec("k", model="mine", own=True)).chain == ("mine", "fb")
+
+
+def test_a_provider_never_reached_is_down_at_once_one_that_answered_only_after_failures_and_time() -> None:
+    now = [0.0]
+    b = Breaker(clock=lambda: now[0])
+    assert not b.down("m", "p")
+    b.failed("m", "p")  # a one-record job's only record gave up on a provider it never reached
+    assert b.down("m", "p") and not b.down("m", "other")
+    b.failed("m", "q", reached=True)  # a 5xx: the server is there; the record may be its own trouble
+    assert not b.down("m", "q")
+    b.answered("m", "p")
+    for _ in range(DOWN_AFTER_FAILURES):
+        b.failed("m", "p")
+    assert not b.down("m", "p")  # it answered lately: a blip, or the record's own failure
+    now[0] += DOWN_AFTER_S
+    assert b.down("m", "p")
 
 
 def test_a_circuit_opens_lets_one_probe_through_after_its_cool_down_and_closes_on_an_answer() -> None:

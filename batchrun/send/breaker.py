@@ -8,9 +8,11 @@ Two questions, two granularities:
   attempt with backoff. After a cool-down one probe is let through: an answer closes the
   circuit, a failure opens it again for twice as long (up to MAX_COOL_DOWN_S).
 - **Down** (`down`): a record with nowhere else to go fails on its own only for its own
-  reasons. When every recent attempt at a provider failed and nothing has come back for a
-  while, the job stops, resumable (exit 75), instead of writing a failure line for every record
-  that happened to be waiting. An answer from any of the provider's models shows it is up.
+  reasons. When nothing ever came back from a provider this run (no connection, no byte), or
+  every recent attempt at it failed and nothing has come back for a while, the job stops,
+  resumable (exit 75), instead of writing a failure line for every record that happened to be
+  waiting (a one-record cron job against a mistyped port included). An answer from any of the
+  provider's models shows it is up.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class _Health:
     failures_in_a_row: int = 0
     last_answer: float | None = None
     first_failure: float | None = None
+    reached: bool = False  # anything came back from it this run, a 5xx included
 
 
 @dataclass(slots=True)
@@ -67,16 +70,17 @@ class Breaker:
         """The provider answered (anything but a transport failure or a 5xx)."""
         h = self._of(provider)
         if h.failures_in_a_row or h.last_answer is None:  # on the hot path: no clock read when all is well
-            h.failures_in_a_row, h.last_answer, h.first_failure = 0, self.clock(), None
+            h.failures_in_a_row, h.last_answer, h.first_failure, h.reached = 0, self.clock(), None, True
         c = self._circuits.get((provider, model))  # a model that never failed has no circuit to reset
         if c is not None and (c.failures_in_a_row or c.open_until is not None):
             c.failures_in_a_row, c.open_until, c.probing, c.cool_down = 0, None, False, COOL_DOWN_S
 
-    def failed(self, model: str, provider: str | None = None) -> None:
-        """A connection error, a timeout or a 5xx."""
+    def failed(self, model: str, provider: str | None = None, reached: bool = False) -> None:
+        """A connection error or a timeout; with `reached`, a 5xx (the server itself answered)."""
         now = self.clock()
         h = self._of(provider)
         h.failures_in_a_row += 1
+        h.reached = h.reached or reached
         if h.first_failure is None:
             h.first_failure = now
         c = self._circuit(model, provider)
@@ -113,7 +117,11 @@ class Breaker:
         """Every recent attempt at the provider failed: from the start (it never answered), or
         for long enough since its last answer that it is not a blip."""
         h = self._of(provider)
-        if h.failures_in_a_row < DOWN_AFTER_FAILURES or h.first_failure is None:
+        if h.first_failure is None:
+            return False
+        if not h.reached:  # nothing ever came back this run: a record that gave up on it says nothing of the record
+            return True
+        if h.failures_in_a_row < DOWN_AFTER_FAILURES:
             return False
         if h.last_answer is None:
             return True

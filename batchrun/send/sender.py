@@ -254,7 +254,7 @@ class Sender:
             limiter.answered(permit, None, _headers(e))
             tally.possibly_billed += e.possibly_billed
             if isinstance(e, _DOWN_SIGNS):
-                self.breaker.failed(t.model, provider)
+                self.breaker.failed(t.model, provider, reached=isinstance(e, ServerError))
             else:
                 self.breaker.answered(t.model, provider)
             if isinstance(e, AuthError):
