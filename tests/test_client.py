@@ -211,3 +211,12 @@ async def test_a_gateway_is_recognised_asked_not_to_retry_and_waited_for(serve) 
     second = await client.send_once({"model": "m", "messages": []})
     assert "num_retries" not in bodies[0] and bodies[1]["num_retries"] == 0
     assert first.request_id == second.request_id == "req_up" and second.gateway
+
+
+async def test_a_redirect_is_not_followed_and_says_where_to(serve) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=308, headers={"Location": "https://api.example.com/v1/chat/completions"})
+
+    client = await serve(handler)
+    with pytest.raises(errors.BadRequest, match=r"redirects to https://api\.example\.com/v1/chat/completions"):
+        await client.send_once({"model": "m"})

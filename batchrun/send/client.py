@@ -226,5 +226,8 @@ def classify(status: int, body: Any, headers: Any) -> RequestError:
         return BadRequest(f"the gateway is not set up for this: {message}", **kw)
     if status in (408, 409) or status >= 500:
         return ServerError(text, **kw)
+    if 300 <= status < 400 and headers is not None and (where := headers.get("Location")):
+        # not followed: a POST sent on elsewhere may be billed there too; the base URL is the user's to fix
+        return BadRequest(f"HTTP {status}: the server redirects to {where}: give that as the base URL", **kw)
     return BadRequest(text, **kw)
 
