@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -231,7 +233,118 @@ async def test_the_head_carries_the_provider_headers_over_ours() -> None:
     await pool.close()
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/v1", "not a url", "http://example.com:port/v1"])
+async def test_a_body_still_uploading_is_not_a_read_timeout(serve) -> None:
+    big = b"x" * (24 << 20)
+
+    async def serve_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(2.5)  # a slow uplink: the body sits in the send buffers, 2.5 times --timeout
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+        await reader.readexactly(length)
+        writer.write(answer())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve_slowly, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = Http1Pool(f"http://127.0.0.1:{port}/v1", 1, "batchrun-test")
+    try:
+        assert (await post(pool, body=big, read=1.0))[1] == 200
+    finally:
+        await pool.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_reset_in_an_answer_read_to_its_close_is_a_cut_not_an_answer(serve) -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\n" + JSON[:4])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        writer.transport.abort()
+    _, pool = await serve(reset)
+    with pytest.raises(ConnectionLost, match="cut off"):
+        await post(pool)
+
+
+async def test_a_waiter_woken_for_room_and_cancelled_passes_the_room_on(serve) -> None:
+    _, pool = await serve(writes(answer(), delay=0.2), limit=1)
+    first = asyncio.create_task(post(pool))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(post(pool))
+    third = asyncio.create_task(post(pool))
+    await asyncio.sleep(0.05)
+    assert len(pool._waiters) == 2
+    pool._all.clear()  # the first's connection is gone: room for one, the second is woken for it
+    pool._wake(None)
+    second.cancel()  # ...and cancelled before it runs
+    third_result = await third
+    assert third_result[1] == 200
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    first.cancel()
+
+
+async def test_a_user_and_password_in_the_base_url_are_sent_as_basic_auth_and_never_shown() -> None:
+    pool = Http1Pool("https://gate%40way:p%3Ass@example.com/v1", 1, "batchrun-test")
+    assert b"\r\nAuthorization: Basic Z2F0ZUB3YXk6cDpzcw==\r\n" in pool.head("POST", "/x", {})  # gate@way:p:ss
+    assert b"Bearer" in pool.head("POST", "/x", {"Authorization": "Bearer k"})  # a key's header wins
+    with pytest.raises(ConfigError) as e:
+        Http1Pool("https://gateway:SECRET@example.com/v1?x=1", 1, "batchrun-test")
+    assert "SECRET" not in e.value.message
+    await pool.close()
+
+
+async def test_a_host_name_goes_on_the_wire_as_dns_spells_it() -> None:
+    pool = Http1Pool("http://bücher.example:8080/v1", 1, "batchrun-test")
+    assert b"Host: xn--bcher-kva.example:8080\r\n" in pool.head("POST", "/x", {})
+    with pytest.raises(ConfigError, match="header name"):
+        pool.head("POST", "/x", {"Bad Name": "v"})
+    await pool.close()
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/v1", "not a url", "http://example.com:port/v1",
+                                 "https://example.com/v1?api-version=1", "https://example.com/v1#x"])
 async def test_a_base_url_that_is_not_http_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError):
         Http1Pool(url, 1, "batchrun-test")
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (openssl), and a client context that trusts it."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def test_https_verifies_the_certificate_and_speaks_over_tls(certificate) -> None:
+    server_ctx, client_ctx = certificate
+    raw = Raw(writes(answer()))
+    server = await asyncio.start_server(raw.serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    trusting = Http1Pool(f"https://127.0.0.1:{port}/v1", 2, "batchrun-test", ssl_context=client_ctx)
+    system = Http1Pool(f"https://127.0.0.1:{port}/v1", 2, "batchrun-test")  # the system's CAs: not this one
+    try:
+        assert await post(trusting) == (JSON, 200, (await post(trusting))[2])
+        assert raw.connections == 1
+        with pytest.raises(ConnectionLost, match=r"TLS with 127\.0\.0\.1:\d+ failed"):
+            await post(system)
+    finally:
+        await trusting.close()
+        await system.close()
+        server.close()
+        await server.wait_closed()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from batchrun.account.prices import Rate, load_prices_file
@@ -104,7 +105,7 @@ def test_tiered_price_applies_the_crossed_tier_to_all_tokens() -> None:
     assert tiered.cost(Usage(300_000, 1_000)) == pytest.approx((300_000 * 2 + 1_000 * 6) / 1e6)
 
 
-def test_snapshot_answers_are_kept_on_disk_per_installed_snapshot_but_not_time_dependent_ones(
+def test_snapshot_answers_are_kept_on_disk_per_installed_snapshot_time_dependent_ones_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from batchrun.account import price_cache
@@ -126,9 +127,14 @@ def test_snapshot_answers_are_kept_on_disk_per_installed_snapshot_but_not_time_d
         price_cache._store.cache_clear()  # a later run: read back from the file
         assert price_cache.cached_entry("gpt-4o-mini", None, look_up) == first
         assert price_cache.cached_entry("no-such-model-anywhere", None, look_up) == unknown
-        assert price_cache.cached_entry("deepseek-chat", "https://api.deepseek.com", look_up) == timed
+        again = price_cache.cached_entry("deepseek-chat", "https://api.deepseek.com", look_up)
         assert len(timed.periods) > 1 and saved.exists()
-        assert asked == ["gpt-4o-mini", "no-such-model-anywhere", "deepseek-chat", "deepseek-chat"]
+        assert asked == ["gpt-4o-mini", "no-such-model-anywhere", "deepseek-chat"]  # off-peak hours kept too
+        assert [(p.price, p.label) for p in again.periods] == [(p.price, p.label) for p in timed.periods]
+        start = datetime(2026, 3, 1, tzinfo=UTC)
+        for minute in range(0, 24 * 60, 7):  # the same period applies at every time of day
+            at = start + timedelta(minutes=minute)
+            assert again.at(at).label == timed.at(at).label  # type: ignore[union-attr]
         assert first.periods[0].price.cost(Usage(1_000_000, 0, 0)) == 0.15
         asked.clear()  # simulators on fresh loopback ports: one entry, not one per port
         on_a = price_cache.cached_entry("gpt-4o-mini", "http://127.0.0.1:4001/v1", look_up)
@@ -136,3 +142,22 @@ def test_snapshot_answers_are_kept_on_disk_per_installed_snapshot_but_not_time_d
         assert asked == ["gpt-4o-mini"]
     finally:
         price_cache._store.cache_clear()
+
+
+def test_the_caches_daily_window_and_start_date_agree_with_genai_prices_own() -> None:
+    from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
+
+    from batchrun.account.price_cache import _constraint, _unconstraint
+
+    cet = timezone(timedelta(hours=1))
+    theirs = [TimeOfDateConstraint(time(0, 30, tzinfo=UTC), time(16, 30, tzinfo=UTC)),
+              TimeOfDateConstraint(time(22, 0), time(6, 0)),  # naive, wrapping past midnight
+              TimeOfDateConstraint(time(23, 30, tzinfo=cet), time(8, 0, tzinfo=cet)),
+              StartDateConstraint(date(2026, 3, 2))]
+    start = datetime(2026, 3, 1, 12, 0)
+    for constraint in theirs:
+        ours = _unconstraint(orjson.loads(orjson.dumps(_constraint(constraint.active))))
+        assert ours is not None
+        for minute in range(0, 2 * 24 * 60, 11):
+            for at in (start + timedelta(minutes=minute), (start + timedelta(minutes=minute)).replace(tzinfo=cet)):
+                assert ours(at) == constraint.active(at), (constraint, at)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -114,8 +113,7 @@ class Sender:
         """The record's final Result after retries and fallbacks."""
         if self.planner is not None:
             plan = self.planner.plan(rec)
-            result = await self._chain(rec, plan)
-            return dataclasses.replace(result, route=plan.route, provider=self.targets(result.model or "").provider)
+            return await self._chain(rec, plan, plan.route)
         window = self.prices.context_window(rec.model)
         fits = window is None or rec.est_input_tokens <= window
         if fits and not self.fallback_models and self.budget.cap_usd is None:
@@ -126,13 +124,13 @@ class Sender:
 
     async def send_to(self, rec: Record, model: str, route: str) -> Result:
         """The record answered by one given model only (the shadow): one attempt, no fallbacks."""
-        result = await self._chain(rec, RecordPlan((model,), route, once=True))
-        return dataclasses.replace(result, route=route, provider=self.targets(model).provider)
+        return await self._chain(rec, RecordPlan((model,), route, once=True), route)
 
-    async def _chain(self, rec: Record, plan: RecordPlan) -> Result:
-        """Down the plan's models until one answers, or a failure no other model would mend."""
+    async def _chain(self, rec: Record, plan: RecordPlan, route: str | None = None) -> Result:
+        """Down the plan's models until one answers, or a failure no other model would mend; with
+        a `route`, its Results say it, and which provider answered."""
         chain = plan.chain
-        tally = Tally()
+        tally = Tally(route=route)
         result: Result | None = None
         for i, model in enumerate(chain):
             last = i + 1 == len(chain)
@@ -140,8 +138,8 @@ class Sender:
             window = self.prices.context_window(t.model, t.provider)
             if window is not None and rec.est_input_tokens > window:
                 result = failure(rec, model, tally, None, "context_length_exceeded",
-                                       f"prompt of about {rec.est_input_tokens} tokens is over "
-                                       f"{model}'s context window of {window}")
+                                 f"prompt of about {rec.est_input_tokens} tokens is over "
+                                 f"{model}'s context window of {window}", t.provider)
                 if not last:
                     tally.fallbacks.append(Fallback(model, "context_length_exceeded"))
                 continue
@@ -158,7 +156,7 @@ class Sender:
                 if not canary or self.planner is None:  # the job stops: every record would be refused the same way
                     raise self.abandoned.note(model, tally, e) from None
                 self.planner.roll_back(f"{model} refused: {e.message}")  # only the canary's provider did
-                result, err = failure(rec, model, tally, e, e.code, e.message), e
+                result, err = failure(rec, model, tally, e, e.code, e.message, t.provider), e
             finally:
                 self.gate.settle(reserve, spent)
             if canary and self.planner is not None and not isinstance(err, CircuitOpen):
@@ -195,7 +193,7 @@ class Sender:
         while True:
             if may_fall and not self.breaker.allow(t.model, t.provider):
                 err = CircuitOpen(f"{model}: its circuit breaker is open after failures in a row")
-                return failure(rec, model, tally, None, err.code, err.message), err
+                return failure(rec, model, tally, None, err.code, err.message, t.provider), err
             permit = await limiter.acquire(est, self.stopping)
             if permit is None:  # a clean stop: no attempt of it is on the wire, the next run sends it
                 raise self.abandoned.note(model, tally, NotSent("stopped before it was sent"))
@@ -214,7 +212,7 @@ class Sender:
                 msg = outcome.message
                 if isinstance(outcome, RetryableError) and failures >= self.policy.max_attempts:
                     msg = f"gave up after {failures} failed attempts: {msg}"
-                return failure(rec, model, tally, outcome, outcome.code, msg), outcome
+                return failure(rec, model, tally, outcome, outcome.code, msg, t.provider), outcome
             await self._backoff(delay, model, tally)
 
     def _check_wait(self, retry_after: float | None, model: str, tally: Tally) -> None:
@@ -288,6 +286,7 @@ class Sender:
             cost_usd=None if reported is None else answer_cost(self.prices, t, usage, sent_at, ans),
             rate_limited=tally.rate_limited, fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
             unmetered=reported is None, possibly_billed=tally.possibly_billed,
+            route=tally.route, provider=provider if tally.route is not None else None,
         )
 
 

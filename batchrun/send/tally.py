@@ -19,15 +19,18 @@ class Tally:
     started_at: float | None = None
     possibly_billed: int = 0  # 200s with no readable answer: retried, but the server may bill them
     hidden: int = 0  # upstream attempts a gateway retried on its own (x-litellm-attempted-retries)
+    route: str | None = None  # routed: why its model (the Result says so, and which provider answered)
 
 
-def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, code: str, message: str) -> Result:
-    """The record's failure Result on `model`, carrying what it went through."""
+def failure(rec: Record, model: str, tally: Tally, err: RequestError | None, code: str, message: str,
+            provider: str | None = None) -> Result:
+    """The record's failure Result on `model` (at `provider`), carrying what it went through."""
     return Result(key=rec.key, line=rec.line, model=model, status_code=err.status if err else None,
                   body=err.body if err else None, error_code=code, error_message=message,
                   attempts=tally.attempts, rate_limited=tally.rate_limited,
                   fallbacks=tuple(tally.fallbacks), started_at=tally.started_at,
-                  possibly_billed=tally.possibly_billed)
+                  possibly_billed=tally.possibly_billed, route=tally.route,
+                  provider=provider if tally.route is not None else None)
 
 
 _E = TypeVar("_E", bound=BatchrunError)

@@ -57,6 +57,7 @@ class Connection(asyncio.BufferedProtocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.reusable = True  # nothing asked of it yet
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.buffer
@@ -76,12 +77,17 @@ class Connection(asyncio.BufferedProtocol):
             self._fail(BadResponse(f"malformed HTTP answer: {e}"))
 
     def eof_received(self) -> bool | None:
-        return None  # close; connection_lost settles an exchange in progress
+        self.closed = True  # asyncio closes it after this; connection_lost comes a turn later
+        return None  # connection_lost settles an exchange in progress
+
+    def usable(self) -> bool:
+        """Not closed by either end, even in the turn before connection_lost."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
-            if self.headers is not None and not self.framed:  # an answer that ends with its connection
+            if self.headers is not None and not self.framed and exc is None:  # an answer that ends with its connection
                 self.reusable = False
                 self.on_message_complete()
             elif self.got:
@@ -101,7 +107,9 @@ class Connection(asyncio.BufferedProtocol):
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.headers = h = CIMultiDict(self.fields)
-        self.framed = "Content-Length" in h or "Transfer-Encoding" in h or self.status in (204, 304)
+        # llhttp reads a body with neither a length nor chunked coding until the connection closes
+        self.framed = ("Content-Length" in h or "chunked" in h.get("Transfer-Encoding", "").lower()
+                       or self.status in (204, 304))
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -151,6 +159,11 @@ class Connection(asyncio.BufferedProtocol):
         now = self.loop.time()
         due = _due(self.last, self.read_timeout, self.deadline)
         if now >= due - 1e-6:
+            if self.transport is not None and self.transport.get_write_buffer_size() and \
+                    (self.deadline is None or now < self.deadline):  # still sending a large body: not idle
+                self.last = now
+                self.timer = self.loop.call_at(_due(now, self.read_timeout, self.deadline), self._check)
+                return
             self._fail(TimeoutError())
         else:
             self.timer = self.loop.call_at(due, self._check)

@@ -4,18 +4,22 @@ callers past the limit queued in order."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import os
+import re
 import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from batchrun.errors import ConfigError, ConnectionLost
+from batchrun.secret import redact_url
 from batchrun.send.http1.connection import Connection, Raw
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token: what a header name may be
 READ_SIZE = 64 * 1024  # one read's most; an answer larger than that arrives in several
 
 
@@ -26,21 +30,31 @@ class Http1Pool:
                  ssl_context: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"the base URL {base_url!r} is not an http:// or https:// URL")
+            raise ConfigError(f"the base URL {redact_url(base_url)!r} is not an http:// or https:// URL")
         self.loop = asyncio.get_running_loop()
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
         try:
             self.port = parts.port or (443 if self.tls else 80)
         except ValueError:
-            raise ConfigError(f"the base URL {base_url!r} has a port that is not a number") from None
+            raise ConfigError(f"the base URL {redact_url(base_url)!r} has a port that is not a number") from None
+        if parts.query or parts.fragment:
+            raise ConfigError(f"the base URL {redact_url(base_url)!r} has a query or a fragment: give its scheme, "
+                              "host, port and path only (headers go in the provider's config)")
+        # a gateway behind HTTP basic auth, its user and password in the URL, as aiohttp took them
+        self.basic = None if parts.username is None else "Basic " + base64.b64encode(
+            f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode("ascii")
+        try:
+            self.host = self.host.encode("idna").decode("ascii")  # an internationalised name, as DNS spells it
+        except UnicodeError:
+            raise ConfigError(f"the base URL {redact_url(base_url)!r} has a host name that is not one") from None
         self.base_path = quote(parts.path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.tls else 80
         self.host_header = host if self.port == default else f"{host}:{self.port}"
         self.user_agent = user_agent
         self.limit = max(1, limit)
-        self._ssl: ssl.SSLContext | None = (ssl_context or ssl.create_default_context()) if self.tls else None
+        self._ssl = ssl_context  # made at the first connect: loading the system's certificates takes ~25 ms
         self._buffer = memoryview(bytearray(READ_SIZE))
         self._idle: list[Connection] = []
         self._all: set[Connection] = set()
@@ -51,9 +65,13 @@ class Http1Pool:
         """A request's head up to its Content-Length: fixed for a client and an endpoint."""
         fields = {"host": ("Host", self.host_header), "user-agent": ("User-Agent", self.user_agent),
                   "accept": ("Accept", "*/*"), "accept-encoding": ("Accept-Encoding", "gzip, deflate")}
+        if self.basic is not None:
+            fields["authorization"] = ("Authorization", self.basic)
         for name, value in headers.items():  # the provider's own headers win over ours
-            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-                raise ConfigError(f"the header {name!r} has a line break in it")
+            if not _TOKEN.fullmatch(name):
+                raise ConfigError(f"the header name {name!r} is not one HTTP allows")
+            if "\r" in value or "\n" in value or "\0" in value:
+                raise ConfigError(f"the header {name!r} has a line break in its value")
             fields[name.lower()] = (name, value)
         fields.pop("content-length", None)
         lines = [f"{method} {self.base_path}{path} HTTP/1.1", *(f"{n}: {v}" for n, v in fields.values())]
@@ -65,18 +83,27 @@ class Http1Pool:
         failed connection or a cut answer ConnectionLost; a malformed answer BadResponse."""
         deadline = self.loop.time() + total if total is not None else None
         conn = await self._acquire(connect_timeout, deadline)
+        if deadline is not None and self.loop.time() >= deadline:  # spent waiting: never written, never billed
+            self._release(conn)
+            raise TimeoutError
         try:
             return await conn.send(b"%b%d\r\n\r\n%b" % (head, len(body), body), read_timeout, deadline)
         finally:
             conn.finish()
             self._release(conn)
 
-    async def _acquire(self, connect_timeout: float | None, deadline: float | None) -> Connection:
+    def _idle_one(self) -> Connection | None:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if conn.usable():
                 return conn
+            self._forget(conn)
+        return None
+
+    async def _acquire(self, connect_timeout: float | None, deadline: float | None) -> Connection:
+        if (conn := self._idle_one()) is not None:
+            return conn
         while len(self._all) + self._connecting >= self.limit:
             fut: asyncio.Future[Connection | None] = self.loop.create_future()
             self._waiters.append(fut)
@@ -84,18 +111,21 @@ class Http1Pool:
                 left = None if deadline is None else max(0.0, deadline - self.loop.time())
                 given = await asyncio.wait_for(fut, left)
             except BaseException:
-                if fut.done() and not fut.cancelled() and (c := fut.result()) is not None:
-                    self._release(c)
+                if fut.done() and not fut.cancelled():
+                    if (c := fut.result()) is not None:
+                        self._release(c)
+                    else:  # woken for room it will not use: the next waiter gets it
+                        self._wake(None)
                 else:
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(fut)
                 raise
             if given is not None:
-                return given
-            while idle:
-                conn = idle.pop()
-                if not conn.closed:
-                    return conn
+                if given.usable():
+                    return given
+                self._forget(given)  # it closed between its hand-over and now
+            if (conn := self._idle_one()) is not None:
+                return conn
         return await self._connect(connect_timeout, deadline)
 
     async def _connect(self, connect_timeout: float | None, deadline: float | None) -> Connection:
@@ -103,12 +133,14 @@ class Http1Pool:
         if deadline is not None:
             left = max(0.0, deadline - self.loop.time())
             timeout = left if timeout is None else min(timeout, left)
+        if self.tls and self._ssl is None:
+            self._ssl = ssl.create_default_context()
         self._connecting += 1
         try:
             async with asyncio.timeout(timeout):
                 _, proto = await self.loop.create_connection(
                     lambda: Connection(self.loop, self._lost, self._buffer), self.host, self.port, ssl=self._ssl,
-                    server_hostname=self.host if self._ssl is not None else None,
+                    server_hostname=self.host if self.tls else None,
                 )
         except BaseException as e:
             self._connecting -= 1
@@ -118,7 +150,7 @@ class Http1Pool:
             if isinstance(e, ssl.SSLError):
                 raise ConnectionLost(f"connection failed: TLS with {self.host}:{self.port} failed "
                                      f"({e.reason or e})") from e
-            if isinstance(e, socket.gaierror):
+            if isinstance(e, socket.gaierror | UnicodeError):
                 raise ConnectionLost(f"connection failed: cannot resolve the host {self.host}") from e
             if isinstance(e, OSError):
                 raise ConnectionLost(f"connection failed: cannot connect to {self.host}:{self.port} "
@@ -142,7 +174,7 @@ class Http1Pool:
 
     def _lost(self, conn: Connection) -> None:
         """A connection closed (by either end)."""
-        if conn.waiter is None and conn in self._all:  # idle: it will not be handed out again
+        if conn.waiter is None and conn in self._all:  # idle, or handed to a waiter not yet running
             with contextlib.suppress(ValueError):
                 self._idle.remove(conn)
             self._forget(conn)
