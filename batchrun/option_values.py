@@ -77,8 +77,8 @@ def _bool(v: Any) -> bool:
 def _url(v: Any) -> str:
     v = _nonempty(v)
     parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError  # a query would land before the endpoint's path
     return v.rstrip("/")
 
 
@@ -147,7 +147,7 @@ def _chunk_share(v: Any) -> float:
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "model": (_nonempty, "a model name"),
     "model_field": (_nonempty, "the name of a field of the plain records"),
-    "base_url": (_url, "an http(s) URL"),
+    "base_url": (_url, "an http(s) URL without a query"),
     "api_key_env": (_env_name, "the name of an environment variable (the key itself is never taken)"),
     "concurrency": (_pos_int, "a whole number of at least 1"),
     "rpm": (_pos_float, "a positive number of requests per minute"),

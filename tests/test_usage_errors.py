@@ -142,3 +142,15 @@ def test_report_and_export_never_write_over_the_jobs_checkpoint(tmp_path: Path) 
         done = run(args)
         assert done.returncode == 2 and "of this job" in done.stderr, (args, done.stderr)
     assert checkpoint.read_bytes() == before
+
+
+def test_a_base_url_with_a_query_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    inp = tmp_path / "t.jsonl"
+    inp.write_text('{"id": "1", "text": "hi"}\n')
+    done = run(["process", str(inp), "--base-url", "https://user:SECRET@x.example/openai?api-version=1",
+                "--model", "m", "--quiet"])
+    assert done.returncode == 2 and "without a query" in done.stderr, done.stderr
+    assert "SECRET" not in done.stderr and not (tmp_path / "t.results.jsonl").exists()
+    (tmp_path / "b.toml").write_text('[providers.az]\nbase_url = "https://x.example/v1#frag"\n')
+    conf = run(["process", str(inp), "--config", str(tmp_path / "b.toml"), "--model", "az/m", "--quiet"])
+    assert conf.returncode == 2 and "base_url must be an http(s) URL without a query" in conf.stderr, conf.stderr

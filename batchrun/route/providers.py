@@ -92,8 +92,10 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        raise ConfigError(f"{here}: base_url must be an http(s) URL, got {url!r}")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname \
+            or urlsplit(url).query or urlsplit(url).fragment:
+        shown = redact_url(url) if isinstance(url, str) else url
+        raise ConfigError(f"{here}: base_url must be an http(s) URL without a query, got {shown!r}")
     key_env = t.get("api_key_env")
     if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
         # a value that is no variable name may be a key pasted in its place: never echo it
