@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from batchrun.errors import ConfigError
 from batchrun.input.endpoints import ENDPOINTS
+from batchrun.route.providers import API_URL, api_url
 from batchrun.route.when import GOOD, MARGIN_GOOD, parse_margin, parse_when
 
 
@@ -72,14 +73,6 @@ def _bool(v: Any) -> bool:
     if isinstance(v, str) and v.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         return v.lower() in ("1", "true", "yes", "on")
     raise ValueError
-
-
-def _url(v: Any) -> str:
-    v = _nonempty(v)
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError  # a query would land before the endpoint's path
-    return v.rstrip("/")
 
 
 def _models(v: Any) -> tuple[str, ...]:
@@ -147,7 +140,7 @@ def _chunk_share(v: Any) -> float:
 OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "model": (_nonempty, "a model name"),
     "model_field": (_nonempty, "the name of a field of the plain records"),
-    "base_url": (_url, "an http(s) URL without a query"),
+    "base_url": (api_url, API_URL),
     "api_key_env": (_env_name, "the name of an environment variable (the key itself is never taken)"),
     "concurrency": (_pos_int, "a whole number of at least 1"),
     "rpm": (_pos_float, "a positive number of requests per minute"),

@@ -39,3 +39,12 @@ def test_a_header_batchrun_sets_itself_is_refused(tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1))
     res = run([str(inp), "--config", str(cfg), "--model", "gw/m", "--quiet"])
     assert res.exit_code == 2 and "api_key_env" in res.output and "sk-x" not in res.output
+
+
+def test_a_header_name_http_does_not_allow_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    cfg = tmp_path / "batchrun.toml"
+    cfg.write_text('[providers.gw]\nbase_url = "http://127.0.0.1:9/v1"\nheaders = { "x title" = "a" }\n')
+    inp = write_jsonl(tmp_path / "in.jsonl", plain_records(1))
+    res = run([str(inp), "--config", str(cfg), "--model", "gw/m", "--quiet"])
+    assert res.exit_code == 2 and "header name 'x title'" in res.output, res.output
+    assert not (tmp_path / "in.results.jsonl").exists()

@@ -154,3 +154,11 @@ def test_a_base_url_with_a_query_is_refused_before_anything_is_made(tmp_path: Pa
     (tmp_path / "b.toml").write_text('[providers.az]\nbase_url = "https://x.example/v1#frag"\n')
     conf = run(["process", str(inp), "--config", str(tmp_path / "b.toml"), "--model", "az/m", "--quiet"])
     assert conf.returncode == 2 and "base_url must be an http(s) URL without a query" in conf.stderr, conf.stderr
+
+
+def test_a_base_url_whose_port_is_not_a_number_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    inp = tmp_path / "t.jsonl"
+    inp.write_text('{"id": "1", "text": "hi"}\n')
+    done = run(["process", str(inp), "--base-url", "http://127.0.0.1:port/v1", "--model", "m", "--quiet"])
+    assert done.returncode == 2 and "invalid base-url" in done.stderr, done.stderr
+    assert not (tmp_path / "t.results.jsonl").exists()

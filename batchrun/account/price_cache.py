@@ -90,7 +90,7 @@ def _constraint(active: Callable[[datetime], bool] | None) -> Any:
     if active is None:
         return None
     owner: Any = getattr(active, "__self__", None)
-    kind = type(owner).__name__
+    kind = type(owner).__name__  # by name: importing genai-prices' classes is what the cache spares a job
     if kind in ("TimeOfDateConstraint", "DailyWindow"):
         start, end = (owner.start_time, owner.end_time) if kind == "TimeOfDateConstraint" else (owner.start, owner.end)
         return ["daily", _utc(start).isoformat(), _utc(end).isoformat()]

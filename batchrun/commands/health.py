@@ -9,7 +9,7 @@ from typing import Any
 
 from batchrun.commands.gateway_health import probe_upstreams
 from batchrun.config import RunConfig
-from batchrun.errors import AuthError, ConfigError, RequestError
+from batchrun.errors import AuthError, RequestError
 from batchrun.job.connect import endpoint
 from batchrun.route.providers import Targets
 from batchrun.secret import ApiKey, redact_url
@@ -37,12 +37,8 @@ async def check_providers(cfg: RunConfig) -> list[dict[str, Any]]:
 async def _check_at(cfg: RunConfig, url: str, key: ApiKey, headers: dict[str, str], name: str,
                     key_env: str | None, wanted: list[str]) -> dict[str, Any]:
     """One provider's row, over a connection of its own."""
-    try:
-        async with make_pool(url, 2) as pool:
-            return await _check(Client(pool, url, key, cfg.timeout, headers=headers), name, url, key, key_env, wanted)
-    except ConfigError as e:  # a base URL that is not one
-        return {"provider": name, "base_url": redact_url(url), "reachable": False, "key_accepted": None,
-                "latency_ms": None, "models": None, "missing_models": [], "problem": e.message, "healthy": False}
+    async with make_pool(url, 2) as pool:
+        return await _check(Client(pool, url, key, cfg.timeout, headers=headers), name, url, key, key_env, wanted)
 
 
 async def _check(client: Client, name: str, url: str, key: ApiKey, key_env: str | None,

@@ -7,6 +7,7 @@ server keeps working.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,22 @@ def parse_providers(table: Any, env: Mapping[str, str], where: str) -> tuple[Pro
     return tuple(_provider(name, t, env, where) for name, t in table.items())
 
 
+API_URL = "an http(s) URL without a query (a host, and a port that is a number if any)"
+
+
+def api_url(v: Any) -> str:
+    """An API's base URL (--base-url, a provider's base_url): http(s), a host, no query or
+    fragment; ValueError otherwise."""
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError
+    v = v.strip()
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError  # a query would land before the endpoint's path
+    parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    return v.rstrip("/")
+
+
 def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider:
     here = f"{where}: [providers.{name}]"
     if not isinstance(t, dict):
@@ -92,10 +109,11 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
     url = t.get("base_url")
     if url is None:
         raise ConfigError(f"{here}: base_url is missing (the provider's API root, e.g. https://api.deepseek.com/v1)")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname \
-            or urlsplit(url).query or urlsplit(url).fragment:
+    try:
+        api_url(url)  # the same rule as --base-url; the value is kept as written (the job's identity)
+    except (ValueError, TypeError):
         shown = redact_url(url) if isinstance(url, str) else url
-        raise ConfigError(f"{here}: base_url must be an http(s) URL without a query, got {shown!r}")
+        raise ConfigError(f"{here}: base_url must be {API_URL}, got {shown!r}") from None
     key_env = t.get("api_key_env")
     if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
         # a value that is no variable name may be a key pasted in its place: never echo it
@@ -113,6 +131,19 @@ def _provider(name: str, t: Any, env: Mapping[str, str], where: str) -> Provider
                     headers=_headers(t.get("headers"), here), extra_body=_extra_body(t.get("extra_body"), here))
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token: what a header name may be
+
+
+def header_problem(name: Any, value: Any) -> str | None:
+    """What is wrong with a request header, None if nothing: a name HTTP allows, a one-line
+    string value (a line break would let it write headers of its own)."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        return f"the header name {name!r} is not one HTTP allows"
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        return f"the header {name!r} must be a one-line string, without a line break (the value is not shown)"
+    return None
+
+
 def _headers(t: Any, here: str) -> tuple[tuple[str, str], ...]:
     """A provider's `headers` table: names to string values (a secret belongs in api_key_env)."""
     if t is None:
@@ -122,8 +153,8 @@ def _headers(t: Any, here: str) -> tuple[tuple[str, str], ...]:
     for k, v in t.items():
         if k.lower() in _OWN_HEADERS:
             raise ConfigError(f"{here}: headers: {k!r} is set by batchrun (the key comes from api_key_env)")
-        if not isinstance(v, str) or not k or any(c in k + v for c in "\r\n"):
-            raise ConfigError(f"{here}: headers: {k!r} must be a one-line string (the value is not shown)")
+        if (problem := header_problem(k, v)) is not None:
+            raise ConfigError(f"{here}: headers: {problem}")
     return tuple(t.items())
 
 

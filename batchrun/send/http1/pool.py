@@ -8,7 +8,6 @@ import base64
 import contextlib
 import errno
 import os
-import re
 import socket
 import ssl
 from collections import deque
@@ -16,10 +15,10 @@ from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from batchrun.errors import ConfigError, ConnectionLost
+from batchrun.route.providers import API_URL, api_url, header_problem
 from batchrun.secret import redact_url
 from batchrun.send.http1.connection import Connection, Raw
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token: what a header name may be
 READ_SIZE = 64 * 1024  # one read's most; an answer larger than that arrives in several
 
 
@@ -28,19 +27,15 @@ class Http1Pool:
 
     def __init__(self, base_url: str, limit: int, user_agent: str,
                  ssl_context: ssl.SSLContext | None = None) -> None:
+        try:
+            api_url(base_url)  # the rule options and [providers] were read by
+        except ValueError:
+            raise ConfigError(f"the base URL {redact_url(base_url)!r} is not {API_URL}") from None
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"the base URL {redact_url(base_url)!r} is not an http:// or https:// URL")
         self.loop = asyncio.get_running_loop()
         self.tls = parts.scheme == "https"
-        self.host = parts.hostname
-        try:
-            self.port = parts.port or (443 if self.tls else 80)
-        except ValueError:
-            raise ConfigError(f"the base URL {redact_url(base_url)!r} has a port that is not a number") from None
-        if parts.query or parts.fragment:
-            raise ConfigError(f"the base URL {redact_url(base_url)!r} has a query or a fragment: give its scheme, "
-                              "host, port and path only (headers go in the provider's config)")
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.tls else 80)
         # a gateway behind HTTP basic auth, its user and password in the URL, as aiohttp took them
         self.basic = None if parts.username is None else "Basic " + base64.b64encode(
             f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode("ascii")
@@ -68,10 +63,8 @@ class Http1Pool:
         if self.basic is not None:
             fields["authorization"] = ("Authorization", self.basic)
         for name, value in headers.items():  # the provider's own headers win over ours
-            if not _TOKEN.fullmatch(name):
-                raise ConfigError(f"the header name {name!r} is not one HTTP allows")
-            if "\r" in value or "\n" in value or "\0" in value:
-                raise ConfigError(f"the header {name!r} has a line break in its value")
+            if (problem := header_problem(name, value)) is not None:  # never a header of its own in the head
+                raise ConfigError(problem)
             fields[name.lower()] = (name, value)
         fields.pop("content-length", None)
         lines = [f"{method} {self.base_path}{path} HTTP/1.1", *(f"{n}: {v}" for n, v in fields.values())]
@@ -164,13 +157,8 @@ class Http1Pool:
         if not conn.reusable or conn.closed:
             conn.abort()
             self._forget(conn)
-            return
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(conn)
-                return
-        self._idle.append(conn)
+        elif not self._wake(conn):
+            self._idle.append(conn)
 
     def _lost(self, conn: Connection) -> None:
         """A connection closed (by either end)."""
@@ -184,12 +172,14 @@ class Http1Pool:
             self._all.discard(conn)
             self._wake(None)
 
-    def _wake(self, given: Connection | None) -> None:
+    def _wake(self, given: Connection | None) -> bool:
+        """Hand a connection (None: room for one) to the first caller still waiting; False if none."""
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_result(given)
-                return
+                return True
+        return False
 
     async def close(self) -> None:
         """Close every connection."""
