@@ -218,5 +218,6 @@ async def test_a_redirect_is_not_followed_and_says_where_to(serve) -> None:
         return web.Response(status=308, headers={"Location": "https://api.example.com/v1/chat/completions"})
 
     client = await serve(handler)
-    with pytest.raises(errors.BadRequest, match=r"redirects to https://api\.example\.com/v1/chat/completions"):
+    with pytest.raises(errors.BadRequest, match=r"redirects to https://api\.example\.com/v1/chat/completions") as e:
         await client.send_once({"model": "m"})
+    assert e.value.message.endswith(": give https://api.example.com/v1 as the base URL")  # safe to follow as it is

@@ -122,7 +122,7 @@ class Client:
                     headers=headers,
                 )
             return Answer(status, parsed, raw, headers, request_id, latency_ms, self.gateway)
-        raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers)
+        raise classify(status, self._scrub(parsed if parsed is not None else _short(raw)), headers, endpoint.path)
 
     def _found_gateway(self) -> None:
         """The answers come through an LLM gateway: ask it not to retry (unless the provider's
@@ -206,7 +206,7 @@ def _says(message: str, words: tuple[str, ...]) -> bool:
     return any(w in low for w in words)
 
 
-def classify(status: int, body: Any, headers: Any) -> RequestError:
+def classify(status: int, body: Any, headers: Any, path: str = "") -> RequestError:
     """The RequestError for a non-200 answer, by its status, its code and, where those say less
     than the message (behind a gateway), the message's words."""
     code, message = _error_fields(body)
@@ -228,6 +228,8 @@ def classify(status: int, body: Any, headers: Any) -> RequestError:
         return ServerError(text, **kw)
     if 300 <= status < 400 and headers is not None and (where := headers.get("Location")):
         # not followed: a POST sent on elsewhere may be billed there too; the base URL is the user's to fix
-        return BadRequest(f"HTTP {status}: the server redirects to {where}: give that as the base URL", **kw)
+        base = where[: -len(path)] if path and where.endswith(path) and "://" in where else None
+        hint = f": give {base} as the base URL" if base else ""
+        return BadRequest(f"HTTP {status}: the server redirects to {where}{hint}", **kw)
     return BadRequest(text, **kw)
 
